@@ -1,0 +1,522 @@
+//! Provider configuration: a builder, and [`Config::from_env`] for the variables the Python
+//! framework reads plus our own additions.
+
+use std::fmt;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+use crate::secret::AuthToken;
+
+/// Tasks in flight at once by default. Actions are mostly I/O-bound (calls to outside APIs), so
+/// a provider should overlap them; 16 hides the two hub round trips of each task and typical API
+/// latency on a small machine, yet stays low enough that a burst does not surprise a downstream
+/// API that has no rate limit declared.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// The hub address when `HUB_GRPC_URL` is not set (the Python framework's default).
+pub const DEFAULT_HUB_URL: &str = "hub-grpc:50051";
+/// How long an action may run when neither `TASK_EXECUTION_TIMEOUT` nor the action says.
+pub const DEFAULT_TASK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest pause between two polls of an idle hub: at most 20 polls a second while idle,
+/// and a task that arrives after an idle spell waits at most this long.
+pub const DEFAULT_IDLE_POLL_CAP: Duration = Duration::from_millis(50);
+/// How long shutdown waits for tasks in flight before it answers them with an error.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The deadline of one `GetTask` call: a hub may hold the call open until work arrives.
+pub const DEFAULT_POLL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Names of the environment variables [`Config::from_env`] reads.
+pub mod env {
+    /// The provider's name; overrides the name given in code.
+    pub const PROVIDER_NAME: &str = "PROVIDER_NAME";
+    /// The hub token (required).
+    pub const PROVIDER_AUTH_TOKEN: &str = "PROVIDER_AUTH_TOKEN";
+    /// `host:port`, `http://host:port` or `https://host:port` (TLS).
+    pub const HUB_GRPC_URL: &str = "HUB_GRPC_URL";
+    /// Seconds an action may run, fractions allowed (`2.5`).
+    pub const TASK_EXECUTION_TIMEOUT: &str = "TASK_EXECUTION_TIMEOUT";
+    /// IANA time zone of the envelope's `now` (`Europe/Moscow`).
+    pub const PROVIDER_TIMEZONE: &str = "PROVIDER_TIMEZONE";
+    /// Tasks in flight at once.
+    pub const PROVIDER_CONCURRENCY: &str = "PROVIDER_CONCURRENCY";
+    /// Longest pause between polls of an idle hub (`50ms`, or seconds: `0.05`).
+    pub const PROVIDER_IDLE_POLL_CAP: &str = "PROVIDER_IDLE_POLL_CAP";
+    /// How long shutdown waits for tasks in flight (`30s`, or seconds: `30`).
+    pub const PROVIDER_DRAIN_TIMEOUT: &str = "PROVIDER_DRAIN_TIMEOUT";
+}
+
+/// Where the hub listens, parsed from `host:port`, `http://…` or `https://…`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubUrl {
+    uri: String,
+    tls: bool,
+}
+
+impl HubUrl {
+    /// Parses a hub address. `host:port` means plain HTTP/2; `https://` turns TLS on.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(
+                "it is empty; give host:port, http://host:port or https://host:port".into(),
+            );
+        }
+        let (uri, tls) = if let Some(rest) = value.strip_prefix("https://") {
+            (format!("https://{rest}"), true)
+        } else if value.starts_with("http://") {
+            (value.to_owned(), false)
+        } else if value.contains("://") {
+            return Err("only http:// and https:// are supported".into());
+        } else {
+            (format!("http://{value}"), false)
+        };
+        let parsed: tonic::transport::Uri = uri
+            .parse()
+            .map_err(|e| format!("it is not a valid address ({e})"))?;
+        if parsed.host().is_none_or(str::is_empty) {
+            return Err("it names no host".into());
+        }
+        if !tls && parsed.port().is_none() {
+            return Err("it names no port; write host:port, e.g. hub-grpc:50051".into());
+        }
+        Ok(Self { uri, tls })
+    }
+
+    /// The address as an `http://` or `https://` URI.
+    pub fn as_str(&self) -> &str {
+        &self.uri
+    }
+
+    /// True for `https://`.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+}
+
+impl fmt::Display for HubUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.uri)
+    }
+}
+
+/// A configuration value that cannot be used. It names the variable and the bad value (never the
+/// token's) and says what would be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The token is missing or empty.
+    #[error(
+        "{} is not set: the hub needs the provider's token (set it in the environment or with Config::builder().auth_token(..))",
+        env::PROVIDER_AUTH_TOKEN
+    )]
+    MissingToken,
+    /// A variable holds a value that cannot be used.
+    #[error("{variable}={value:?} is not valid: {reason}")]
+    Invalid {
+        /// The variable (or builder field) that holds the value.
+        variable: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong and what would be accepted.
+        reason: String,
+    },
+}
+
+/// Everything the runtime needs to know about where and how to run.
+///
+/// ```
+/// use arbv_provider_core::Config;
+/// let config = Config::builder()
+///     .auth_token("token")
+///     .hub_url("127.0.0.1:50051")
+///     .timezone("Europe/Moscow")
+///     .concurrency(4)
+///     .build()
+///     .unwrap();
+/// assert_eq!(config.timezone().name(), "Europe/Moscow");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    provider_name: Option<String>,
+    auth_token: AuthToken,
+    hub_url: HubUrl,
+    task_timeout: Duration,
+    timezone: Tz,
+    concurrency: usize,
+    idle_poll_cap: Duration,
+    drain_timeout: Duration,
+    poll_deadline: Duration,
+}
+
+impl Config {
+    /// Starts a builder with every default set.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// Reads the configuration from the process environment (see [`env`]).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, which answers a variable's value by name.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut builder = Self::builder();
+        if let Some(name) = lookup(env::PROVIDER_NAME).filter(|v| !v.trim().is_empty()) {
+            builder = builder.provider_name(name.trim());
+        }
+        if let Some(token) = lookup(env::PROVIDER_AUTH_TOKEN) {
+            builder = builder.auth_token(token.trim());
+        }
+        if let Some(url) = lookup(env::HUB_GRPC_URL) {
+            builder.hub_url = Some((env::HUB_GRPC_URL, url));
+        }
+        if let Some(value) = lookup(env::TASK_EXECUTION_TIMEOUT) {
+            builder.task_timeout = parse_seconds(env::TASK_EXECUTION_TIMEOUT, &value, false)?;
+        }
+        if let Some(zone) = lookup(env::PROVIDER_TIMEZONE) {
+            builder.timezone = Some((env::PROVIDER_TIMEZONE, zone));
+        }
+        if let Some(value) = lookup(env::PROVIDER_CONCURRENCY) {
+            builder.concurrency = value
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=4096).contains(n))
+                .ok_or_else(|| ConfigError::Invalid {
+                    variable: env::PROVIDER_CONCURRENCY,
+                    value: value.clone(),
+                    reason: "give a whole number of tasks from 1 to 4096".into(),
+                })?;
+        }
+        if let Some(value) = lookup(env::PROVIDER_IDLE_POLL_CAP) {
+            builder.idle_poll_cap = parse_duration(env::PROVIDER_IDLE_POLL_CAP, &value, true)?;
+        }
+        if let Some(value) = lookup(env::PROVIDER_DRAIN_TIMEOUT) {
+            builder.drain_timeout = parse_duration(env::PROVIDER_DRAIN_TIMEOUT, &value, true)?;
+        }
+        builder.build()
+    }
+
+    /// The provider name from the environment or the builder, if one was given; otherwise the
+    /// name the provider declares in code is used.
+    pub fn provider_name(&self) -> Option<&str> {
+        self.provider_name.as_deref()
+    }
+
+    /// The hub token.
+    pub fn auth_token(&self) -> &AuthToken {
+        &self.auth_token
+    }
+
+    /// Where the hub listens.
+    pub fn hub_url(&self) -> &HubUrl {
+        &self.hub_url
+    }
+
+    /// How long an action may run unless the action declares its own timeout.
+    pub fn task_timeout(&self) -> Duration {
+        self.task_timeout
+    }
+
+    /// The time zone of the envelope's `now`.
+    pub fn timezone(&self) -> Tz {
+        self.timezone
+    }
+
+    /// Tasks in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// The longest pause between two polls of an idle hub.
+    pub fn idle_poll_cap(&self) -> Duration {
+        self.idle_poll_cap
+    }
+
+    /// How long shutdown waits for tasks in flight.
+    pub fn drain_timeout(&self) -> Duration {
+        self.drain_timeout
+    }
+
+    /// The deadline of one `GetTask` call.
+    pub fn poll_deadline(&self) -> Duration {
+        self.poll_deadline
+    }
+}
+
+/// Builds a [`Config`]; every field but the token has a default.
+#[derive(Debug)]
+pub struct ConfigBuilder {
+    provider_name: Option<String>,
+    auth_token: Option<AuthToken>,
+    hub_url: Option<(&'static str, String)>,
+    task_timeout: Duration,
+    timezone: Option<(&'static str, String)>,
+    concurrency: usize,
+    idle_poll_cap: Duration,
+    drain_timeout: Duration,
+    poll_deadline: Duration,
+}
+
+impl Default for ConfigBuilder {
+    fn default() -> Self {
+        Self {
+            provider_name: None,
+            auth_token: None,
+            hub_url: None,
+            task_timeout: DEFAULT_TASK_TIMEOUT,
+            timezone: None,
+            concurrency: DEFAULT_CONCURRENCY,
+            idle_poll_cap: DEFAULT_IDLE_POLL_CAP,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            poll_deadline: DEFAULT_POLL_DEADLINE,
+        }
+    }
+}
+
+impl ConfigBuilder {
+    /// The provider's name (overrides the one declared in code).
+    pub fn provider_name(mut self, name: impl Into<String>) -> Self {
+        self.provider_name = Some(name.into());
+        self
+    }
+
+    /// The hub token.
+    pub fn auth_token(mut self, token: impl Into<AuthToken>) -> Self {
+        self.auth_token = Some(token.into());
+        self
+    }
+
+    /// `host:port`, `http://…` or `https://…`.
+    pub fn hub_url(mut self, url: impl Into<String>) -> Self {
+        self.hub_url = Some(("hub_url", url.into()));
+        self
+    }
+
+    /// How long an action may run unless it declares its own timeout.
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = timeout;
+        self
+    }
+
+    /// IANA time zone name, e.g. `Europe/Moscow`.
+    pub fn timezone(mut self, zone: impl Into<String>) -> Self {
+        self.timezone = Some(("timezone", zone.into()));
+        self
+    }
+
+    /// Tasks in flight at once (at least 1).
+    pub fn concurrency(mut self, tasks: usize) -> Self {
+        self.concurrency = tasks;
+        self
+    }
+
+    /// The longest pause between two polls of an idle hub.
+    pub fn idle_poll_cap(mut self, cap: Duration) -> Self {
+        self.idle_poll_cap = cap;
+        self
+    }
+
+    /// How long shutdown waits for tasks in flight.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// The deadline of one `GetTask` call (a hub may hold it open until work arrives).
+    pub fn poll_deadline(mut self, deadline: Duration) -> Self {
+        self.poll_deadline = deadline;
+        self
+    }
+
+    /// Checks every value and builds the configuration.
+    pub fn build(self) -> Result<Config, ConfigError> {
+        let auth_token = self
+            .auth_token
+            .filter(|t| !t.is_empty())
+            .ok_or(ConfigError::MissingToken)?;
+        let (url_source, url) = self
+            .hub_url
+            .unwrap_or((env::HUB_GRPC_URL, DEFAULT_HUB_URL.to_owned()));
+        let hub_url = HubUrl::parse(&url).map_err(|reason| ConfigError::Invalid {
+            variable: url_source,
+            value: url.clone(),
+            reason,
+        })?;
+        let timezone = match self.timezone {
+            None => Tz::UTC,
+            Some((source, zone)) => zone.trim().parse::<Tz>().map_err(|_| ConfigError::Invalid {
+                variable: source,
+                value: zone.clone(),
+                reason: "not an IANA time zone name; use one such as UTC, Europe/Moscow or America/New_York".into(),
+            })?,
+        };
+        if self.concurrency == 0 {
+            return Err(ConfigError::Invalid {
+                variable: "concurrency",
+                value: "0".into(),
+                reason: "at least one task must be able to run".into(),
+            });
+        }
+        for (variable, value) in [
+            ("task_timeout", self.task_timeout),
+            ("poll_deadline", self.poll_deadline),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid {
+                    variable,
+                    value: "0s".into(),
+                    reason: "it must be longer than zero".into(),
+                });
+            }
+        }
+        Ok(Config {
+            provider_name: self.provider_name,
+            auth_token,
+            hub_url,
+            task_timeout: self.task_timeout,
+            timezone,
+            concurrency: self.concurrency,
+            idle_poll_cap: self.idle_poll_cap,
+            drain_timeout: self.drain_timeout,
+            poll_deadline: self.poll_deadline,
+        })
+    }
+}
+
+/// Seconds as a decimal number (`1`, `2.5`).
+fn parse_seconds(
+    variable: &'static str,
+    value: &str,
+    allow_zero: bool,
+) -> Result<Duration, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        variable,
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let seconds: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid("give a number of seconds, e.g. 30 or 2.5"))?;
+    if !seconds.is_finite() || seconds < 0.0 || (!allow_zero && seconds == 0.0) {
+        return Err(invalid("give a number of seconds greater than zero"));
+    }
+    Duration::try_from_secs_f64(seconds).map_err(|_| invalid("the number of seconds is too large"))
+}
+
+/// A number of seconds, or a duration with its unit (`50ms`, `2s`, `1m`).
+fn parse_duration(
+    variable: &'static str,
+    value: &str,
+    allow_zero: bool,
+) -> Result<Duration, ConfigError> {
+    let trimmed = value.trim();
+    if trimmed.ends_with(|c: char| c.is_ascii_digit()) {
+        return parse_seconds(variable, trimmed, allow_zero);
+    }
+    humantime::parse_duration(trimmed).map_err(|e| ConfigError::Invalid {
+        variable,
+        value: value.to_owned(),
+        reason: format!("{e}; give seconds (2.5) or a duration with its unit (50ms, 2s, 1m)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let config = from(&[("PROVIDER_AUTH_TOKEN", "t")]).unwrap();
+        assert_eq!(config.hub_url().as_str(), "http://hub-grpc:50051");
+        assert!(!config.hub_url().is_tls());
+        assert_eq!(config.timezone(), Tz::UTC);
+        assert_eq!(config.concurrency(), DEFAULT_CONCURRENCY);
+        assert_eq!(config.task_timeout(), DEFAULT_TASK_TIMEOUT);
+        assert_eq!(config.provider_name(), None);
+    }
+
+    #[test]
+    fn reads_every_variable() {
+        let config = from(&[
+            ("PROVIDER_NAME", "ads"),
+            ("PROVIDER_AUTH_TOKEN", "t"),
+            ("HUB_GRPC_URL", "https://hub.example.com"),
+            ("TASK_EXECUTION_TIMEOUT", "2.5"),
+            ("PROVIDER_TIMEZONE", "Europe/Moscow"),
+            ("PROVIDER_CONCURRENCY", "4"),
+            ("PROVIDER_IDLE_POLL_CAP", "20ms"),
+            ("PROVIDER_DRAIN_TIMEOUT", "5"),
+        ])
+        .unwrap();
+        assert_eq!(config.provider_name(), Some("ads"));
+        assert!(config.hub_url().is_tls());
+        assert_eq!(config.task_timeout(), Duration::from_millis(2500));
+        assert_eq!(config.timezone(), chrono_tz::Europe::Moscow);
+        assert_eq!(config.concurrency(), 4);
+        assert_eq!(config.idle_poll_cap(), Duration::from_millis(20));
+        assert_eq!(config.drain_timeout(), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn missing_token_is_an_error_naming_the_variable() {
+        let err = from(&[]).unwrap_err().to_string();
+        assert!(err.contains("PROVIDER_AUTH_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_value() {
+        for (var, value) in [
+            ("PROVIDER_TIMEZONE", "Mars/Olympus"),
+            ("TASK_EXECUTION_TIMEOUT", "soon"),
+            ("TASK_EXECUTION_TIMEOUT", "0"),
+            ("TASK_EXECUTION_TIMEOUT", "-1"),
+            ("PROVIDER_CONCURRENCY", "0"),
+            ("HUB_GRPC_URL", "hub-grpc"),
+            ("HUB_GRPC_URL", "ftp://hub:1"),
+            ("PROVIDER_IDLE_POLL_CAP", "fast"),
+        ] {
+            let err = from(&[("PROVIDER_AUTH_TOKEN", "t"), (var, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(var) && err.contains(value), "{err}");
+        }
+    }
+
+    #[test]
+    fn errors_never_show_the_token() {
+        let err = from(&[
+            ("PROVIDER_AUTH_TOKEN", "s3cret-token"),
+            ("PROVIDER_TIMEZONE", "x"),
+        ])
+        .unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("s3cret-token"));
+        let config = from(&[("PROVIDER_AUTH_TOKEN", "s3cret-token")]).unwrap();
+        assert!(!format!("{config:?}").contains("s3cret-token"));
+    }
+
+    #[test]
+    fn hub_url_forms() {
+        assert_eq!(
+            HubUrl::parse("localhost:50051").unwrap().as_str(),
+            "http://localhost:50051"
+        );
+        assert_eq!(
+            HubUrl::parse("http://10.0.0.1:1").unwrap().as_str(),
+            "http://10.0.0.1:1"
+        );
+        assert!(HubUrl::parse("https://hub.example.com").unwrap().is_tls());
+        assert!(HubUrl::parse("").is_err());
+    }
+}

@@ -1,0 +1,121 @@
+//! The dev hub's gRPC `Hub` service.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::RunningServer;
+use super::state::{Delivery, State, SubmitRefusal};
+use crate::proto::hub_server::{Hub, HubServer};
+use crate::proto::{ProviderRequest, Task, TaskResult};
+
+struct HubService {
+    state: Arc<State>,
+    stop: CancellationToken,
+}
+
+pub(super) fn spawn(state: Arc<State>, listener: TcpListener) -> RunningServer {
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let stop = CancellationToken::new();
+    let service = HubService {
+        state,
+        stop: stop.clone(),
+    };
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(HubServer::new(service))
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            stop.clone().cancelled_owned(),
+        );
+    let task = tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "dev hub gRPC server failed");
+        }
+    });
+    tracing::info!(%addr, "dev hub serving gRPC");
+    RunningServer { addr, stop, task }
+}
+
+fn to_task(delivery: Delivery) -> Task {
+    Task {
+        id: delivery.id,
+        action: delivery.action,
+        payload: delivery.payload,
+        account: delivery.account,
+    }
+}
+
+fn refused(provider: &str) -> Status {
+    Status::unauthenticated(format!("invalid auth token for provider '{provider}'"))
+}
+
+#[tonic::async_trait]
+impl Hub for HubService {
+    async fn get_task(&self, request: Request<ProviderRequest>) -> Result<Response<Task>, Status> {
+        let request = request.into_inner();
+        self.state.count_get_task();
+        if !self.state.token_ok(&request.auth_token) {
+            return Err(refused(&request.provider));
+        }
+        let deadline = tokio::time::Instant::now() + self.state.hold;
+        let notify = self.state.notifier(&request.provider);
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(delivery) = self.state.take_next(&request.provider) {
+                return Ok(Response::new(to_task(delivery)));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(Response::new(Task::default()));
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep_until(deadline) => {}
+                () = self.stop.cancelled() => return Err(Status::unavailable("the dev hub is stopping")),
+            }
+        }
+    }
+
+    async fn submit_task_result(
+        &self,
+        request: Request<TaskResult>,
+    ) -> Result<Response<Task>, Status> {
+        let result = request.into_inner();
+        self.state.count_submit();
+        if !self.state.token_ok(&result.auth_token) {
+            return Err(refused(&result.provider));
+        }
+        match self
+            .state
+            .complete(&result.id, &result.provider, result.result)
+        {
+            Ok(()) => {}
+            Err(SubmitRefusal::UnknownTask) => {
+                return Err(Status::not_found(format!(
+                    "no task with id '{}'",
+                    result.id
+                )));
+            }
+            Err(SubmitRefusal::WrongProvider) => {
+                return Err(Status::permission_denied(format!(
+                    "task '{}' does not belong to provider '{}'",
+                    result.id, result.provider
+                )));
+            }
+        }
+        // Hand the next task back at once: it saves the provider a round trip.
+        let next = self
+            .state
+            .take_next(&result.provider)
+            .map(to_task)
+            .unwrap_or_default();
+        Ok(Response::new(next))
+    }
+}

@@ -1,0 +1,196 @@
+//! A real hub for local development and tests: it implements the wire contract (DESIGN §1),
+//! checks tokens, routes tasks by provider name, holds `GetTask` open until work arrives, and
+//! re-delivers a task whose result never came. In process, or standalone with `arbv hub`.
+
+mod admin;
+mod grpc;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use self::state::State;
+pub use self::state::{HubStats, TaskInfo, TaskState};
+use crate::error::Error;
+use crate::secret::AuthToken;
+
+/// How long `GetTask` is held open while there is no work, by default.
+pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
+/// How long a task given to a provider may go without a result before it is offered again.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+
+/// The dev hub's state. Clones share it, so a hub can be stopped and served again (a restart)
+/// without losing its tasks.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use arbv_provider_core::dev_hub::DevHub;
+/// use serde_json::json;
+/// let hub = DevHub::builder().token("dev-token").build();
+/// let running = hub.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+/// let id = hub.enqueue("my-provider", "echo", json!({"message": "hi"}), None);
+/// assert_eq!(hub.task(&id).unwrap().action, "echo");
+/// running.stop().await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct DevHub {
+    state: Arc<State>,
+}
+
+impl std::fmt::Debug for DevHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevHub")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`DevHub`].
+#[derive(Debug)]
+pub struct DevHubBuilder {
+    token: AuthToken,
+    hold: Duration,
+    lease: Duration,
+}
+
+impl DevHubBuilder {
+    /// The token providers must send (default `dev-token`).
+    pub fn token(mut self, token: impl Into<AuthToken>) -> Self {
+        self.token = token.into();
+        self
+    }
+
+    /// How long `GetTask` waits for work before answering "no task"; zero answers at once.
+    pub fn hold(mut self, hold: Duration) -> Self {
+        self.hold = hold;
+        self
+    }
+
+    /// How long a task given out may go without a result before it is offered again.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The hub, not yet listening.
+    pub fn build(self) -> DevHub {
+        DevHub {
+            state: Arc::new(State::new(self.token, self.hold, self.lease)),
+        }
+    }
+}
+
+impl DevHub {
+    /// Starts a builder: token `dev-token`, hold 10 s, lease 5 min.
+    pub fn builder() -> DevHubBuilder {
+        DevHubBuilder {
+            token: AuthToken::new("dev-token"),
+            hold: DEFAULT_HOLD,
+            lease: DEFAULT_LEASE,
+        }
+    }
+
+    /// Serves the gRPC `Hub` service on `addr` (`127.0.0.1:0` picks a free port).
+    pub async fn serve(&self, addr: SocketAddr) -> Result<RunningServer, Error> {
+        let listener = bind(addr).await?;
+        Ok(grpc::spawn(self.state.clone(), listener))
+    }
+
+    /// Serves the HTTP JSON admin API on `addr`: `POST /tasks`, `GET /tasks/{id}?wait=SECONDS`,
+    /// `GET /tasks`, `GET /stats`.
+    pub async fn serve_admin(&self, addr: SocketAddr) -> Result<RunningServer, Error> {
+        let listener = bind(addr).await?;
+        Ok(admin::spawn(self.clone(), listener))
+    }
+
+    /// Queues a task for `provider` and returns its id.
+    pub fn enqueue(
+        &self,
+        provider: &str,
+        action: &str,
+        payload: Value,
+        account: Option<Value>,
+    ) -> String {
+        let payload = Bytes::from(payload.to_string());
+        let account = account.map_or_else(Bytes::new, |a| Bytes::from(a.to_string()));
+        self.enqueue_raw(provider, action, payload, account)
+    }
+
+    /// Queues a task with payload and account bytes as given (even when they are not JSON).
+    pub fn enqueue_raw(
+        &self,
+        provider: &str,
+        action: &str,
+        payload: Bytes,
+        account: Bytes,
+    ) -> String {
+        self.state.enqueue(provider, action, payload, account)
+    }
+
+    /// Waits up to `timeout` for the task's result envelope.
+    pub async fn wait_result(&self, id: &str, timeout: Duration) -> Option<Value> {
+        self.state.wait_result(id, timeout).await
+    }
+
+    /// One task and its state.
+    pub fn task(&self, id: &str) -> Option<TaskInfo> {
+        self.state.task(id)
+    }
+
+    /// Every task, oldest first.
+    pub fn tasks(&self) -> Vec<TaskInfo> {
+        self.state.tasks()
+    }
+
+    /// Counters: tasks by state, calls, duplicate results.
+    pub fn stats(&self) -> HubStats {
+        self.state.stats()
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// A server of the dev hub that is listening.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://addr`, for a provider's `hub_url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops listening and closes its connections; the hub's tasks are kept.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Resolves when the server ends.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,384 @@
+//! From a task to its one envelope: parse, find the action, validate, run it under its timeout,
+//! catch its panic, and answer every case exactly as DESIGN §1 prescribes.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::envelope::{Envelope, Status};
+use crate::error::DefinitionError;
+use crate::provider::{ActionSpec, Call, Handler, InputPart, InvalidInput, Provider, ProviderDef};
+use crate::response::{ActionResponse, format_seconds};
+use crate::validation::{SchemaValidator, Violations};
+
+type ErasedHandler =
+    Arc<dyn Fn(Call) -> BoxFuture<'static, Result<ActionResponse, InvalidInput>> + Send + Sync>;
+
+struct CompiledAction {
+    name: Arc<str>,
+    spec: ActionSpec,
+    payload: Option<SchemaValidator>,
+    account: Option<SchemaValidator>,
+    run: ErasedHandler,
+}
+
+/// A task as the hub sent it.
+#[derive(Clone, Debug, Default)]
+pub struct IncomingTask {
+    /// The hub's id.
+    pub id: String,
+    /// The action's name.
+    pub action: String,
+    /// UTF-8 JSON (empty counts as `{}`).
+    pub payload: bytes::Bytes,
+    /// UTF-8 JSON, or empty when the task has no account.
+    pub account: bytes::Bytes,
+}
+
+/// A task's answer, ready to submit (the hub client adds the provider's name and token).
+#[derive(Clone, Debug)]
+pub struct CompletedTask {
+    /// The task's id.
+    pub id: String,
+    /// The task's action.
+    pub action: String,
+    /// The envelope's status.
+    pub status: Status,
+    /// The task's payload as JSON text.
+    pub payload: String,
+    /// The task's account as JSON text (`{}` when none).
+    pub account: String,
+    /// The envelope as JSON text.
+    pub result: String,
+}
+
+/// Runs tasks against one provider's compiled action table.
+pub struct Dispatcher {
+    provider_name: Arc<str>,
+    timezone: Tz,
+    default_timeout: Duration,
+    actions: Vec<CompiledAction>,
+    by_name: HashMap<String, usize>,
+    available: Value,
+}
+
+impl Dispatcher {
+    /// Compiles `provider`'s action table: checks names, compiles schemas once.
+    pub fn new<P: Provider>(provider: P, config: &Config) -> Result<Self, DefinitionError> {
+        Self::from_definition(Arc::new(provider), P::definition(), config)
+    }
+
+    /// Compiles an explicit definition for `provider`.
+    pub fn from_definition<P: Send + Sync + 'static>(
+        provider: Arc<P>,
+        definition: ProviderDef<P>,
+        config: &Config,
+    ) -> Result<Self, DefinitionError> {
+        let (default_name, defs) = definition.into_parts();
+        let provider_name: Arc<str> = Arc::from(config.provider_name().unwrap_or(&default_name));
+        let mut actions = Vec::with_capacity(defs.len());
+        let mut by_name = HashMap::with_capacity(defs.len());
+        for def in defs {
+            let spec = def.spec().clone();
+            if spec.name.trim().is_empty() {
+                return Err(DefinitionError::EmptyActionName);
+            }
+            if by_name
+                .insert(spec.name.to_string(), actions.len())
+                .is_some()
+            {
+                return Err(DefinitionError::DuplicateAction(spec.name.to_string()));
+            }
+            let compile = |schema: &Option<Value>, part: &'static str| {
+                schema
+                    .clone()
+                    .map(SchemaValidator::compile)
+                    .transpose()
+                    .map_err(|reason| DefinitionError::Schema {
+                        action: spec.name.to_string(),
+                        part,
+                        reason,
+                    })
+            };
+            let payload = compile(&spec.payload_schema, "payload")?;
+            let account = compile(&spec.account_schema, "account")?.map(SchemaValidator::masked);
+            let run = erase(provider.clone(), def.handler().clone());
+            actions.push(CompiledAction {
+                name: Arc::from(spec.name.as_ref()),
+                spec,
+                payload,
+                account,
+                run,
+            });
+        }
+        let available = json!(actions.iter().map(|a| a.name.as_ref()).collect::<Vec<_>>());
+        Ok(Self {
+            provider_name,
+            timezone: config.timezone(),
+            default_timeout: config.task_timeout(),
+            actions,
+            by_name,
+            available,
+        })
+    }
+
+    /// The provider's name as it is sent to the hub.
+    pub fn provider_name(&self) -> &Arc<str> {
+        &self.provider_name
+    }
+
+    /// The actions, in declaration order.
+    pub fn specs(&self) -> impl Iterator<Item = &ActionSpec> {
+        self.actions.iter().map(|a| &a.spec)
+    }
+
+    /// Runs one task to its answer. `interrupt` is cancelled when shutdown's drain time is up:
+    /// an action still running then is stopped and answered with an error.
+    pub async fn dispatch(
+        &self,
+        task: IncomingTask,
+        interrupt: &CancellationToken,
+    ) -> CompletedTask {
+        let payload_text = json_text(&task.payload, "{}");
+        let account_text = json_text(&task.account, "{}");
+        let (status, result) = match self.run(&task, interrupt).await {
+            Ok(envelope) | Err(envelope) => (envelope.status, envelope.to_json()),
+        };
+        CompletedTask {
+            id: task.id,
+            action: task.action,
+            status,
+            payload: payload_text,
+            account: account_text,
+            result,
+        }
+    }
+
+    async fn run(
+        &self,
+        task: &IncomingTask,
+        interrupt: &CancellationToken,
+    ) -> Result<Envelope, Envelope> {
+        let action_name = task.action.as_str();
+        let payload = parse_json(&task.payload)
+            .map_err(|e| {
+                self.parse_failure(action_name, format!("payload is not valid JSON: {e}"))
+            })?
+            .unwrap_or_else(|| json!({}));
+        let account = parse_json(&task.account).map_err(|e| {
+            self.parse_failure(action_name, format!("account is not valid JSON: {e}"))
+        })?;
+
+        let Some(&index) = self.by_name.get(action_name) else {
+            return Err(self.envelope(
+                action_name,
+                Status::Error,
+                format!("Action '{action_name}' not found"),
+                json!({ "available_actions": self.available }),
+            ));
+        };
+        let action = &self.actions[index];
+
+        if let Some(validator) = &action.payload {
+            validator
+                .check(&payload)
+                .map_err(|v| self.invalid(action_name, InputPart::Payload, &v, validator))?;
+        }
+        match (&account, &action.account) {
+            (None, Some(validator)) if action.spec.account_required => {
+                return Err(self.envelope(
+                    action_name,
+                    Status::Error,
+                    "Account data is required but not provided".to_owned(),
+                    json!({
+                        "errors": [{"path": "", "message": "the task has no account"}],
+                        "missing_params": [],
+                        "schema": validator.schema().as_ref(),
+                    }),
+                ));
+            }
+            (Some(account), Some(validator)) => validator
+                .check(account)
+                .map_err(|v| self.invalid(action_name, InputPart::Account, &v, validator))?,
+            _ => {}
+        }
+
+        let timeout = action.spec.timeout.unwrap_or(self.default_timeout);
+        let context = Context::new(
+            task.id.clone(),
+            action.name.clone(),
+            self.provider_name.clone(),
+            self.timezone,
+            timeout,
+        );
+        let running = AssertUnwindSafe((action.run)(Call::new(payload, account, context.clone())))
+            .catch_unwind();
+        let outcome = tokio::select! {
+            biased;
+            outcome = running => outcome,
+            () = tokio::time::sleep(timeout) => {
+                context.cancel();
+                return Err(self.envelope(
+                    action_name,
+                    Status::Error,
+                    format!("Task execution timed out after {}s", format_seconds(timeout.as_secs_f64())),
+                    json!({ "timeout_s": timeout.as_secs_f64() }),
+                ));
+            }
+            () = interrupt.cancelled() => {
+                context.cancel();
+                return Err(self.envelope(
+                    action_name,
+                    Status::Error,
+                    "Task interrupted: the provider shut down before the action finished".to_owned(),
+                    json!({ "error": "the provider's drain timeout ran out during shutdown", "error_code": "SHUTDOWN" }),
+                ));
+            }
+        };
+        match outcome {
+            Ok(Ok(response)) => {
+                let (status, message, response) = response.into_parts();
+                Ok(self.envelope(action_name, status, message.unwrap_or_default(), response))
+            }
+            Ok(Err(invalid)) => {
+                let validator = match invalid.part {
+                    InputPart::Payload => action.payload.as_ref(),
+                    InputPart::Account => action.account.as_ref(),
+                };
+                let violations = Violations {
+                    errors: vec![crate::validation::FieldError {
+                        path: String::new(),
+                        message: invalid.message,
+                    }],
+                    missing: Vec::new(),
+                };
+                Err(self.invalid_with(
+                    action_name,
+                    invalid.part,
+                    &violations,
+                    validator.map(|v| v.schema().as_ref()),
+                ))
+            }
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                tracing::error!(task_id = %task.id, action = action_name, panic = %message, "action panicked");
+                Err(self.envelope(
+                    action_name,
+                    Status::Error,
+                    format!("Action panicked: {message}"),
+                    json!({ "error": message }),
+                ))
+            }
+        }
+    }
+
+    fn parse_failure(&self, action: &str, error: String) -> Envelope {
+        self.envelope(
+            action,
+            Status::Error,
+            "Failed to parse task data".to_owned(),
+            json!({ "error": error }),
+        )
+    }
+
+    fn invalid(
+        &self,
+        action: &str,
+        part: InputPart,
+        violations: &Violations,
+        validator: &SchemaValidator,
+    ) -> Envelope {
+        self.invalid_with(action, part, violations, Some(validator.schema().as_ref()))
+    }
+
+    fn invalid_with(
+        &self,
+        action: &str,
+        part: InputPart,
+        violations: &Violations,
+        schema: Option<&Value>,
+    ) -> Envelope {
+        let what = match part {
+            InputPart::Payload => "payload",
+            InputPart::Account => "account",
+        };
+        self.envelope(
+            action,
+            Status::Error,
+            format!("Invalid {what}: {}", violations.summary()),
+            json!({
+                "errors": violations.errors,
+                "missing_params": violations.missing,
+                "schema": schema,
+            }),
+        )
+    }
+
+    fn envelope(&self, action: &str, status: Status, message: String, response: Value) -> Envelope {
+        Envelope::new(
+            status,
+            message,
+            &self.provider_name,
+            action,
+            self.timezone,
+            response,
+        )
+    }
+}
+
+fn erase<P: Send + Sync + 'static>(provider: Arc<P>, handler: Handler<P>) -> ErasedHandler {
+    match handler {
+        Handler::Async(run) => Arc::new(move |call| run(provider.clone(), call)),
+        Handler::Blocking(run) => Arc::new(move |call| {
+            let provider = provider.clone();
+            let run = run.clone();
+            Box::pin(async move {
+                match tokio::task::spawn_blocking(move || run(provider, call)).await {
+                    Ok(outcome) => outcome,
+                    // Re-raised so that the caller's catch_unwind answers it like any panic.
+                    Err(join) => std::panic::resume_unwind(join.into_panic()),
+                }
+            })
+        }),
+    }
+}
+
+/// `None` for an empty document or JSON `null`: an absent account, or a payload the caller
+/// reads as `{}`.
+fn parse_json(bytes: &[u8]) -> Result<Option<Value>, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Null) => Ok(None),
+        Ok(value) => Ok(Some(value)),
+        Err(e) if std::str::from_utf8(bytes).is_err() => Err(format!("it is not UTF-8 ({e})")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn json_text(bytes: &[u8], empty: &str) -> String {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return empty.to_owned();
+    }
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the action panicked with a value that is not a string".to_owned()
+    }
+}

@@ -1,0 +1,178 @@
+//! The result envelope every task is answered with, whatever happened (DESIGN §1).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The outcome of a task, as the hub reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The action ran and returned its data.
+    Success,
+    /// The task failed: bad input, an error from the action, a timeout, a panic.
+    Error,
+    /// A rate limit refused the task; `response.wait_time` says when to try again.
+    Limit,
+    /// The action ran but wants the hub to notice something.
+    Warning,
+}
+
+impl Status {
+    /// The status as written on the wire: `success`, `error`, `limit` or `warning`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Limit => "limit",
+            Status::Warning => "warning",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `{"status", "message", "data": {provider, action, timezone, now, now_utc, response}}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The outcome.
+    pub status: Status,
+    /// A sentence for a person; never empty.
+    pub message: String,
+    /// Where and when, and the action's data or the error's details.
+    pub data: EnvelopeData,
+}
+
+/// The `data` member of an [`Envelope`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EnvelopeData {
+    /// The provider's name.
+    pub provider: String,
+    /// The task's action, as the hub named it.
+    pub action: String,
+    /// The provider's IANA time zone.
+    pub timezone: String,
+    /// RFC 3339 with microseconds, in the provider's time zone.
+    pub now: String,
+    /// The same instant in UTC (`+00:00`).
+    pub now_utc: String,
+    /// The action's data, or the error's details.
+    pub response: Value,
+}
+
+impl Envelope {
+    /// Builds an envelope stamped with the current time in `timezone`.
+    pub fn new(
+        status: Status,
+        message: impl Into<String>,
+        provider: &str,
+        action: &str,
+        timezone: Tz,
+        response: Value,
+    ) -> Self {
+        Self::at(
+            Utc::now(),
+            status,
+            message,
+            provider,
+            action,
+            timezone,
+            response,
+        )
+    }
+
+    /// Builds an envelope stamped with `instant`.
+    pub fn at(
+        instant: DateTime<Utc>,
+        status: Status,
+        message: impl Into<String>,
+        provider: &str,
+        action: &str,
+        timezone: Tz,
+        response: Value,
+    ) -> Self {
+        let mut message = message.into();
+        if message.trim().is_empty() {
+            message = default_message(status, action);
+        }
+        Self {
+            status,
+            message,
+            data: EnvelopeData {
+                provider: provider.to_owned(),
+                action: action.to_owned(),
+                timezone: timezone.name().to_owned(),
+                now: instant
+                    .with_timezone(&timezone)
+                    .to_rfc3339_opts(SecondsFormat::Micros, false),
+                now_utc: instant.to_rfc3339_opts(SecondsFormat::Micros, false),
+                response,
+            },
+        }
+    }
+
+    /// The envelope as JSON text.
+    pub fn to_json(&self) -> String {
+        // An envelope holds only strings and `Value`s, which always serialise.
+        serde_json::to_string(self).expect("an envelope always serialises")
+    }
+}
+
+/// The message of an envelope whose producer gave none.
+pub fn default_message(status: Status, action: &str) -> String {
+    match status {
+        Status::Success => format!("Action '{action}' completed successfully"),
+        Status::Error => format!("Action '{action}' failed"),
+        Status::Limit => format!("Action '{action}' was rate limited"),
+        Status::Warning => format!("Action '{action}' completed with a warning"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn stamps_local_and_utc_time_with_offsets() {
+        let instant = Utc.with_ymd_and_hms(2026, 3, 20, 7, 30, 0).unwrap()
+            + chrono::Duration::microseconds(123_456);
+        let envelope = Envelope::at(
+            instant,
+            Status::Success,
+            "ok",
+            "my-provider",
+            "echo",
+            chrono_tz::Europe::Moscow,
+            json!({"echo": "hi"}),
+        );
+        let value: Value = serde_json::from_str(&envelope.to_json()).unwrap();
+        assert_eq!(
+            value,
+            json!({"status": "success", "message": "ok", "data": {
+                "provider": "my-provider", "action": "echo", "timezone": "Europe/Moscow",
+                "now": "2026-03-20T10:30:00.123456+03:00",
+                "now_utc": "2026-03-20T07:30:00.123456+00:00",
+                "response": {"echo": "hi"}}})
+        );
+    }
+
+    #[test]
+    fn follows_daylight_saving_time() {
+        let zone = chrono_tz::America::New_York;
+        let winter = Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap();
+        let summer = Utc.with_ymd_and_hms(2026, 7, 15, 12, 0, 0).unwrap();
+        let w = Envelope::at(winter, Status::Success, "", "p", "a", zone, Value::Null);
+        let s = Envelope::at(summer, Status::Success, "", "p", "a", zone, Value::Null);
+        assert!(w.data.now.ends_with("-05:00"), "{}", w.data.now);
+        assert!(s.data.now.ends_with("-04:00"), "{}", s.data.now);
+        assert_eq!(w.message, "Action 'a' completed successfully");
+    }
+}

@@ -1,0 +1,54 @@
+//! The errors a provider can stop with. Tasks never stop a provider: only start-up can fail.
+
+use crate::config::ConfigError;
+
+/// A definition that cannot run: found when the provider starts.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    /// Two actions share a name.
+    #[error("two actions are named '{0}': give one of them another name")]
+    DuplicateAction(String),
+    /// An action has an empty name.
+    #[error("an action has an empty name")]
+    EmptyActionName,
+    /// A schema does not compile.
+    #[error("the {part} schema of action '{action}' is not a valid JSON Schema: {reason}")]
+    Schema {
+        /// The action.
+        action: String,
+        /// `payload` or `account`.
+        part: &'static str,
+        /// What the schema compiler said.
+        reason: String,
+    },
+}
+
+/// Why a provider could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is not usable.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The provider's definition is not usable.
+    #[error("provider definition: {0}")]
+    Definition(#[from] DefinitionError),
+    /// The hub address could not be turned into a gRPC endpoint.
+    #[error("hub endpoint {url}: {reason}")]
+    Endpoint {
+        /// The address.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A server (the dev hub) could not start.
+    #[error("could not listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Installing the signal handlers failed.
+    #[error("could not install the shutdown signal handlers: {0}")]
+    Signal(std::io::Error),
+}

@@ -1,0 +1,314 @@
+//! The provider trait and the action table it describes. `#[provider]` implements the trait;
+//! it can also be implemented by hand, as the examples below show.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::context::Context;
+use crate::response::{ActionResponse, IntoResponse};
+use crate::validation::schema_of;
+
+/// A provider: a set of actions the hub can call by name.
+///
+/// `#[provider]` writes this impl; by hand it looks like this:
+///
+/// ```
+/// use arbv_provider_core::{Provider, ProviderDef};
+/// use serde_json::{json, Value};
+///
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// struct Echo { message: String }
+///
+/// struct Demo;
+///
+/// impl Provider for Demo {
+///     fn definition() -> ProviderDef<Self> {
+///         let mut def = ProviderDef::new("demo");
+///         def.action("echo", |_this, mut call| async move {
+///             let payload: Echo = call.payload()?;
+///             Ok(Ok::<_, arbv_provider_core::ActionError>(json!({"echo": payload.message})))
+///         })
+///         .description("Echo back the message.")
+///         .payload::<Echo>();
+///         def
+///     }
+/// }
+/// assert_eq!(Demo::definition().actions()[0].spec().name, "echo");
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a provider",
+    note = "put `#[provider]` on an `impl {Self}` block whose methods carry `#[action]`"
+)]
+pub trait Provider: Send + Sync + Sized + 'static {
+    /// The provider's default name and its actions. Called once at start-up.
+    fn definition() -> ProviderDef<Self>;
+
+    /// JSON describing the provider: its name and, for each action, its name, description,
+    /// payload and account schemas and timeout. Needs no hub.
+    fn manifest() -> Value {
+        Self::definition().manifest()
+    }
+}
+
+/// What the runtime knows of an action before it runs it.
+#[derive(Clone, Debug)]
+pub struct ActionSpec {
+    /// The name the hub calls it by.
+    pub name: Cow<'static, str>,
+    /// What it does, for a person (the manifest shows it).
+    pub description: Cow<'static, str>,
+    /// The JSON Schema its payload must satisfy, if it takes one.
+    pub payload_schema: Option<Value>,
+    /// The JSON Schema of its account, if it takes one.
+    pub account_schema: Option<Value>,
+    /// True when a task without an account is refused.
+    pub account_required: bool,
+    /// Its own execution timeout (else the provider's).
+    pub timeout: Option<Duration>,
+}
+
+impl ActionSpec {
+    /// The action's entry in the manifest.
+    pub fn manifest(&self) -> Value {
+        serde_json::json!({
+            "name": self.name,
+            "description": self.description,
+            "payload_schema": self.payload_schema,
+            "account_schema": self.account_schema,
+            "account_required": self.account_required,
+            "timeout_s": self.timeout.map(|t| t.as_secs_f64()),
+        })
+    }
+}
+
+/// A task's input, taken apart by an action's handler.
+#[derive(Debug)]
+pub struct Call {
+    payload: Value,
+    account: Option<Value>,
+    context: Context,
+}
+
+/// Input that passed the schema but not deserialisation into the action's type (a schema that
+/// says less than the type's `Deserialize`). The task is answered as invalid.
+#[derive(Debug, Clone)]
+pub struct InvalidInput {
+    /// Which part of the task: payload or account.
+    pub part: InputPart,
+    /// What serde said.
+    pub message: String,
+}
+
+/// The part of a task that [`InvalidInput`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputPart {
+    /// The task's payload.
+    Payload,
+    /// The task's account.
+    Account,
+}
+
+impl Call {
+    /// A call with this input.
+    pub fn new(payload: Value, account: Option<Value>, context: Context) -> Self {
+        Self {
+            payload,
+            account,
+            context,
+        }
+    }
+
+    /// Takes the payload as `T`.
+    pub fn payload<T: DeserializeOwned>(&mut self) -> Result<T, InvalidInput> {
+        serde_json::from_value(std::mem::take(&mut self.payload)).map_err(|e| InvalidInput {
+            part: InputPart::Payload,
+            message: e.to_string(),
+        })
+    }
+
+    /// Takes the account as `T`; a missing account is deserialised from `null`.
+    pub fn account<T: DeserializeOwned>(&mut self) -> Result<T, InvalidInput> {
+        serde_json::from_value(self.account.take().unwrap_or(Value::Null)).map_err(|e| {
+            InvalidInput {
+                part: InputPart::Account,
+                message: e.to_string(),
+            }
+        })
+    }
+
+    /// The task's context.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+}
+
+type AsyncHandler<P> = Arc<
+    dyn Fn(Arc<P>, Call) -> BoxFuture<'static, Result<ActionResponse, InvalidInput>> + Send + Sync,
+>;
+type BlockingHandler<P> =
+    Arc<dyn Fn(Arc<P>, Call) -> Result<ActionResponse, InvalidInput> + Send + Sync>;
+
+/// How an action runs: as a future, or as blocking code on the blocking thread pool.
+pub enum Handler<P> {
+    /// An `async fn`.
+    Async(AsyncHandler<P>),
+    /// A plain `fn`, run with `spawn_blocking` so it cannot stall other tasks.
+    Blocking(BlockingHandler<P>),
+}
+
+impl<P> Clone for Handler<P> {
+    fn clone(&self) -> Self {
+        match self {
+            Handler::Async(h) => Handler::Async(h.clone()),
+            Handler::Blocking(h) => Handler::Blocking(h.clone()),
+        }
+    }
+}
+
+/// One action: what it is and how to run it.
+pub struct ActionDef<P> {
+    spec: ActionSpec,
+    handler: Handler<P>,
+}
+
+impl<P> ActionDef<P> {
+    /// What the runtime knows of the action.
+    pub fn spec(&self) -> &ActionSpec {
+        &self.spec
+    }
+
+    /// How to run it.
+    pub fn handler(&self) -> &Handler<P> {
+        &self.handler
+    }
+
+    /// Sets the description.
+    pub fn description(&mut self, description: impl Into<Cow<'static, str>>) -> &mut Self {
+        self.spec.description = description.into();
+        self
+    }
+
+    /// Declares the payload type; its schema is checked before the action runs.
+    pub fn payload<T: JsonSchema>(&mut self) -> &mut Self {
+        self.spec.payload_schema = Some(schema_of::<T>());
+        self
+    }
+
+    /// Declares a required account type.
+    pub fn account<T: JsonSchema>(&mut self) -> &mut Self {
+        self.spec.account_schema = Some(schema_of::<T>());
+        self.spec.account_required = true;
+        self
+    }
+
+    /// Declares an optional account type (`account: Option<T>`).
+    pub fn optional_account<T: JsonSchema>(&mut self) -> &mut Self {
+        self.spec.account_schema = Some(schema_of::<T>());
+        self.spec.account_required = false;
+        self
+    }
+
+    /// Sets the action's own execution timeout.
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.spec.timeout = Some(timeout);
+        self
+    }
+}
+
+/// A provider's default name and its actions, in declaration order.
+pub struct ProviderDef<P> {
+    name: Cow<'static, str>,
+    actions: Vec<ActionDef<P>>,
+}
+
+impl<P: Send + Sync + 'static> ProviderDef<P> {
+    /// A provider with this default name and no actions yet.
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            name: name.into(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Adds an async action.
+    pub fn action<F, Fut, R>(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        handler: F,
+    ) -> &mut ActionDef<P>
+    where
+        F: Fn(Arc<P>, Call) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, InvalidInput>> + Send + 'static,
+        R: IntoResponse,
+    {
+        let handler: AsyncHandler<P> = Arc::new(move |provider, call| {
+            let future = handler(provider, call);
+            Box::pin(async move { future.await.map(IntoResponse::into_response) })
+        });
+        self.push(name.into(), Handler::Async(handler))
+    }
+
+    /// Adds a blocking action; it runs on the blocking thread pool.
+    pub fn blocking_action<F, R>(
+        &mut self,
+        name: impl Into<Cow<'static, str>>,
+        handler: F,
+    ) -> &mut ActionDef<P>
+    where
+        F: Fn(Arc<P>, Call) -> Result<R, InvalidInput> + Send + Sync + 'static,
+        R: IntoResponse,
+    {
+        let handler: BlockingHandler<P> = Arc::new(move |provider, call| {
+            handler(provider, call).map(IntoResponse::into_response)
+        });
+        self.push(name.into(), Handler::Blocking(handler))
+    }
+
+    fn push(&mut self, name: Cow<'static, str>, handler: Handler<P>) -> &mut ActionDef<P> {
+        self.actions.push(ActionDef {
+            spec: ActionSpec {
+                name,
+                description: Cow::Borrowed(""),
+                payload_schema: None,
+                account_schema: None,
+                account_required: false,
+                timeout: None,
+            },
+            handler,
+        });
+        self.actions.last_mut().expect("just pushed")
+    }
+}
+
+impl<P> ProviderDef<P> {
+    /// The default name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The actions in declaration order.
+    pub fn actions(&self) -> &[ActionDef<P>] {
+        &self.actions
+    }
+
+    /// JSON describing the provider and its actions (see [`Provider::manifest`]).
+    pub fn manifest(&self) -> Value {
+        let actions: Vec<Value> = self
+            .actions
+            .iter()
+            .map(|action| action.spec.manifest())
+            .collect();
+        serde_json::json!({ "name": self.name, "actions": actions })
+    }
+
+    pub(crate) fn into_parts(self) -> (Cow<'static, str>, Vec<ActionDef<P>>) {
+        (self.name, self.actions)
+    }
+}

@@ -1,0 +1,297 @@
+//! What an action gives back: its data, an [`ActionError`], or an [`ActionResponse`] that
+//! chooses the status itself. [`IntoResponse`] turns each of them into one answer.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::envelope::Status;
+
+/// An error an action returns: a message for a person, an optional machine-readable code, and
+/// optional details. In the envelope it becomes `{"error", "error_code", "details"}`.
+///
+/// Any `std::error::Error` converts into it with `?`, keeping its text.
+///
+/// ```
+/// use arbv_provider_core::ActionError;
+/// use serde_json::json;
+/// let err = ActionError::new("ad account is disabled")
+///     .with_code("ACCOUNT_DISABLED")
+///     .with_details(json!({"account": "act_1"}));
+/// assert_eq!(err.message(), "ad account is disabled");
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionError {
+    message: String,
+    code: Option<String>,
+    details: Value,
+}
+
+impl ActionError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: None,
+            details: Value::Null,
+        }
+    }
+
+    /// Adds a machine-readable code (`error_code` in the envelope).
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// Adds details (`details` in the envelope).
+    pub fn with_details(mut self, details: impl Serialize) -> Self {
+        self.details = serde_json::to_value(details).unwrap_or_else(|e| json!(e.to_string()));
+        self
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The code, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+
+    /// The details (`null` when none were given).
+    pub fn details(&self) -> &Value {
+        &self.details
+    }
+}
+
+impl fmt::Display for ActionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for ActionError {
+    fn from(error: E) -> Self {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self::new(message)
+    }
+}
+
+/// An answer whose status the action chooses: `success`, `error`, `limit` (with a wait time)
+/// or `warning`.
+///
+/// ```
+/// use arbv_provider_core::{ActionResponse, Status};
+/// use serde_json::json;
+/// use std::time::Duration;
+/// let r = ActionResponse::warning("partial data", json!({"rows": 10}));
+/// assert_eq!(r.status(), Status::Warning);
+/// let r = ActionResponse::limit(Duration::from_secs(5));
+/// assert_eq!(r.response()["wait_time"], 5.0);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionResponse {
+    status: Status,
+    message: Option<String>,
+    response: Value,
+}
+
+impl ActionResponse {
+    /// Success with this data and the default message.
+    pub fn success(data: impl Serialize) -> Self {
+        match serde_json::to_value(data) {
+            Ok(response) => Self::with_status(Status::Success, None, response),
+            Err(e) => unserialisable(&e),
+        }
+    }
+
+    /// An error with this message.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self::from_error(ActionError::new(message))
+    }
+
+    /// An error built from an [`ActionError`].
+    pub fn from_error(error: ActionError) -> Self {
+        let mut response = Map::new();
+        response.insert("error".into(), Value::String(error.message.clone()));
+        if let Some(code) = error.code {
+            response.insert("error_code".into(), Value::String(code));
+        }
+        response.insert("details".into(), error.details);
+        Self::with_status(Status::Error, Some(error.message), Value::Object(response))
+    }
+
+    /// A rate-limit answer: the hub should retry after `wait`. A zero wait is raised to 1 ms,
+    /// since `wait_time` is always above zero.
+    pub fn limit(wait: Duration) -> Self {
+        Self::limit_with(wait, Map::new())
+    }
+
+    /// A rate-limit answer carrying the limiter's figures beside `wait_time`.
+    pub fn limit_with(wait: Duration, mut figures: Map<String, Value>) -> Self {
+        let wait_s = wait.as_secs_f64().max(0.001);
+        figures.insert("wait_time".into(), json!(wait_s));
+        Self::with_status(
+            Status::Limit,
+            Some(format!(
+                "Rate limit exceeded. Please wait {} seconds",
+                format_seconds(wait_s)
+            )),
+            Value::Object(figures),
+        )
+    }
+
+    /// A warning with this message and data.
+    pub fn warning(message: impl Into<String>, data: impl Serialize) -> Self {
+        match serde_json::to_value(data) {
+            Ok(response) => Self::with_status(Status::Warning, Some(message.into()), response),
+            Err(e) => unserialisable(&e),
+        }
+    }
+
+    /// Any status, message and response.
+    pub fn with_status(status: Status, message: Option<String>, response: Value) -> Self {
+        Self {
+            status,
+            message,
+            response,
+        }
+    }
+
+    /// Replaces the message.
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// The status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The message, if one was set.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// The envelope's `response`.
+    pub fn response(&self) -> &Value {
+        &self.response
+    }
+
+    /// Splits into status, message and response.
+    pub fn into_parts(self) -> (Status, Option<String>, Value) {
+        (self.status, self.message, self.response)
+    }
+}
+
+/// Seconds for a person: `1`, `0.25`, `12.5`.
+pub fn format_seconds(seconds: f64) -> String {
+    let rounded = (seconds * 1000.0).round() / 1000.0;
+    let text = format!("{rounded:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn unserialisable(error: &serde_json::Error) -> ActionResponse {
+    ActionResponse::from_error(
+        ActionError::new(format!(
+            "The action's result could not be serialised to JSON: {error}"
+        ))
+        .with_code("UNSERIALISABLE_RESULT"),
+    )
+}
+
+/// Turns what an action returns into its answer.
+///
+/// Implemented for `Result<T, E>` where `T: Serialize` and `E: Into<ActionError>`, for
+/// [`ActionResponse`] and `Result<ActionResponse, E>`, and for [`Json<T>`]. The `#[action]` macro
+/// wraps a plain `T: Serialize` return value in [`Json`].
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be an action's return type",
+    label = "the action returns this",
+    note = "return a `T: Serialize`, `Result<T, E>` with `T: Serialize` and `E: Into<ActionError>`, or `ActionResponse`"
+)]
+pub trait IntoResponse {
+    /// The answer.
+    fn into_response(self) -> ActionResponse;
+}
+
+/// Serialises any `T: Serialize` as a success.
+#[derive(Clone, Debug)]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> ActionResponse {
+        ActionResponse::success(self.0)
+    }
+}
+
+impl IntoResponse for ActionResponse {
+    fn into_response(self) -> ActionResponse {
+        self
+    }
+}
+
+impl<T: Serialize, E: Into<ActionError>> IntoResponse for Result<T, E> {
+    fn into_response(self) -> ActionResponse {
+        match self {
+            Ok(data) => ActionResponse::success(data),
+            Err(error) => ActionResponse::from_error(error.into()),
+        }
+    }
+}
+
+impl<E: Into<ActionError>> IntoResponse for Result<ActionResponse, E> {
+    fn into_response(self) -> ActionResponse {
+        match self {
+            Ok(response) => response,
+            Err(error) => ActionResponse::from_error(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn errors_keep_their_causes() {
+        let err: ActionError = Outer(std::io::Error::other("inner")).into();
+        assert_eq!(err.message(), "outer: inner");
+    }
+
+    #[test]
+    fn error_response_shape() {
+        let r = Err::<Value, _>(ActionError::new("boom").with_code("E1")).into_response();
+        assert_eq!(r.status(), Status::Error);
+        assert_eq!(r.message(), Some("boom"));
+        assert_eq!(
+            r.response(),
+            &json!({"error": "boom", "error_code": "E1", "details": null})
+        );
+    }
+
+    #[test]
+    fn limit_wait_is_positive_and_readable() {
+        let r = ActionResponse::limit(Duration::ZERO);
+        assert!(r.response()["wait_time"].as_f64().unwrap() > 0.0);
+        let r = ActionResponse::limit(Duration::from_millis(1500));
+        assert_eq!(
+            r.message(),
+            Some("Rate limit exceeded. Please wait 1.5 seconds")
+        );
+    }
+}
