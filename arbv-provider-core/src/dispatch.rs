@@ -16,7 +16,11 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::envelope::{Envelope, Status};
 use crate::error::DefinitionError;
-use crate::provider::{ActionSpec, Call, Handler, InputPart, InvalidInput, Provider, ProviderDef};
+use crate::provider::{
+    ActionSpec, Call, Handler, InputPart, InvalidInput, LimitSetting, OnLimit, Provider,
+    ProviderDef,
+};
+use crate::rate_limit::{Decision, PerKey, RateLimitMonitor};
 use crate::response::{ActionResponse, format_seconds};
 use crate::validation::{SchemaValidator, Violations};
 
@@ -28,7 +32,14 @@ struct CompiledAction {
     spec: ActionSpec,
     payload: Option<SchemaValidator>,
     account: Option<SchemaValidator>,
+    limit: Option<CompiledLimit>,
     run: ErasedHandler,
+}
+
+struct CompiledLimit {
+    monitor: Arc<dyn RateLimitMonitor>,
+    per: Option<PerKey>,
+    wait: bool,
 }
 
 /// A task as the hub sent it.
@@ -83,8 +94,11 @@ impl Dispatcher {
         definition: ProviderDef<P>,
         config: &Config,
     ) -> Result<Self, DefinitionError> {
-        let (default_name, defs) = definition.into_parts();
+        let (default_name, default_limit, defs) = definition.into_parts();
         let provider_name: Arc<str> = Arc::from(config.provider_name().unwrap_or(&default_name));
+        if let Some(monitor) = &default_limit {
+            monitor.attach(&provider_name);
+        }
         let mut actions = Vec::with_capacity(defs.len());
         let mut by_name = HashMap::with_capacity(defs.len());
         for def in defs {
@@ -111,12 +125,35 @@ impl Dispatcher {
             };
             let payload = compile(&spec.payload_schema, "payload")?;
             let account = compile(&spec.account_schema, "account")?.map(SchemaValidator::masked);
+            let monitor = match &spec.rate_limit {
+                LimitSetting::Inherit => default_limit.clone(),
+                LimitSetting::Off => None,
+                LimitSetting::Monitor(monitor) => {
+                    monitor.attach(&provider_name);
+                    Some(monitor.clone())
+                }
+            };
+            let per = spec
+                .per
+                .as_deref()
+                .map(PerKey::parse)
+                .transpose()
+                .map_err(|reason| DefinitionError::Per {
+                    action: spec.name.to_string(),
+                    reason,
+                })?;
+            let limit = monitor.map(|monitor| CompiledLimit {
+                monitor,
+                per,
+                wait: spec.on_limit == OnLimit::Wait,
+            });
             let run = erase(provider.clone(), def.handler().clone());
             actions.push(CompiledAction {
                 name: Arc::from(spec.name.as_ref()),
                 spec,
                 payload,
                 account,
+                limit,
                 run,
             });
         }
@@ -213,19 +250,32 @@ impl Dispatcher {
         }
 
         let timeout = action.spec.timeout.unwrap_or(self.default_timeout);
+        let deadline = tokio::time::Instant::now() + timeout;
+        if let Some(limit) = &action.limit {
+            self.admit(
+                action_name,
+                limit,
+                &payload,
+                account.as_ref(),
+                deadline,
+                interrupt,
+            )
+            .await?;
+        }
+        let timeout_left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let context = Context::new(
             task.id.clone(),
             action.name.clone(),
             self.provider_name.clone(),
             self.timezone,
-            timeout,
+            timeout_left,
         );
         let running = AssertUnwindSafe((action.run)(Call::new(payload, account, context.clone())))
             .catch_unwind();
         let outcome = tokio::select! {
             biased;
             outcome = running => outcome,
-            () = tokio::time::sleep(timeout) => {
+            () = tokio::time::sleep_until(deadline) => {
                 context.cancel();
                 return Err(self.envelope(
                     action_name,
@@ -278,6 +328,42 @@ impl Dispatcher {
                     json!({ "error": message }),
                 ))
             }
+        }
+    }
+
+    /// Spends budget for the task, or answers `limit`. Only a task that would run gets here,
+    /// so unknown actions and invalid payloads spend nothing.
+    async fn admit(
+        &self,
+        action: &str,
+        limit: &CompiledLimit,
+        payload: &Value,
+        account: Option<&Value>,
+        deadline: tokio::time::Instant,
+        interrupt: &CancellationToken,
+    ) -> Result<(), Envelope> {
+        let key = limit
+            .per
+            .as_ref()
+            .map(|per| per.key(payload, account))
+            .unwrap_or_default();
+        loop {
+            let (wait, mut figures) = match limit.monitor.check(&key).await {
+                Decision::Admitted(_) => return Ok(()),
+                Decision::Limited { wait, figures } => (wait, figures),
+            };
+            if limit.wait && tokio::time::Instant::now() + wait < deadline {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => continue,
+                    () = interrupt.cancelled() => {}
+                }
+            }
+            if !key.is_empty() {
+                figures.insert("key".into(), Value::String(key));
+            }
+            let (status, message, response) =
+                ActionResponse::limit_with(wait, figures).into_parts();
+            return Err(self.envelope(action, status, message.unwrap_or_default(), response));
         }
     }
 

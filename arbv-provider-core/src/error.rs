@@ -11,6 +11,14 @@ pub enum DefinitionError {
     /// An action has an empty name.
     #[error("an action has an empty name")]
     EmptyActionName,
+    /// A `per` field path is malformed.
+    #[error("action '{action}': {reason}")]
+    Per {
+        /// The action.
+        action: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A schema does not compile.
     #[error("the {part} schema of action '{action}' is not a valid JSON Schema: {reason}")]
     Schema {

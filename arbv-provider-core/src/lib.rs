@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod error;
 pub mod hub_client;
 pub mod provider;
+pub mod rate_limit;
 pub mod response;
 pub mod secret;
 pub mod serve;

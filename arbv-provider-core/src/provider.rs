@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::context::Context;
+use crate::rate_limit::{IntoMonitor, RateLimitMonitor};
 use crate::response::{ActionResponse, IntoResponse};
 use crate::validation::schema_of;
 
@@ -72,6 +73,44 @@ pub struct ActionSpec {
     pub account_required: bool,
     /// Its own execution timeout (else the provider's).
     pub timeout: Option<Duration>,
+    /// Its rate limit: its own, none, or the provider's default.
+    pub rate_limit: LimitSetting,
+    /// Which budget a task spends (`account.ad_account_id`), if not the monitor's one budget.
+    pub per: Option<Cow<'static, str>>,
+    /// What a limited task gets.
+    pub on_limit: OnLimit,
+}
+
+/// An action's rate limit.
+#[derive(Clone, Default)]
+pub enum LimitSetting {
+    /// The provider's default, if it has one.
+    #[default]
+    Inherit,
+    /// No limit, whatever the provider's default (`rate_limit = none`).
+    Off,
+    /// This monitor.
+    Monitor(Arc<dyn RateLimitMonitor>),
+}
+
+impl std::fmt::Debug for LimitSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitSetting::Inherit => f.write_str("Inherit"),
+            LimitSetting::Off => f.write_str("Off"),
+            LimitSetting::Monitor(m) => write!(f, "Monitor({})", m.describe()),
+        }
+    }
+}
+
+/// What a task that its rate limit refuses gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnLimit {
+    /// A `limit` answer at once, with `wait_time`, so the hub can reschedule it.
+    #[default]
+    Reject,
+    /// Wait for the budget, within the action's timeout; a `limit` answer if that is too short.
+    Wait,
 }
 
 impl ActionSpec {
@@ -84,6 +123,8 @@ impl ActionSpec {
             "account_schema": self.account_schema,
             "account_required": self.account_required,
             "timeout_s": self.timeout.map(|t| t.as_secs_f64()),
+            "per": self.per,
+            "on_limit": match self.on_limit { OnLimit::Reject => "reject", OnLimit::Wait => "wait" },
         })
     }
 }
@@ -220,11 +261,36 @@ impl<P> ActionDef<P> {
         self.spec.timeout = Some(timeout);
         self
     }
+
+    /// Guards the action with its own rate limit (overrides the provider's default).
+    pub fn rate_limit(&mut self, monitor: impl IntoMonitor) -> &mut Self {
+        self.spec.rate_limit = LimitSetting::Monitor(monitor.into_monitor());
+        self
+    }
+
+    /// Opts out of the provider's default rate limit.
+    pub fn no_rate_limit(&mut self) -> &mut Self {
+        self.spec.rate_limit = LimitSetting::Off;
+        self
+    }
+
+    /// Gives each value of a field its own budget: `"account.ad_account_id"`, `"payload.user"`.
+    pub fn per(&mut self, field: impl Into<Cow<'static, str>>) -> &mut Self {
+        self.spec.per = Some(field.into());
+        self
+    }
+
+    /// Waits for the budget (within the timeout) instead of answering `limit` at once.
+    pub fn on_limit(&mut self, on_limit: OnLimit) -> &mut Self {
+        self.spec.on_limit = on_limit;
+        self
+    }
 }
 
 /// A provider's default name and its actions, in declaration order.
 pub struct ProviderDef<P> {
     name: Cow<'static, str>,
+    default_limit: Option<Arc<dyn RateLimitMonitor>>,
     actions: Vec<ActionDef<P>>,
 }
 
@@ -233,8 +299,15 @@ impl<P: Send + Sync + 'static> ProviderDef<P> {
     pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
         Self {
             name: name.into(),
+            default_limit: None,
             actions: Vec::new(),
         }
+    }
+
+    /// The rate limit of every action that does not declare its own: one budget they share.
+    pub fn rate_limit(&mut self, monitor: impl IntoMonitor) -> &mut Self {
+        self.default_limit = Some(monitor.into_monitor());
+        self
     }
 
     /// Adds an async action.
@@ -280,6 +353,9 @@ impl<P: Send + Sync + 'static> ProviderDef<P> {
                 account_schema: None,
                 account_required: false,
                 timeout: None,
+                rate_limit: LimitSetting::Inherit,
+                per: None,
+                on_limit: OnLimit::Reject,
             },
             handler,
         });
@@ -303,12 +379,36 @@ impl<P> ProviderDef<P> {
         let actions: Vec<Value> = self
             .actions
             .iter()
-            .map(|action| action.spec.manifest())
+            .map(|action| {
+                let mut entry = action.spec.manifest();
+                let limit = match &action.spec.rate_limit {
+                    LimitSetting::Monitor(m) => Some(m.describe()),
+                    LimitSetting::Inherit => self.default_limit.as_ref().map(|m| m.describe()),
+                    LimitSetting::Off => None,
+                };
+                entry["rate_limit"] = limit.unwrap_or(Value::Null);
+                entry
+            })
             .collect();
-        serde_json::json!({ "name": self.name, "actions": actions })
+        serde_json::json!({
+            "name": self.name,
+            "rate_limit": self.default_limit.as_ref().map(|m| m.describe()),
+            "actions": actions,
+        })
     }
 
-    pub(crate) fn into_parts(self) -> (Cow<'static, str>, Vec<ActionDef<P>>) {
-        (self.name, self.actions)
+    /// The rate limit of actions that do not declare their own.
+    pub fn default_rate_limit(&self) -> Option<&Arc<dyn RateLimitMonitor>> {
+        self.default_limit.as_ref()
+    }
+
+    pub(crate) fn into_parts(
+        self,
+    ) -> (
+        Cow<'static, str>,
+        Option<Arc<dyn RateLimitMonitor>>,
+        Vec<ActionDef<P>>,
+    ) {
+        (self.name, self.default_limit, self.actions)
     }
 }

@@ -129,8 +129,17 @@ pub async fn serve_with<P: Provider>(provider: P, config: Config) -> Result<(), 
 /// `.serve()` and friends on every provider.
 pub trait Serve: Provider {
     /// Reads [`Config::from_env`], installs logging, and serves until SIGINT or SIGTERM.
+    ///
+    /// Started with `--manifest`, the process prints the provider's manifest (JSON) and exits
+    /// instead: no hub and no token are needed.
     fn serve(self) -> impl Future<Output = Result<(), Error>> + Send {
         async move {
+            if std::env::args().skip(1).any(|arg| arg == "--manifest") {
+                let manifest =
+                    serde_json::to_string_pretty(&Self::manifest()).expect("a manifest is JSON");
+                println!("{manifest}");
+                return Ok(());
+            }
             crate::telemetry::init_logging();
             let config = Config::from_env()?;
             serve_with(self, config).await
