@@ -128,6 +128,9 @@ impl SchemaValidator {
             };
             violations.errors.push(FieldError { path, message });
         }
+        // Document order, whatever order the validator's keywords ran in.
+        violations.errors.sort_by(|a, b| a.path.cmp(&b.path));
+        violations.missing.sort();
         Err(violations)
     }
 }

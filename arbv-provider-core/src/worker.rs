@@ -13,6 +13,9 @@ use tokio_util::sync::CancellationToken;
 use crate::dispatch::{CompletedTask, Dispatcher, IncomingTask};
 use crate::hub_client::{HubClient, HubError, reconnect_backoff};
 
+/// How long a `GetTask` in flight when shutdown begins may still answer.
+const STOP_POLL_GRACE: Duration = Duration::from_secs(1);
+
 /// How a worker stops: `stop` ends polling; `interrupt` cuts actions still running when the
 /// drain time is up; `give_up` ends retries of results the hub will not take.
 #[derive(Clone, Debug, Default)]
@@ -103,9 +106,19 @@ impl Worker {
             }
             self.stats.polls.fetch_add(1, Ordering::Relaxed);
             let asked = std::time::Instant::now();
+            let call = self.hub.get_task();
+            tokio::pin!(call);
             let polled = tokio::select! {
-                polled = self.hub.get_task() => polled,
-                () = self.shutdown.stop.cancelled() => break,
+                biased;
+                polled = &mut call => polled,
+                () = self.shutdown.stop.cancelled() => {
+                    // The hub may have handed out a task that is on its way: give the answer a
+                    // moment rather than drop a task the hub counts as delivered.
+                    match tokio::time::timeout(STOP_POLL_GRACE, call).await {
+                        Ok(polled) => polled,
+                        Err(_) => break,
+                    }
+                }
             };
             let pause = match polled {
                 Ok(Some(task)) => {
