@@ -94,7 +94,11 @@ impl Dispatcher {
         definition: ProviderDef<P>,
         config: &Config,
     ) -> Result<Self, DefinitionError> {
-        let (default_name, default_limit, defs) = definition.into_parts();
+        let ProviderDef {
+            name: default_name,
+            default_limit,
+            actions: defs,
+        } = definition;
         let provider_name: Arc<str> = Arc::from(config.provider_name().unwrap_or(&default_name));
         if let Some(monitor) = &default_limit {
             monitor.attach(&provider_name);

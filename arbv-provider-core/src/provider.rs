@@ -289,9 +289,9 @@ impl<P> ActionDef<P> {
 
 /// A provider's default name and its actions, in declaration order.
 pub struct ProviderDef<P> {
-    name: Cow<'static, str>,
-    default_limit: Option<Arc<dyn RateLimitMonitor>>,
-    actions: Vec<ActionDef<P>>,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) default_limit: Option<Arc<dyn RateLimitMonitor>>,
+    pub(crate) actions: Vec<ActionDef<P>>,
 }
 
 impl<P: Send + Sync + 'static> ProviderDef<P> {
@@ -400,15 +400,5 @@ impl<P> ProviderDef<P> {
     /// The rate limit of actions that do not declare their own.
     pub fn default_rate_limit(&self) -> Option<&Arc<dyn RateLimitMonitor>> {
         self.default_limit.as_ref()
-    }
-
-    pub(crate) fn into_parts(
-        self,
-    ) -> (
-        Cow<'static, str>,
-        Option<Arc<dyn RateLimitMonitor>>,
-        Vec<ActionDef<P>>,
-    ) {
-        (self.name, self.default_limit, self.actions)
     }
 }

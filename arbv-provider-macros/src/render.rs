@@ -1,0 +1,221 @@
+//! Quotes the model into the `Provider` impl. The generated code only wires: it registers one
+//! handler per action on the core's `ProviderDef`; taking the input apart, validation and
+//! responses are the core's work.
+//!
+//! Every path goes through `::arbv_provider::__private`, so the output compiles whatever the
+//! user has imported (or not, under `#![no_implicit_prelude]`).
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::limit::{ActionLimit, Rate, RateLimitArg};
+use crate::model::{ActionDef, Output, Param, ProviderDef};
+
+/// The `impl Provider` for the provider's type, in a `const _` block so that nothing it names
+/// leaks into the user's module.
+pub fn provider(def: &ProviderDef) -> TokenStream {
+    let private = private();
+    let self_ty = &def.self_ty;
+    let name = &def.name;
+    let actions = def.actions.iter().map(action);
+    let attr_paths = &def.attr_paths;
+    let default_limit = match &def.default_limit {
+        Some(RateLimitArg::Rate(rate)) => {
+            let monitor = in_process(Some(*rate), None, None);
+            Some(quote!(def.rate_limit(#monitor);))
+        }
+        Some(RateLimitArg::Monitor(path)) => {
+            let monitor = monitor_from(path);
+            Some(quote!(def.rate_limit(#monitor);))
+        }
+        Some(RateLimitArg::None) | None => None,
+    };
+    // Without actions or a default limit `def` is never mutated; `mut` would warn.
+    let mutability = (!def.actions.is_empty() || default_limit.is_some()).then(|| quote!(mut));
+    quote! {
+        const _: () = {
+            // The `#[action]` attributes are gone; naming their paths keeps the user's import
+            // of `action` from being reported as unused.
+            #(
+                #[allow(unused_imports)]
+                use #attr_paths as _;
+            )*
+            #[automatically_derived]
+            impl #private::Provider for #self_ty {
+                fn definition() -> #private::ProviderDef<Self> {
+                    let #mutability def = #private::ProviderDef::new(#name);
+                    #default_limit
+                    #(#actions)*
+                    def
+                }
+            }
+        };
+    }
+}
+
+fn private() -> TokenStream {
+    quote!(::arbv_provider::__private)
+}
+
+/// The core's in-process monitor for these settings, with every number a literal.
+fn in_process(
+    rate: Option<Rate>,
+    burst: Option<u32>,
+    min_delay: Option<std::time::Duration>,
+) -> TokenStream {
+    let private = private();
+    let nanos = |d: std::time::Duration| {
+        Literal::u64_suffixed(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    };
+    let rate = match rate {
+        Some(Rate { count, period }) => {
+            let count = Literal::u32_suffixed(count);
+            let period = nanos(period);
+            quote!(#private::Some(#private::RateSpec::new(#count, #private::Duration::from_nanos(#period))))
+        }
+        None => quote!(#private::None),
+    };
+    let burst = match burst {
+        Some(size) => {
+            let size = Literal::u32_suffixed(size);
+            quote!(#private::Some(#size))
+        }
+        None => quote!(#private::None),
+    };
+    let min_delay = match min_delay {
+        Some(delay) => {
+            let delay = nanos(delay);
+            quote!(#private::Some(#private::Duration::from_nanos(#delay)))
+        }
+        None => quote!(#private::None),
+    };
+    quote!(#private::in_process_monitor(#rate, #burst, #min_delay))
+}
+
+/// `path()`, spanned at the path so that a function returning no monitor is reported there.
+fn monitor_from(path: &syn::Path) -> TokenStream {
+    quote_spanned!(path.span()=> #path())
+}
+
+/// `def.action(..)` (or `def.blocking_action(..)`) and the builder calls that describe it.
+fn action(action: &ActionDef) -> TokenStream {
+    let private = private();
+    let name = &action.name;
+    let method = &action.method;
+
+    // Take the input apart in a fixed order; bounds sit at the user's types so that a type
+    // that cannot be deserialised is reported there.
+    let mut bindings = Vec::new();
+    let mut builders = Vec::new();
+    if !action.description.is_empty() {
+        let description = &action.description;
+        builders.push(quote!(.description(#description)));
+    }
+    if let Some(ty) = action.payload() {
+        let take = quote_spanned!(ty.span()=> call.payload::<#ty>());
+        bindings.push(quote!(let payload = #take?;));
+        builders.push(quote_spanned!(ty.span()=> .payload::<#ty>()));
+    }
+    if let Some((ty, optional)) = action.account() {
+        let (take, declare) = if optional {
+            (
+                quote_spanned!(ty.span()=> call.account::<#private::Option<#ty>>()),
+                quote_spanned!(ty.span()=> .optional_account::<#ty>()),
+            )
+        } else {
+            (
+                quote_spanned!(ty.span()=> call.account::<#ty>()),
+                quote_spanned!(ty.span()=> .account::<#ty>()),
+            )
+        };
+        bindings.push(quote!(let account = #take?;));
+        builders.push(declare);
+    }
+    if action.takes_context() {
+        bindings.push(quote!(let ctx = ::core::clone::Clone::clone(call.context());));
+    }
+    if let Some(timeout) = action.timeout {
+        // `attr::parse_duration` refuses anything longer.
+        let nanos = Literal::u64_suffixed(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
+        builders.push(quote!(.timeout(#private::Duration::from_nanos(#nanos))));
+    }
+
+    match &action.limit {
+        ActionLimit::Inherit => {}
+        ActionLimit::Off => builders.push(quote!(.no_rate_limit())),
+        ActionLimit::InProcess {
+            rate,
+            burst,
+            min_delay,
+        } => {
+            let monitor = in_process(*rate, *burst, *min_delay);
+            builders.push(quote!(.rate_limit(#monitor)));
+        }
+        ActionLimit::Monitor(path) => {
+            let monitor = monitor_from(path);
+            builders.push(quote!(.rate_limit(#monitor)));
+        }
+    }
+    if let Some(per) = &action.per {
+        let text = &per.text;
+        builders.push(quote!(.per(#text)));
+    }
+    if action.wait_on_limit {
+        builders.push(quote!(.on_limit(#private::OnLimit::Wait)));
+    }
+
+    let args = action.params.iter().map(|param| match param {
+        Param::Payload(_) => quote!(payload),
+        Param::Account { .. } => quote!(account),
+        Param::Context { by_ref: true } => quote!(&ctx),
+        Param::Context { by_ref: false } => quote!(ctx),
+    });
+    let receiver = action.has_receiver.then(|| quote!(&this,));
+    let mut value = quote!(Self::#method(#receiver #(#args),*));
+    if action.is_async {
+        value = quote!(#value.await);
+    }
+    if action.output == Output::Json {
+        value = quote!(#private::Json(#value));
+    }
+    // Converted here, with the argument at the return type's span: rustc reports a type that
+    // is no response at that argument, so the error lands on the method's signature rather
+    // than on `#[provider]`.
+    let respond =
+        quote_spanned!(action.output_span=> #private::IntoResponse::into_response(output));
+
+    // Name unused closure parameters `_x` and drop an unneeded `mut`: warnings from generated
+    // code would land in the user's crate.
+    let this = if action.has_receiver {
+        quote!(this)
+    } else {
+        quote!(_this)
+    };
+    let call = if action.payload().is_some() || action.account().is_some() {
+        quote!(mut call)
+    } else if action.takes_context() {
+        quote!(call)
+    } else {
+        quote!(_call)
+    };
+    let params = quote!(#this: #private::Arc<Self>, #call: #private::Call);
+    let register = if action.is_async {
+        quote! {
+            def.action(#name, |#params| async move {
+                #(#bindings)*
+                let output = #value;
+                #private::Ok(#respond)
+            })
+        }
+    } else {
+        quote! {
+            def.blocking_action(#name, |#params| {
+                #(#bindings)*
+                let output = #value;
+                #private::Ok(#respond)
+            })
+        }
+    };
+    quote!(#register #(#builders)*;)
+}

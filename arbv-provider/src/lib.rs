@@ -1,0 +1,43 @@
+#![doc = include_str!("../../README.md")]
+
+pub use arbv_provider_core::{
+    ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, Call, Config, ConfigBuilder,
+    ConfigError, Context, DefinitionError, Envelope, Error, IntoResponse, InvalidInput, Json,
+    Provider, ProviderDef, Runtime, Serve, Status, serve_until, serve_with,
+};
+pub use arbv_provider_core::{
+    config, dev_hub, envelope, rate_limit, shutdown, telemetry, validation,
+};
+pub use arbv_provider_macros::{action, provider};
+
+/// Everything a provider file needs: `use arbv_provider::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        ActionError, ActionResponse, Config, Context, Provider, Serve, Status, action, provider,
+    };
+    pub use schemars::JsonSchema;
+    pub use serde::{Deserialize, Serialize};
+    pub use serde_json::{Value, json};
+}
+
+pub use schemars;
+pub use serde;
+pub use serde_json;
+
+/// What the macros' generated code reaches for. Not public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use arbv_provider_core::provider::{Handler, OnLimit};
+    pub use arbv_provider_core::rate_limit::{
+        IntoMonitor, RateSpec, in_process as in_process_monitor,
+    };
+    pub use arbv_provider_core::{
+        ActionResponse, Call, Context, IntoResponse, InvalidInput, Json, Provider, ProviderDef,
+    };
+    pub use core::option::Option::{self, None, Some};
+    pub use core::result::Result::{self, Err, Ok};
+    pub use core::time::Duration;
+    pub use schemars::JsonSchema;
+    pub use serde::de::DeserializeOwned;
+    pub use std::sync::Arc;
+}
