@@ -1,0 +1,326 @@
+//! Support for the end-to-end tests: a provider written by hand against the core's
+//! `Provider` trait (no macros), and helpers that start a dev hub and a provider on loopback.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use arbv_provider::dev_hub::{DevHub, RunningServer};
+use arbv_provider::{ActionError, ActionResponse, Config, Provider, ProviderDef};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The token the test hubs accept.
+pub const TOKEN: &str = "test-token-5b3d9c1e";
+/// The provider name the test provider serves under.
+pub const PROVIDER: &str = "hand-written";
+
+#[derive(Deserialize, JsonSchema)]
+pub struct Echo {
+    #[schemars(length(min = 1))]
+    pub message: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct Add {
+    pub a: f64,
+    pub b: f64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct Sleep {
+    pub ms: u64,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub struct ApiAccount {
+    #[schemars(length(min = 32))]
+    pub api_key: String,
+}
+
+/// A provider implemented by hand, one action per row of the envelope table.
+pub struct HandWritten;
+
+impl Provider for HandWritten {
+    fn definition() -> ProviderDef<Self> {
+        let mut def = ProviderDef::new(PROVIDER);
+        def.action("echo", |_this, mut call| async move {
+            let payload: Echo = call.payload()?;
+            Ok(Ok::<_, ActionError>(json!({ "echo": payload.message })))
+        })
+        .description("Echo back the message.")
+        .payload::<Echo>();
+        def.action("add", |_this, mut call| async move {
+            let p: Add = call.payload()?;
+            Ok(ActionResponse::success(json!({ "sum": p.a + p.b })).with_message("added"))
+        })
+        .payload::<Add>();
+        def.action("fail", |_this, _call| async move {
+            Ok(Err::<Value, _>(
+                ActionError::new("the upstream API refused the request")
+                    .with_code("UPSTREAM_REFUSED")
+                    .with_details(json!({ "http_status": 403 })),
+            ))
+        });
+        def.action("explode", |_this, _call| async move {
+            if true {
+                panic!("kaboom in the action");
+            }
+            Ok(ActionResponse::success(Value::Null))
+        });
+        def.action("sleep", |_this, mut call| async move {
+            let p: Sleep = call.payload()?;
+            tokio::time::sleep(Duration::from_millis(p.ms)).await;
+            Ok(ActionResponse::success(json!({ "slept_ms": p.ms })))
+        })
+        .payload::<Sleep>()
+        .timeout(Duration::from_secs(20));
+        def.action("slow", |_this, _call| async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(ActionResponse::success(Value::Null))
+        })
+        .timeout(Duration::from_millis(200));
+        def.blocking_action("blocking_sleep", |_this, mut call| {
+            let p: Sleep = call.payload()?;
+            std::thread::sleep(Duration::from_millis(p.ms));
+            Ok(ActionResponse::success(json!({ "slept_ms": p.ms })))
+        })
+        .payload::<Sleep>();
+        def.action("with_account", |_this, mut call| async move {
+            let account: ApiAccount = call.account()?;
+            let task = call.context().task_id().to_owned();
+            Ok(ActionResponse::success(
+                json!({ "key_len": account.api_key.len(), "task": task }),
+            ))
+        })
+        .account::<ApiAccount>();
+        def.action("warn", |_this, _call| async move {
+            Ok(ActionResponse::warning(
+                "partial data",
+                json!({ "rows": 3 }),
+            ))
+        });
+        def
+    }
+}
+
+/// A dev hub on a free loopback port.
+pub async fn start_hub(hold: Duration) -> (DevHub, RunningServer) {
+    let hub = DevHub::builder().token(TOKEN).hold(hold).build();
+    let server = hub.serve(loopback()).await.expect("the dev hub starts");
+    (hub, server)
+}
+
+/// `127.0.0.1:0`.
+pub fn loopback() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// A configuration for a provider of the test hub at `url`.
+pub fn config(url: &str) -> arbv_provider::ConfigBuilder {
+    Config::builder()
+        .auth_token(TOKEN)
+        .hub_url(url)
+        .drain_timeout(Duration::from_secs(10))
+}
+
+/// A provider serving in the background; `stop` shuts it down gracefully.
+pub struct RunningProvider {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), arbv_provider::Error>>,
+}
+
+impl RunningProvider {
+    /// Starts `provider` with `config` on this runtime.
+    pub fn start<P: Provider>(provider: P, config: Config) -> Self {
+        Self::start_runtime(
+            arbv_provider::Runtime::new(provider, config).expect("the provider compiles"),
+        )
+    }
+
+    /// Starts an already built runtime.
+    pub fn start_runtime(runtime: arbv_provider::Runtime) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(runtime.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Signals shutdown and waits for `serve` to return.
+    pub async fn stop(mut self) -> Result<(), arbv_provider::Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.expect("the provider task does not panic")
+    }
+}
+
+/// Waits until `check` holds, polling every 10 ms, for at most `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Enqueues a task and waits for its envelope.
+pub async fn call(hub: &DevHub, action: &str, payload: Value, account: Option<Value>) -> Value {
+    let id = hub.enqueue(PROVIDER, action, payload, account);
+    hub.wait_result(&id, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|| panic!("no result for {action} within 20 s"))
+}
+
+/// The outside services some tests need, and what to say when one is missing: on a developer's
+/// machine the test is skipped with a note saying how to start the service; in CI (`CI=true`)
+/// it fails.
+pub mod services {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::process::{Child, Command, Stdio};
+    use std::time::Duration;
+
+    fn in_ci() -> bool {
+        std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+    }
+
+    fn missing<T>(what: &str) -> Option<T> {
+        let message = format!(
+            "{what}\nStart one with: redis-server --port 6379 --save \"\" --appendonly no\n(or set REDIS_URL to a Redis that can be written to; Debian/Ubuntu: apt-get install redis-server)"
+        );
+        if in_ci() {
+            panic!("CI=true and a service this test needs is missing: {message}");
+        }
+        eprintln!("SKIPPED: {message}");
+        None
+    }
+
+    /// True when a Redis answers PING at `host:port`.
+    pub fn redis_answers(host_port: &str) -> bool {
+        let Some(addr) = host_port.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+            return false;
+        };
+        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut answer = [0u8; 5];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut answer).is_ok()
+            && &answer == b"+PONG"
+    }
+
+    /// `REDIS_URL` (default `redis://127.0.0.1:6379`) when a Redis answers there.
+    pub fn redis_url() -> Option<String> {
+        let url =
+            std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let host_port = url
+            .trim_start_matches("redis://")
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if redis_answers(&host_port) {
+            Some(url)
+        } else {
+            missing(&format!("no Redis answers at {url} (REDIS_URL)."))
+        }
+    }
+
+    /// A Redis server of the test's own, on a free port, that the test may stop and start.
+    pub struct PrivateRedis {
+        port: u16,
+        child: Option<Child>,
+    }
+
+    impl PrivateRedis {
+        /// Starts `redis-server` on a free port; `None` (or a panic in CI) when it is not installed.
+        pub fn start() -> Option<Self> {
+            if Command::new("redis-server")
+                .arg("--version")
+                .output()
+                .is_err()
+            {
+                return missing(
+                    "this test runs a Redis of its own, and `redis-server` is not installed.",
+                );
+            }
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            let mut redis = Self { port, child: None };
+            redis.resume();
+            Some(redis)
+        }
+
+        /// `redis://127.0.0.1:PORT`.
+        pub fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}", self.port)
+        }
+
+        /// Kills the server (its data is gone, as after a crash).
+        pub fn stop(&mut self) {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+
+        /// Starts the server again on the same port and waits until it answers.
+        pub fn resume(&mut self) {
+            self.stop();
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &self.port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server starts");
+            self.child = Some(child);
+            let address = format!("127.0.0.1:{}", self.port);
+            for _ in 0..100 {
+                if redis_answers(&address) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            panic!("redis-server on {address} did not answer within 5 s");
+        }
+    }
+
+    impl Drop for PrivateRedis {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+}
