@@ -310,3 +310,76 @@ impl PerKey {
         &self.text
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn make_safe_request_waits_for_the_budget_then_calls() {
+        let monitor = SlidingWindowRateLimitMonitor::new(RateSpec::new(1, Duration::from_secs(2)));
+        let start = tokio::time::Instant::now();
+        assert_eq!(
+            monitor
+                .make_safe_request("", Duration::from_secs(5), || async { 1 })
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            monitor
+                .make_safe_request("", Duration::from_secs(5), || async { 2 })
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(2),
+            "the second call waited for the window"
+        );
+        let refused = monitor
+            .make_safe_request("", Duration::from_millis(100), || async { 3 })
+            .await;
+        assert!(
+            matches!(refused, Err(Decision::Limited { .. })),
+            "a wait past max_wait is refused"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn all_of_needs_every_monitor() {
+        let both = AllOf::new(vec![
+            Arc::new(TimeBasedRateLimitMonitor::new(Duration::from_secs(1))),
+            Arc::new(SlidingWindowRateLimitMonitor::new(RateSpec::new(
+                2,
+                Duration::from_secs(60),
+            ))),
+        ]);
+        assert!(both.check("").await.is_admitted());
+        assert!(
+            !both.check("").await.is_admitted(),
+            "too soon for the spacing"
+        );
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(both.check("").await.is_admitted());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let Decision::Limited { wait, figures } = both.check("").await else {
+            panic!("window full")
+        };
+        assert_eq!(figures["current_count"], 2);
+        assert_eq!(wait, Duration::from_secs(58));
+    }
+
+    #[test]
+    fn per_keys_name_the_field_and_its_value() {
+        let per = PerKey::parse("account.owner.id").unwrap();
+        let account = json!({"owner": {"id": 7}});
+        assert_eq!(per.key(&json!({}), Some(&account)), "account.owner.id=7");
+        assert_eq!(per.key(&json!({}), None), "account.owner.id=<none>");
+        let per = PerKey::parse("payload.user").unwrap();
+        assert_eq!(per.key(&json!({"user": "ada"}), None), "payload.user=ada");
+        assert!(PerKey::parse("account").is_err());
+        assert!(PerKey::parse("headers.x").is_err());
+    }
+}

@@ -106,12 +106,14 @@ impl TimeBasedRateLimitMonitor {
 
 impl RateLimitMonitor for TimeBasedRateLimitMonitor {
     fn check<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Decision> {
-        let mut figures = Figures::new();
-        figures.insert("min_delay".into(), json!(self.min_delay.as_secs_f64()));
-        self.providers.add_to(&mut figures);
         let decision = match self.budgets.check(key) {
-            Ok(_) => Decision::Admitted(figures),
-            Err(wait) => Decision::Limited { wait, figures },
+            Ok(_) => Decision::Admitted(Figures::new()),
+            Err(wait) => {
+                let mut figures = Figures::new();
+                figures.insert("min_delay".into(), json!(self.min_delay.as_secs_f64()));
+                self.providers.add_to(&mut figures);
+                Decision::Limited { wait, figures }
+            }
         };
         Box::pin(std::future::ready(decision))
     }
@@ -172,8 +174,13 @@ impl AdvancedRateLimitMonitor {
         self
     }
 
+    /// The share of the bucket in use once `remaining` calls are left.
+    fn usage(&self, remaining: u32) -> f64 {
+        f64::from(self.burst - remaining.min(self.burst)) / f64::from(self.burst)
+    }
+
     fn figures(&self, remaining: u32) -> Figures {
-        let usage = f64::from(self.burst - remaining.min(self.burst)) / f64::from(self.burst);
+        let usage = self.usage(remaining);
         let mut figures = Figures::new();
         figures.insert("limit".into(), json!(self.burst));
         figures.insert("remaining".into(), json!(remaining));
@@ -210,6 +217,12 @@ impl AdvancedRateLimitMonitor {
 impl RateLimitMonitor for AdvancedRateLimitMonitor {
     fn check<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Decision> {
         let decision = match self.budgets.check(key) {
+            // Figures cost more than the decision: an admitted call reports them only once
+            // the bucket is past the warning threshold, when they say something.
+            Ok(remaining) if self.usage(remaining) < self.warning_threshold => {
+                self.critical_logged.store(false, Ordering::Relaxed);
+                Decision::Admitted(Figures::new())
+            }
             Ok(remaining) => Decision::Admitted(self.figures(remaining)),
             Err(wait) => Decision::Limited {
                 wait,
@@ -277,13 +290,20 @@ mod tests {
         tokio::time::advance(Duration::from_millis(100)).await;
         assert!(m.check("").await.is_admitted());
         assert!(!m.check("").await.is_admitted());
-        // After a full refill the usage is back to the first call's.
+        // After a full refill the usage is back to the first call's: below the warning
+        // threshold, an admission carries no figures.
         tokio::time::advance(Duration::from_secs(1)).await;
         let Decision::Admitted(f) = m.check("").await else {
             panic!()
         };
-        assert_eq!(f["call_usage"], json!(0.2));
-        assert_eq!(f["is_near_limit"], json!(false));
+        assert!(f.is_empty(), "{f:?}");
+        for _ in 0..3 {
+            assert!(m.check("").await.is_admitted());
+        }
+        let Decision::Admitted(f) = m.check("").await else {
+            panic!()
+        };
+        assert_eq!(f["call_usage"], json!(1.0));
     }
 
     #[tokio::test(start_paused = true)]
@@ -296,8 +316,8 @@ mod tests {
                 panic!()
             };
             flags.push((
-                f["is_near_limit"] == json!(true),
-                f["is_critical"] == json!(true),
+                f.get("is_near_limit") == Some(&json!(true)),
+                f.get("is_critical") == Some(&json!(true)),
             ));
         }
         assert_eq!(flags[3], (false, false)); // 40 %

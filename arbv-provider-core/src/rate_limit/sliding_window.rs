@@ -17,8 +17,15 @@ use super::{AttachedProviders, Decision, Figures, RateLimitMonitor, RateSpec};
 /// At most `count` calls in any window of `period`, and a burst of `count` at once.
 pub struct SlidingWindowRateLimitMonitor {
     rate: RateSpec,
-    windows: Mutex<HashMap<String, VecDeque<Instant>>>,
+    windows: Mutex<Windows>,
     providers: AttachedProviders,
+}
+
+/// The calls still in the window: the monitor's one budget, and one per key.
+#[derive(Default)]
+struct Windows {
+    global: VecDeque<Instant>,
+    keyed: HashMap<String, VecDeque<Instant>>,
 }
 
 impl SlidingWindowRateLimitMonitor {
@@ -35,19 +42,24 @@ impl SlidingWindowRateLimitMonitor {
         let now = Instant::now();
         let limit = self.rate.count as usize;
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        if !windows.contains_key(key) {
-            // Drop windows that have emptied before adding one, so keys do not pile up.
-            if windows.len() >= 1024 {
-                let period = self.rate.period;
-                windows.retain(|_, calls| {
-                    calls
-                        .back()
-                        .is_some_and(|last| now.duration_since(*last) < period)
-                });
+        let Windows { global, keyed } = &mut *windows;
+        let calls = if key.is_empty() {
+            global
+        } else {
+            if !keyed.contains_key(key) {
+                // Drop windows that have emptied before adding one, so keys do not pile up.
+                if keyed.len() >= 1024 {
+                    let period = self.rate.period;
+                    keyed.retain(|_, calls| {
+                        calls
+                            .back()
+                            .is_some_and(|last| now.duration_since(*last) < period)
+                    });
+                }
+                keyed.insert(key.to_owned(), VecDeque::with_capacity(limit.min(64)));
             }
-            windows.insert(key.to_owned(), VecDeque::with_capacity(limit.min(64)));
-        }
-        let calls = windows.get_mut(key).expect("inserted above");
+            keyed.get_mut(key).expect("inserted above")
+        };
         while calls
             .front()
             .is_some_and(|first| now.duration_since(*first) >= self.rate.period)
@@ -58,20 +70,20 @@ impl SlidingWindowRateLimitMonitor {
         if admitted {
             calls.push_back(now);
         }
+        if admitted {
+            // Figures cost more than the decision; only a refusal reports them.
+            return Decision::Admitted(Figures::new());
+        }
         let mut figures = Figures::new();
         figures.insert("current_count".into(), json!(calls.len()));
         figures.insert("limit".into(), json!(self.rate.count));
         figures.insert("window_size".into(), json!(self.rate.period.as_secs_f64()));
         self.providers.add_to(&mut figures);
-        if admitted {
-            Decision::Admitted(figures)
-        } else {
-            let oldest = *calls.front().expect("a full window has calls");
-            let wait = (oldest + self.rate.period)
-                .saturating_duration_since(now)
-                .max(Duration::from_millis(1));
-            Decision::Limited { wait, figures }
-        }
+        let oldest = *calls.front().expect("a full window has calls");
+        let wait = (oldest + self.rate.period)
+            .saturating_duration_since(now)
+            .max(Duration::from_millis(1));
+        Decision::Limited { wait, figures }
     }
 }
 

@@ -162,3 +162,82 @@ impl Basic {
         json!({ "order_id": payload.order_id, "total": total })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Actions are plain methods: no hub, no runtime beyond the test's.
+    #[tokio::test]
+    async fn actions_are_plain_methods() {
+        assert_eq!(
+            Basic
+                .echo(Echo {
+                    message: "hi".into()
+                })
+                .await,
+            json!({ "echo": "hi" })
+        );
+        assert_eq!(
+            Basic.add_numbers(AddNumbers { a: 2.0, b: 0.5 }),
+            json!({ "sum": 2.5 })
+        );
+        let greeting = Basic
+            .greet(Greet {
+                name: "Ana".into(),
+                language: "fr".into(),
+            })
+            .await;
+        assert_eq!(greeting["message"], "Bonjour, Ana!");
+        let order = Order {
+            order_id: "o".into(),
+            items: vec![OrderItem {
+                product_id: "p".into(),
+                quantity: 3,
+                price: 1.5,
+            }],
+            customer: Customer {
+                name: "Ada".into(),
+                email: "ada@example.com".into(),
+                address: Address {
+                    street: "s".into(),
+                    city: "c".into(),
+                    zip: "z".into(),
+                },
+            },
+        };
+        assert_eq!(Basic.process_order(order).await["total"], 4.5);
+    }
+
+    #[test]
+    fn the_manifest_describes_every_action() {
+        let manifest = Basic::manifest();
+        assert_eq!(manifest["name"], "basic-provider");
+        let names: Vec<&str> = manifest["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "echo",
+                "add_numbers",
+                "greet",
+                "create_profile",
+                "process_order"
+            ]
+        );
+        let create = &manifest["actions"][3];
+        assert_eq!(create["account_required"], true);
+        assert_eq!(
+            create["account_schema"]["properties"]["api_key"]["minLength"],
+            32
+        );
+        assert_eq!(
+            manifest["actions"][0]["description"],
+            "Echo back the message."
+        );
+    }
+}
