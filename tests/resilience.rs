@@ -326,7 +326,9 @@ async fn works_against_any_hub_that_implements_the_contract() {
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(HubServer::new(hub.clone()))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            ),
     );
     let provider = RunningProvider::start(HandWritten, config(&format!("{addr}")).build().unwrap());
     assert!(

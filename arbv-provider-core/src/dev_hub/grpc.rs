@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use super::RunningServer;
@@ -26,13 +26,12 @@ pub(super) fn spawn(state: Arc<State>, listener: TcpListener) -> RunningServer {
         state,
         stop: stop.clone(),
     };
+    // `Server::tcp_nodelay` does not reach sockets from our own listener: without it on the
+    // accepted sockets, Nagle holds small answers back until the peer's delayed ACK (40 ms).
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .add_service(HubServer::new(service))
-        .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
-            stop.clone().cancelled_owned(),
-        );
+        .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
     let task = tokio::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "dev hub gRPC server failed");
@@ -62,6 +61,10 @@ impl Hub for HubService {
         self.state.count_get_task();
         if !self.state.token_ok(&request.auth_token) {
             return Err(refused(&request.provider));
+        }
+        // Work waiting: no need for the wake-up machinery below.
+        if let Some(delivery) = self.state.take_next(&request.provider) {
+            return Ok(Response::new(to_task(delivery)));
         }
         let deadline = tokio::time::Instant::now() + self.state.hold;
         let notify = self.state.notifier(&request.provider);

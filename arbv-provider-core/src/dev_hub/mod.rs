@@ -139,6 +139,12 @@ impl DevHub {
         self.state.wait_result(id, timeout).await
     }
 
+    /// Waits up to `timeout` for the task's result; true once it has one. Cheaper than
+    /// [`wait_result`](Self::wait_result), which parses the envelope: for load generators.
+    pub async fn wait_done(&self, id: &str, timeout: Duration) -> bool {
+        matches!(self.state.wait_done(id, timeout).await, Some(Some(_)))
+    }
+
     /// One task and its state.
     pub fn task(&self, id: &str) -> Option<TaskInfo> {
         self.state.task(id)

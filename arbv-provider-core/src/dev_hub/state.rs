@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::secret::AuthToken;
 
@@ -72,8 +72,9 @@ struct Record {
     enqueued: Instant,
     leased_at: Option<Instant>,
     latency: Option<Duration>,
-    result: Option<Arc<str>>,
-    done: watch::Sender<bool>,
+    result: Option<Arc<String>>,
+    /// Wakes those waiting for the result; made only for tasks someone waits on.
+    done: Option<Arc<Notify>>,
 }
 
 #[derive(Default)]
@@ -82,6 +83,9 @@ struct Tasks {
     order: Vec<Arc<str>>,
     queues: HashMap<Arc<str>, VecDeque<Arc<str>>>,
     leased: HashSet<Arc<str>>,
+    /// No lease runs out before this instant, so taking a task skips the expiry scan until
+    /// then (the scan is over every leased task).
+    next_expiry: Option<Instant>,
     duplicates: u64,
 }
 
@@ -162,7 +166,9 @@ impl State {
         payload: Bytes,
         account: Bytes,
     ) -> String {
-        let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
+        // Random bytes from the thread's generator: `new_v4` asks the kernel for each id.
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let id: Arc<str> = Arc::from(id.hyphenated().to_string());
         let provider: Arc<str> = Arc::from(provider);
         {
             let mut tasks = self.lock();
@@ -179,7 +185,7 @@ impl State {
                     leased_at: None,
                     latency: None,
                     result: None,
-                    done: watch::Sender::new(false),
+                    done: None,
                 },
             );
             tasks.order.push(id.clone());
@@ -202,6 +208,7 @@ impl State {
             records,
             queues,
             leased,
+            next_expiry,
             ..
         } = &mut *tasks;
         let queue = queues.get_mut(provider)?;
@@ -216,6 +223,8 @@ impl State {
             record.deliveries += 1;
             record.leased_at = Some(now);
             leased.insert(id.clone());
+            // Later leases run out later: an expiry already set stays the earliest.
+            next_expiry.get_or_insert(now + self.lease);
             return Some(Delivery {
                 id: id.to_string(),
                 action: record.action.clone(),
@@ -228,22 +237,23 @@ impl State {
 
     /// Offers again the tasks whose lease ran out without a result.
     fn requeue_expired(&self, tasks: &mut Tasks, now: Instant) {
-        if tasks.leased.is_empty() {
+        if tasks.next_expiry.is_none_or(|at| at > now) {
             return;
         }
         let lease = self.lease;
-        let expired: Vec<Arc<str>> = tasks
-            .leased
-            .iter()
-            .filter(|id| {
-                tasks
-                    .records
-                    .get(*id)
-                    .and_then(|r| r.leased_at)
-                    .is_some_and(|at| now.duration_since(at) >= lease)
-            })
-            .cloned()
-            .collect();
+        let mut expired = Vec::new();
+        let mut next: Option<Instant> = None;
+        for id in &tasks.leased {
+            let Some(at) = tasks.records.get(id).and_then(|r| r.leased_at) else {
+                continue;
+            };
+            if now.duration_since(at) >= lease {
+                expired.push(id.clone());
+            } else {
+                next = Some(next.map_or(at + lease, |n| n.min(at + lease)));
+            }
+        }
+        tasks.next_expiry = next;
         for id in expired {
             tasks.leased.remove(&id);
             if let Some(record) = tasks.records.get_mut(&id) {
@@ -261,40 +271,68 @@ impl State {
         provider: &str,
         result: String,
     ) -> Result<(), SubmitRefusal> {
-        let mut tasks = self.lock();
-        let Tasks {
-            records,
-            leased,
-            duplicates,
-            ..
-        } = &mut *tasks;
-        let Some(record) = records.get_mut(id) else {
-            return Err(SubmitRefusal::UnknownTask);
+        let waiters = {
+            let mut tasks = self.lock();
+            let Tasks {
+                records,
+                leased,
+                duplicates,
+                ..
+            } = &mut *tasks;
+            let Some(record) = records.get_mut(id) else {
+                return Err(SubmitRefusal::UnknownTask);
+            };
+            if &*record.provider != provider {
+                return Err(SubmitRefusal::WrongProvider);
+            }
+            if record.state == TaskState::Done {
+                *duplicates += 1;
+                return Ok(());
+            }
+            record.state = TaskState::Done;
+            record.latency = Some(record.enqueued.elapsed());
+            record.result = Some(Arc::new(result));
+            leased.remove(id);
+            record.done.take()
         };
-        if &*record.provider != provider {
-            return Err(SubmitRefusal::WrongProvider);
+        if let Some(waiters) = waiters {
+            waiters.notify_waiters();
         }
-        if record.state == TaskState::Done {
-            *duplicates += 1;
-            return Ok(());
-        }
-        record.state = TaskState::Done;
-        record.latency = Some(record.enqueued.elapsed());
-        record.result = Some(Arc::from(result));
-        leased.remove(id);
-        record.done.send_replace(true);
         Ok(())
     }
 
-    pub(crate) async fn wait_result(&self, id: &str, timeout: Duration) -> Option<Value> {
-        let mut done = {
-            let tasks = self.lock();
-            tasks.records.get(id)?.done.subscribe()
+    /// The task's result, if it has one; `None` inside for a task not answered yet.
+    fn result_of(&self, id: &str) -> Option<Option<Arc<String>>> {
+        self.lock().records.get(id).map(|r| r.result.clone())
+    }
+
+    /// Waits up to `timeout` for the task's result. `None`: no such task.
+    pub(crate) async fn wait_done(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Option<Option<Arc<String>>> {
+        let notify = {
+            let mut tasks = self.lock();
+            let record = tasks.records.get_mut(id)?;
+            if let Some(result) = &record.result {
+                return Some(Some(result.clone()));
+            }
+            record.done.get_or_insert_with(Default::default).clone()
         };
-        let _ = tokio::time::timeout(timeout, done.wait_for(|d| *d)).await;
-        let tasks = self.lock();
-        let result = tasks.records.get(id)?.result.clone()?;
-        drop(tasks);
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        // Registered before the second look, so a result that lands in between still wakes us.
+        notified.as_mut().enable();
+        if let Some(Some(result)) = self.result_of(id) {
+            return Some(Some(result));
+        }
+        let _ = tokio::time::timeout(timeout, notified).await;
+        self.result_of(id)
+    }
+
+    pub(crate) async fn wait_result(&self, id: &str, timeout: Duration) -> Option<Value> {
+        let result = self.wait_done(id, timeout).await??;
         serde_json::from_str(&result).ok()
     }
 
@@ -344,5 +382,71 @@ fn info(id: &str, record: &Record) -> TaskInfo {
             .result
             .as_deref()
             .and_then(|r| serde_json::from_str(r).ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(lease: Duration) -> State {
+        State::new(AuthToken::new("t"), Duration::ZERO, lease)
+    }
+
+    fn enqueue(state: &State, provider: &str) -> String {
+        state.enqueue(provider, "echo", Bytes::from_static(b"{}"), Bytes::new())
+    }
+
+    #[test]
+    fn every_lease_that_runs_out_is_offered_again_and_only_those() {
+        let lease = Duration::from_millis(400);
+        let state = state(lease);
+        // One queue per provider, so each take below can only return its own task.
+        let a = enqueue(&state, "p1");
+        let b = enqueue(&state, "p2");
+        assert_eq!(state.take_next("p1").unwrap().id, a);
+        std::thread::sleep(lease / 2);
+        assert_eq!(state.take_next("p2").unwrap().id, b);
+        assert!(state.take_next("p1").is_none(), "a's lease has not run out");
+
+        std::thread::sleep(lease + lease / 4);
+        // The scan that offers `a` again must not forget `b`, leased later.
+        assert_eq!(state.take_next("p1").unwrap().id, a);
+        assert_eq!(state.take_next("p2").unwrap().id, b);
+        assert_eq!(state.task(&a).unwrap().deliveries, 2);
+
+        state.complete(&a, "p1", "{}".into()).ok().unwrap();
+        std::thread::sleep(lease + lease / 4);
+        assert!(
+            state.take_next("p1").is_none(),
+            "an answered task is not offered again"
+        );
+        assert_eq!(state.take_next("p2").unwrap().id, b);
+    }
+
+    #[tokio::test]
+    async fn wait_done_wakes_on_the_result_and_knows_unknown_tasks() {
+        let state = Arc::new(state(Duration::from_secs(60)));
+        let id = enqueue(&state, "p");
+        state.take_next("p").unwrap();
+        assert!(state.wait_done("nope", Duration::ZERO).await.is_none());
+        assert_eq!(state.wait_done(&id, Duration::ZERO).await, Some(None));
+        let answering = {
+            let (state, id) = (state.clone(), id.clone());
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                state.complete(&id, "p", r#"{"ok":1}"#.into()).ok().unwrap();
+            })
+        };
+        let result = state.wait_done(&id, Duration::from_secs(30)).await;
+        answering.await.unwrap();
+        assert_eq!(
+            result.flatten().as_deref().map(String::as_str),
+            Some(r#"{"ok":1}"#)
+        );
+        assert_eq!(
+            state.wait_result(&id, Duration::ZERO).await,
+            Some(serde_json::json!({"ok": 1}))
+        );
     }
 }

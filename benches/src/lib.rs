@@ -1,0 +1,227 @@
+//! Shared pieces of the benchmarks: a trivial hub and a trivial client (the baselines the
+//! provider is measured against), process accounting from `/proc`, payloads and statistics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arbv_provider_core::proto::hub_client::HubClient;
+use arbv_provider_core::proto::hub_server::{Hub, HubServer};
+use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+/// The echo payload every end-to-end task carries.
+pub const ECHO_PAYLOAD: &[u8] = br#"{"message":"hello from the benchmark"}"#;
+
+/// A result of the size and shape the basic provider sends for [`ECHO_PAYLOAD`], so the
+/// baselines move as many bytes as the provider does.
+pub fn echo_envelope() -> String {
+    json!({
+        "status": "success",
+        "message": "Action 'echo' completed successfully",
+        "data": {
+            "provider": "basic-provider", "action": "echo", "timezone": "UTC",
+            "now": "2026-11-28T13:25:06.360111+00:00",
+            "now_utc": "2026-11-28T13:25:06.360111+00:00",
+            "response": {"echo": "hello from the benchmark"}
+        }
+    })
+    .to_string()
+}
+
+/// A `process_order` payload with `items` lines (100 lines ≈ 10 KB of nested JSON).
+pub fn order_payload(items: usize) -> Value {
+    let items: Vec<Value> = (0..items)
+        .map(|i| {
+            json!({
+                "product_id": format!("sku-{i:06}-stainless-steel-widget-large-blue-rev2026"),
+                "quantity": 1 + i % 7,
+                "price": 3.25 + i as f64,
+            })
+        })
+        .collect();
+    json!({
+        "order_id": "ORD-2026-000123",
+        "items": items,
+        "customer": {
+            "name": "Ada Lovelace", "email": "ada@example.com",
+            "address": {"street": "12 Analytical Engine Way", "city": "London", "zip": "NW1 2DB"}
+        }
+    })
+}
+
+/// The smallest `Hub` there can be: `GetTask` answers a canned echo-sized task, `Submit`
+/// answers "no task". It does no work, so its speed is gRPC's, not ours.
+#[derive(Clone)]
+pub struct TrivialHub {
+    task: Task,
+    calls: Arc<AtomicU64>,
+}
+
+impl TrivialHub {
+    /// A trivial hub; `calls` counts every RPC it answers.
+    pub fn new(calls: Arc<AtomicU64>) -> Self {
+        Self {
+            task: Task {
+                id: "6f1c1d2e-9a4b-4c61-8f3e-0d2a9b7c5e10".into(),
+                action: "echo".into(),
+                payload: Bytes::from_static(ECHO_PAYLOAD),
+                account: Bytes::new(),
+            },
+            calls,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Hub for TrivialHub {
+    async fn get_task(&self, _: Request<ProviderRequest>) -> Result<Response<Task>, Status> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(Response::new(self.task.clone()))
+    }
+
+    async fn submit_task_result(&self, _: Request<TaskResult>) -> Result<Response<Task>, Status> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        Ok(Response::new(Task::default()))
+    }
+}
+
+/// Serves `hub` on a free loopback port until `stop` is cancelled.
+pub async fn serve_trivial(hub: TrivialHub, stop: CancellationToken) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("a bound address");
+    // `Server::tcp_nodelay` does not apply to sockets from our own listener: set it here.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(HubServer::new(hub))
+            .serve_with_incoming_shutdown(incoming, stop.cancelled_owned()),
+    );
+    addr
+}
+
+/// A client that does nothing but the two RPCs: `lanes` loops over one HTTP/2 connection, each
+/// taking a task and answering it with a canned result, following tasks handed back with a
+/// result exactly as a provider does. It runs until the process ends.
+pub async fn trivial_client(url: String, token: String, lanes: usize) {
+    let channel: Channel = Endpoint::from_shared(url)
+        .expect("a valid hub URL")
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .expect("the hub answers");
+    let result = echo_envelope();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..lanes {
+        let mut rpc = HubClient::new(channel.clone());
+        let token = token.clone();
+        let result = result.clone();
+        set.spawn(async move {
+            loop {
+                let asked = ProviderRequest {
+                    provider: "basic-provider".into(),
+                    auth_token: token.clone(),
+                };
+                let Ok(task) = rpc.get_task(asked).await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let mut task = task.into_inner();
+                while !task.id.is_empty() {
+                    let answer = TaskResult {
+                        id: task.id,
+                        provider: "basic-provider".into(),
+                        auth_token: token.clone(),
+                        status: "success".into(),
+                        action: task.action,
+                        payload: String::from_utf8_lossy(&task.payload).into_owned(),
+                        result: result.clone(),
+                        account: "{}".into(),
+                    };
+                    task = match rpc.submit_task_result(answer).await {
+                        Ok(next) => next.into_inner(),
+                        Err(_) => Task::default(),
+                    };
+                }
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields
+        .get(11..13)
+        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+        .unwrap_or(0);
+    ticks as f64 / clock_ticks_per_second()
+}
+
+/// CPU time the live threads of a process have used, from `/proc/<pid>/task/*/schedstat`: in
+/// nanoseconds, so fine enough for an idle process (the clock ticks of `cpu_seconds` are 10 ms).
+/// Threads that have ended are not counted.
+pub fn thread_cpu_seconds(pid: u32) -> f64 {
+    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return f64::NAN;
+    };
+    let nanos: u64 = threads
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    nanos as f64 / 1e9
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a system constant.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in MiB.
+pub fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The `q` quantile (0..=1) of `values`, which it sorts; NaN when empty.
+pub fn quantile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let rank = (q * (values.len() - 1) as f64).round() as usize;
+    values[rank.min(values.len() - 1)]
+}
+
+/// The median of `values`; NaN when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut values = values.to_vec();
+    quantile(&mut values, 0.5)
+}
