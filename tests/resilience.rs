@@ -30,8 +30,9 @@ async fn a_wrong_token_is_refused_with_backoff_not_a_hot_loop() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let stats = hub.stats();
     assert!(stats.refused_tokens >= 2, "it keeps trying: {stats:?}");
-    // Backoff from 100 ms doubling: about 5 attempts in 2 s; a hot loop would make thousands.
-    assert!(stats.refused_tokens <= 12, "it backs off: {stats:?}");
+    // Each of the 8 lanes asks once at start; then one lane retries with backoff from 100 ms
+    // doubling (about 5 attempts in 2 s). A hot loop would make thousands.
+    assert!(stats.refused_tokens <= 20, "it backs off: {stats:?}");
     assert_eq!(
         hub.task(&id).unwrap().state,
         TaskState::Queued,

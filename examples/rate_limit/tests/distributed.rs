@@ -139,19 +139,21 @@ async fn three_processes_share_one_redis_budget() {
         assert_eq!(r["limit"], N);
         assert_eq!(r["window_key"], rate_limit::SHARED_KEY);
     }
-    // At most N in any window (less 100 ms for the gap between admission and the stamp).
+    // At most N in any window, less 300 ms for the gap between admission (Redis time) and the
+    // envelope's stamp on a loaded machine; a GCRA-like overshoot (up to 2N - 1) still shows.
     for (i, t) in admitted.iter().enumerate() {
         let in_window = admitted[i..]
             .iter()
-            .take_while(|u| **u - t < WINDOW_S - 0.1)
+            .take_while(|u| **u - t < WINDOW_S - 0.3)
             .count();
         assert!(
             in_window <= N,
             "{in_window} admitted within one window from {t}"
         );
     }
-    // At least 0.95 N in each full window from the first admission.
-    let first = admitted[0] - 0.05;
+    // At least 0.95 N in each full window from the first admission (starting 300 ms early, so
+    // that stamps delayed unevenly keep each batch inside its window).
+    let first = admitted[0] - 0.3;
     let full_windows = ((admitted.last().unwrap() - first) / WINDOW_S).floor() as usize;
     assert!(full_windows >= 2, "the run spans several windows");
     for k in 0..full_windows {
