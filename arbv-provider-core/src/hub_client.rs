@@ -173,11 +173,7 @@ impl HubClient {
         )
         .await
         .map_err(|_| HubError::Unavailable("GetTask did not answer before its deadline".into()))?;
-        match answer {
-            Ok(task) => Ok(into_incoming(task.into_inner())),
-            Err(status) if status.code() == Code::NotFound => Ok(None),
-            Err(status) => Err(HubError::from_status(&status, &self.provider)),
-        }
+        self.read_answer(answer)
     }
 
     /// Submits a result. `Ok(Some(task))`: the hub answered with more work, which must be run.
@@ -200,6 +196,16 @@ impl HubClient {
         let answer = tokio::time::timeout(SUBMIT_DEADLINE, rpc.submit_task_result(request))
             .await
             .map_err(|_| HubError::Unavailable("SubmitTaskResult did not answer in 30s".into()))?;
+        self.read_answer(answer)
+    }
+}
+
+impl HubClient {
+    /// Both calls answer a `Task`: one with an empty id, or `NOT_FOUND`, means no work.
+    fn read_answer(
+        &self,
+        answer: Result<tonic::Response<Task>, tonic::Status>,
+    ) -> Result<Option<IncomingTask>, HubError> {
         match answer {
             Ok(task) => Ok(into_incoming(task.into_inner())),
             Err(status) if status.code() == Code::NotFound => Ok(None),

@@ -44,7 +44,8 @@ impl Violations {
         let others: Vec<String> = self
             .errors
             .iter()
-            .filter(|e| !e.message.ends_with("is a required property"))
+            // A missing field is named above; its error points where the field would be.
+            .filter(|e| !self.missing.contains(&dotted(&e.path)))
             .map(|e| {
                 if e.path.is_empty() {
                     e.message.clone()

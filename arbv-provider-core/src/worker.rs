@@ -13,6 +13,11 @@ use tokio_util::sync::CancellationToken;
 use crate::dispatch::{CompletedTask, Dispatcher, IncomingTask};
 use crate::hub_client::{HubClient, HubError, reconnect_backoff};
 
+/// The longest pause between retries of an unreachable hub, and of a result it did not take.
+const RETRY_CAP: Duration = Duration::from_secs(5);
+/// The longest pause between retries after the hub refused the token.
+const AUTH_RETRY_CAP: Duration = Duration::from_secs(30);
+
 /// How long a `GetTask` in flight when shutdown begins may still answer.
 const STOP_POLL_GRACE: Duration = Duration::from_secs(1);
 
@@ -89,8 +94,8 @@ impl Worker {
 
     async fn lane(self: Arc<Self>, lane: usize) {
         let mut idle_pause = Duration::ZERO;
-        let mut failures = reconnect_backoff(Duration::from_secs(5));
-        let mut auth_failures = reconnect_backoff(Duration::from_secs(30));
+        let mut failures = reconnect_backoff(RETRY_CAP);
+        let mut auth_failures = reconnect_backoff(AUTH_RETRY_CAP);
         let mut is_scout = false;
         loop {
             if self.shutdown.stop.is_cancelled() {
@@ -120,12 +125,14 @@ impl Worker {
                     }
                 }
             };
+            if polled.is_ok() {
+                self.hub_is_up();
+                failures = reconnect_backoff(RETRY_CAP);
+                auth_failures = reconnect_backoff(AUTH_RETRY_CAP);
+            }
             let pause = match polled {
                 Ok(Some(task)) => {
-                    self.hub_is_up();
                     idle_pause = Duration::ZERO;
-                    failures = reconnect_backoff(Duration::from_secs(5));
-                    auth_failures = reconnect_backoff(Duration::from_secs(30));
                     if is_scout {
                         is_scout = false;
                         self.scout.store(false, Ordering::Release);
@@ -136,9 +143,6 @@ impl Worker {
                     continue;
                 }
                 Ok(None) => {
-                    self.hub_is_up();
-                    failures = reconnect_backoff(Duration::from_secs(5));
-                    auth_failures = reconnect_backoff(Duration::from_secs(30));
                     if asked.elapsed() >= self.idle_poll_cap {
                         // The hub held the call open until it had nothing: it long-polls, so
                         // ask again at once.
@@ -150,12 +154,12 @@ impl Worker {
                     idle_pause
                 }
                 Err(error @ HubError::Unauthenticated { .. }) => {
-                    let delay = auth_failures.next().unwrap_or(Duration::from_secs(30));
+                    let delay = auth_failures.next().unwrap_or(AUTH_RETRY_CAP);
                     tracing::error!(lane, retry_in_ms = delay.as_millis() as u64, "{error}");
                     delay
                 }
                 Err(error) => {
-                    let delay = failures.next().unwrap_or(Duration::from_secs(5));
+                    let delay = failures.next().unwrap_or(RETRY_CAP);
                     if !self.hub_down.swap(true, Ordering::AcqRel) {
                         tracing::warn!(lane, "{error}; retrying with backoff");
                     } else {
@@ -213,7 +217,7 @@ impl Worker {
     /// Submits `done`, retrying with backoff until the hub takes it. Gives up only on a result
     /// the hub rejects for good, or when shutdown can wait no longer.
     async fn submit_until_taken(&self, done: &CompletedTask) -> Option<IncomingTask> {
-        let mut delays = reconnect_backoff(Duration::from_secs(5));
+        let mut delays = reconnect_backoff(RETRY_CAP);
         let mut rejections = 0u32;
         loop {
             let error = match self.hub.submit(done).await {
@@ -231,7 +235,7 @@ impl Worker {
                     return None;
                 }
             }
-            let delay = delays.next().unwrap_or(Duration::from_secs(5));
+            let delay = delays.next().unwrap_or(RETRY_CAP);
             tracing::warn!(task_id = %done.id, retry_in_ms = delay.as_millis() as u64, "result not taken: {error}; keeping it and retrying");
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
