@@ -20,8 +20,21 @@ pub const DEFAULT_TASK_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest pause between two polls of an idle hub: at most 20 polls a second while idle,
 /// and a task that arrives after an idle spell waits at most this long.
 pub const DEFAULT_IDLE_POLL_CAP: Duration = Duration::from_millis(50);
-/// How long shutdown waits for tasks in flight before it answers them with an error.
-pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long shutdown waits for tasks in flight before it answers them with an error. With the
+/// 5 s the answers then have to reach the hub and the 1 s a last poll may take, a stop fits in
+/// Kubernetes' default 30 s grace period, so SHUTDOWN answers go out before SIGKILL.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// The largest result submitted as it is, encoded: a default gRPC server takes 4 MiB, less
+/// 64 KiB of headroom. A larger one is replaced by a small `RESULT_TOO_LARGE` answer.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 4 * 1024 * 1024 - 64 * 1024;
+/// The smallest `PROVIDER_MAX_RESULT_BYTES`: room for the `RESULT_TOO_LARGE` answer itself.
+pub const MIN_MAX_RESULT_BYTES: usize = 16 * 1024;
+/// The largest `PROVIDER_MAX_RESULT_BYTES`: gRPC frames a message's length in 32 bits.
+pub const MAX_MAX_RESULT_BYTES: usize = u32::MAX as usize;
+/// The longest timeout or drain accepted: longer ones are mistakes, and overflow timers.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The shortest idle poll cap: under it an idle provider would poll in a hot loop.
+pub const MIN_IDLE_POLL_CAP: Duration = Duration::from_millis(1);
 /// The deadline of one `GetTask` call: a hub may hold the call open until work arrives.
 pub const DEFAULT_POLL_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -43,6 +56,8 @@ pub mod env {
     pub const PROVIDER_IDLE_POLL_CAP: &str = "PROVIDER_IDLE_POLL_CAP";
     /// How long shutdown waits for tasks in flight (`30s`, or seconds: `30`).
     pub const PROVIDER_DRAIN_TIMEOUT: &str = "PROVIDER_DRAIN_TIMEOUT";
+    /// The largest encoded result submitted as it is, in bytes.
+    pub const PROVIDER_MAX_RESULT_BYTES: &str = "PROVIDER_MAX_RESULT_BYTES";
 }
 
 /// Where the hub listens, parsed from `host:port`, `http://…` or `https://…`.
@@ -145,6 +160,7 @@ pub struct Config {
     idle_poll_cap: Duration,
     drain_timeout: Duration,
     poll_deadline: Duration,
+    max_result_bytes: usize,
 }
 
 impl Config {
@@ -172,6 +188,7 @@ impl Config {
         }
         if let Some(value) = lookup(env::TASK_EXECUTION_TIMEOUT) {
             builder.task_timeout = parse_seconds(env::TASK_EXECUTION_TIMEOUT, &value, false)?;
+            builder.names.task_timeout = env::TASK_EXECUTION_TIMEOUT;
         }
         if let Some(zone) = lookup(env::PROVIDER_TIMEZONE) {
             builder.timezone = Some((env::PROVIDER_TIMEZONE, zone));
@@ -190,9 +207,30 @@ impl Config {
         }
         if let Some(value) = lookup(env::PROVIDER_IDLE_POLL_CAP) {
             builder.idle_poll_cap = parse_duration(env::PROVIDER_IDLE_POLL_CAP, &value, true)?;
+            if builder.idle_poll_cap < MIN_IDLE_POLL_CAP {
+                return Err(ConfigError::Invalid {
+                    variable: env::PROVIDER_IDLE_POLL_CAP,
+                    value,
+                    reason: "give at least 1ms, or an idle provider polls in a hot loop".into(),
+                });
+            }
+            builder.names.idle_poll_cap = env::PROVIDER_IDLE_POLL_CAP;
         }
         if let Some(value) = lookup(env::PROVIDER_DRAIN_TIMEOUT) {
             builder.drain_timeout = parse_duration(env::PROVIDER_DRAIN_TIMEOUT, &value, true)?;
+            builder.names.drain_timeout = env::PROVIDER_DRAIN_TIMEOUT;
+        }
+        if let Some(value) = lookup(env::PROVIDER_MAX_RESULT_BYTES) {
+            builder.max_result_bytes = value.trim().parse::<usize>().map_err(|_| {
+                ConfigError::Invalid {
+                    variable: env::PROVIDER_MAX_RESULT_BYTES,
+                    value: value.clone(),
+                    reason: format!(
+                        "give a whole number of bytes from {MIN_MAX_RESULT_BYTES} to {MAX_MAX_RESULT_BYTES}"
+                    ),
+                }
+            })?;
+            builder.names.max_result_bytes = env::PROVIDER_MAX_RESULT_BYTES;
         }
         builder.build()
     }
@@ -242,6 +280,12 @@ impl Config {
     pub fn poll_deadline(&self) -> Duration {
         self.poll_deadline
     }
+
+    /// The largest encoded result submitted as it is; a larger one is answered with a small
+    /// `RESULT_TOO_LARGE` error instead.
+    pub fn max_result_bytes(&self) -> usize {
+        self.max_result_bytes
+    }
 }
 
 /// Builds a [`Config`]; every field but the token has a default.
@@ -256,6 +300,28 @@ pub struct ConfigBuilder {
     idle_poll_cap: Duration,
     drain_timeout: Duration,
     poll_deadline: Duration,
+    max_result_bytes: usize,
+    names: FieldNames,
+}
+
+/// Where each checked value came from (a variable, or a builder field), for error messages.
+#[derive(Debug)]
+struct FieldNames {
+    task_timeout: &'static str,
+    idle_poll_cap: &'static str,
+    drain_timeout: &'static str,
+    max_result_bytes: &'static str,
+}
+
+impl Default for FieldNames {
+    fn default() -> Self {
+        Self {
+            task_timeout: "task_timeout",
+            idle_poll_cap: "idle_poll_cap",
+            drain_timeout: "drain_timeout",
+            max_result_bytes: "max_result_bytes",
+        }
+    }
 }
 
 impl Default for ConfigBuilder {
@@ -270,6 +336,8 @@ impl Default for ConfigBuilder {
             idle_poll_cap: DEFAULT_IDLE_POLL_CAP,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             poll_deadline: DEFAULT_POLL_DEADLINE,
+            max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
+            names: FieldNames::default(),
         }
     }
 }
@@ -329,6 +397,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// The largest encoded result submitted as it is (16 KiB to 4 GiB).
+    pub fn max_result_bytes(mut self, bytes: usize) -> Self {
+        self.max_result_bytes = bytes;
+        self
+    }
+
     /// Checks every value and builds the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let auth_token = self
@@ -359,7 +433,7 @@ impl ConfigBuilder {
             });
         }
         for (variable, value) in [
-            ("task_timeout", self.task_timeout),
+            (self.names.task_timeout, self.task_timeout),
             ("poll_deadline", self.poll_deadline),
         ] {
             if value.is_zero() {
@@ -369,6 +443,36 @@ impl ConfigBuilder {
                     reason: "it must be longer than zero".into(),
                 });
             }
+        }
+        for (variable, value) in [
+            (self.names.task_timeout, self.task_timeout),
+            ("poll_deadline", self.poll_deadline),
+            (self.names.drain_timeout, self.drain_timeout),
+            (self.names.idle_poll_cap, self.idle_poll_cap),
+        ] {
+            if value > MAX_DURATION {
+                return Err(ConfigError::Invalid {
+                    variable,
+                    value: format!("{value:?}"),
+                    reason: "it must be at most a year (365 days)".into(),
+                });
+            }
+        }
+        if self.idle_poll_cap < MIN_IDLE_POLL_CAP {
+            return Err(ConfigError::Invalid {
+                variable: self.names.idle_poll_cap,
+                value: format!("{:?}", self.idle_poll_cap),
+                reason: "it must be at least 1ms, or an idle provider polls in a hot loop".into(),
+            });
+        }
+        if !(MIN_MAX_RESULT_BYTES..=MAX_MAX_RESULT_BYTES).contains(&self.max_result_bytes) {
+            return Err(ConfigError::Invalid {
+                variable: self.names.max_result_bytes,
+                value: self.max_result_bytes.to_string(),
+                reason: format!(
+                    "give a whole number of bytes from {MIN_MAX_RESULT_BYTES} to {MAX_MAX_RESULT_BYTES}"
+                ),
+            });
         }
         Ok(Config {
             provider_name: self.provider_name,
@@ -380,6 +484,7 @@ impl ConfigBuilder {
             idle_poll_cap: self.idle_poll_cap,
             drain_timeout: self.drain_timeout,
             poll_deadline: self.poll_deadline,
+            max_result_bytes: self.max_result_bytes,
         })
     }
 }
@@ -402,6 +507,9 @@ fn parse_seconds(
     if !seconds.is_finite() || seconds < 0.0 || (!allow_zero && seconds == 0.0) {
         return Err(invalid("give a number of seconds greater than zero"));
     }
+    if seconds > MAX_DURATION.as_secs_f64() {
+        return Err(invalid("give at most a year (31536000 seconds)"));
+    }
     Duration::try_from_secs_f64(seconds).map_err(|_| invalid("the number of seconds is too large"))
 }
 
@@ -415,11 +523,19 @@ fn parse_duration(
     if trimmed.ends_with(|c: char| c.is_ascii_digit()) {
         return parse_seconds(variable, trimmed, allow_zero);
     }
-    humantime::parse_duration(trimmed).map_err(|e| ConfigError::Invalid {
+    let duration = humantime::parse_duration(trimmed).map_err(|e| ConfigError::Invalid {
         variable,
         value: value.to_owned(),
         reason: format!("{e}; give seconds (2.5) or a duration with its unit (50ms, 2s, 1m)"),
-    })
+    })?;
+    if duration > MAX_DURATION {
+        return Err(ConfigError::Invalid {
+            variable,
+            value: value.to_owned(),
+            reason: "give at most a year (365d)".into(),
+        });
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]
@@ -492,6 +608,75 @@ mod tests {
                 .to_string();
             assert!(err.contains(var) && err.contains(value), "{err}");
         }
+    }
+
+    #[test]
+    fn values_that_would_panic_or_overflow_are_errors_naming_the_variable() {
+        for (var, value) in [
+            ("TASK_EXECUTION_TIMEOUT", "1e300"),
+            ("TASK_EXECUTION_TIMEOUT", "NaN"),
+            ("TASK_EXECUTION_TIMEOUT", "inf"),
+            ("TASK_EXECUTION_TIMEOUT", "-0.5"),
+            ("TASK_EXECUTION_TIMEOUT", "31536001"),
+            ("PROVIDER_DRAIN_TIMEOUT", "1e20"),
+            ("PROVIDER_DRAIN_TIMEOUT", "NaN"),
+            ("PROVIDER_DRAIN_TIMEOUT", "-1"),
+            ("PROVIDER_DRAIN_TIMEOUT", "400days"),
+            ("PROVIDER_DRAIN_TIMEOUT", "99999999999999999999y"),
+            ("PROVIDER_IDLE_POLL_CAP", "0"),
+            ("PROVIDER_IDLE_POLL_CAP", "500us"),
+            ("PROVIDER_IDLE_POLL_CAP", "2y"),
+            ("PROVIDER_MAX_RESULT_BYTES", "0"),
+            ("PROVIDER_MAX_RESULT_BYTES", "1000"),
+            ("PROVIDER_MAX_RESULT_BYTES", "-5"),
+            ("PROVIDER_MAX_RESULT_BYTES", "4MiB"),
+            ("PROVIDER_MAX_RESULT_BYTES", "99999999999"),
+        ] {
+            let err = from(&[("PROVIDER_AUTH_TOKEN", "t"), (var, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(var) && err.contains(value), "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_builder_checks_the_same_bounds() {
+        let base = || Config::builder().auth_token("t");
+        let year_and_a_day = MAX_DURATION + Duration::from_secs(86_400);
+        for (field, builder) in [
+            ("task_timeout", base().task_timeout(year_and_a_day)),
+            ("task_timeout", base().task_timeout(Duration::ZERO)),
+            ("drain_timeout", base().drain_timeout(Duration::MAX)),
+            ("idle_poll_cap", base().idle_poll_cap(Duration::ZERO)),
+            ("idle_poll_cap", base().idle_poll_cap(Duration::MAX)),
+            ("poll_deadline", base().poll_deadline(Duration::MAX)),
+            ("max_result_bytes", base().max_result_bytes(100)),
+        ] {
+            let err = builder.build().unwrap_err().to_string();
+            assert!(err.contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_result_size_limit_defaults_under_a_default_grpc_server_limit() {
+        let config = from(&[("PROVIDER_AUTH_TOKEN", "t")]).unwrap();
+        assert_eq!(config.max_result_bytes(), 4_194_304 - 65_536);
+        let config = from(&[
+            ("PROVIDER_AUTH_TOKEN", "t"),
+            ("PROVIDER_MAX_RESULT_BYTES", "65536"),
+        ])
+        .unwrap();
+        assert_eq!(config.max_result_bytes(), 65_536);
+    }
+
+    #[test]
+    fn the_default_stop_fits_a_kubernetes_grace_period() {
+        let config = from(&[("PROVIDER_AUTH_TOKEN", "t")]).unwrap();
+        let stop = config.drain_timeout()
+            + crate::serve::RESULT_GRACE
+            + crate::worker::STOP_POLL_GRACE
+            + crate::serve::FINAL_STOP_BOUND;
+        assert!(stop < Duration::from_secs(30), "{stop:?}");
     }
 
     #[test]

@@ -472,3 +472,81 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         "the action panicked with a value that is not a string".to_owned()
     }
 }
+
+/// The `error_code` of the answer that replaces a result too large for the hub.
+pub const RESULT_TOO_LARGE: &str = "RESULT_TOO_LARGE";
+
+/// Answers the worker builds in place of one it cannot deliver or could not make.
+impl Dispatcher {
+    /// A small `error` answer in place of `done`, whose encoded result is `bytes` long, over
+    /// `limit` (the configured one, or the hub refused it: `hub_answer` says how). Payload and
+    /// account are kept; [`CompletedTask::omit_inputs`] drops them when they alone are too large.
+    pub fn result_too_large(
+        &self,
+        done: &CompletedTask,
+        bytes: usize,
+        limit: usize,
+        hub_answer: Option<String>,
+    ) -> CompletedTask {
+        let message = match &hub_answer {
+            None => format!(
+                "Result too large: {bytes} bytes encoded, over the limit of {limit} bytes (PROVIDER_MAX_RESULT_BYTES)"
+            ),
+            Some(answer) => format!(
+                "Result too large: the hub refused {bytes} bytes encoded ({answer})"
+            ),
+        };
+        let envelope = self.envelope(
+            &done.action,
+            Status::Error,
+            message,
+            json!({
+                "error": "the action's result is too large for the hub to take",
+                "error_code": RESULT_TOO_LARGE,
+                "details": { "bytes": bytes, "limit": limit, "hub_answer": hub_answer },
+            }),
+        );
+        CompletedTask {
+            id: done.id.clone(),
+            action: done.action.clone(),
+            status: envelope.status,
+            payload: done.payload.clone(),
+            account: done.account.clone(),
+            result: envelope.to_json(),
+        }
+    }
+
+    /// An `error` answer for a task whose dispatch panicked outside the action (the action's
+    /// own panics are answered by [`dispatch`](Self::dispatch)).
+    pub fn dispatch_failed(&self, task: &IncomingTask, message: &str) -> CompletedTask {
+        let envelope = self.envelope(
+            &task.action,
+            Status::Error,
+            format!("Internal error while running the task: {message}"),
+            json!({ "error": message, "error_code": "INTERNAL" }),
+        );
+        CompletedTask {
+            id: task.id.clone(),
+            action: task.action.clone(),
+            status: envelope.status,
+            payload: json_text(&task.payload, "{}"),
+            account: json_text(&task.account, "{}"),
+            result: envelope.to_json(),
+        }
+    }
+}
+
+/// A panic's message, for a log line and an answer.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic_message(panic)
+}
+
+impl CompletedTask {
+    /// Replaces the echoed payload and account with `{"omitted_bytes": N}`: for an answer that
+    /// is still too large because the task's own input was.
+    pub fn omit_inputs(&mut self) {
+        for text in [&mut self.payload, &mut self.account] {
+            *text = json!({ "omitted_bytes": text.len() }).to_string();
+        }
+    }
+}

@@ -59,4 +59,13 @@ pub enum Error {
     /// Installing the signal handlers failed.
     #[error("could not install the shutdown signal handlers: {0}")]
     Signal(std::io::Error),
+    /// A second shutdown signal came during the drain: the actions still running were cut off
+    /// and answered with `SHUTDOWN`, and the process should exit with an error.
+    #[error(
+        "a second shutdown signal cut the drain short: actions still running were stopped and answered with SHUTDOWN"
+    )]
+    ForcedShutdown,
+    /// The worker stopped and cannot go on (its lanes kept panicking, or it ended on its own).
+    #[error("the worker cannot go on: {0}")]
+    WorkerFailed(String),
 }

@@ -19,6 +19,15 @@ use crate::secret::AuthToken;
 /// How long a `SubmitTaskResult` may take before it is tried again.
 const SUBMIT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Request metadata a provider sends on `SubmitTaskResult` when it will run a task handed back
+/// in the answer (value [`HAND_BACK_VALUE`]). Without it a hub must not hand work back there.
+pub const ACCEPT_HAND_BACK: &str = "x-arbv-accept-hand-back";
+/// Response metadata a hub sets on a `SubmitTaskResult` answer that carries a handed-back task
+/// (value [`HAND_BACK_VALUE`]). Without it the answer is ignored, whatever it holds.
+pub const HAND_BACK: &str = "x-arbv-hand-back";
+/// The value of [`ACCEPT_HAND_BACK`] and [`HAND_BACK`].
+pub const HAND_BACK_VALUE: &str = "1";
+
 /// What went wrong talking to the hub. Never carries the token.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HubError {
@@ -43,13 +52,52 @@ pub enum HubError {
     },
 }
 
+/// What to do with a result the hub answered with an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitFailure {
+    /// The hub or the network may take it later: keep it and retry with backoff.
+    Transient,
+    /// The token was refused: retry with the longer auth backoff (the token may be rotated).
+    Unauthenticated,
+    /// The hub found it too large: replace it with a small `RESULT_TOO_LARGE` answer.
+    TooLarge,
+    /// The hub will give the same answer however often it is asked: give the result up.
+    Final,
+}
+
 impl HubError {
+    /// The gRPC code the hub answered, when it answered one.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            HubError::Unauthenticated { .. } => Some(Code::Unauthenticated),
+            HubError::Unavailable(_) => None,
+            HubError::Rejected { code, .. } => Some(*code),
+        }
+    }
+
+    /// How a `SubmitTaskResult` that failed with this error is handled.
+    pub fn submit_failure(&self) -> SubmitFailure {
+        match self {
+            HubError::Unauthenticated { .. } => SubmitFailure::Unauthenticated,
+            HubError::Unavailable(_) => SubmitFailure::Transient,
+            HubError::Rejected { code, .. } => match code {
+                Code::ResourceExhausted | Code::OutOfRange => SubmitFailure::TooLarge,
+                Code::Aborted | Code::Internal | Code::Unknown | Code::Cancelled => {
+                    SubmitFailure::Transient
+                }
+                Code::Unavailable | Code::DeadlineExceeded => SubmitFailure::Transient,
+                Code::Unauthenticated => SubmitFailure::Unauthenticated,
+                _ => SubmitFailure::Final,
+            },
+        }
+    }
+
     fn from_status(status: &tonic::Status, provider: &str) -> Self {
         match status.code() {
             Code::Unauthenticated => HubError::Unauthenticated {
                 provider: provider.to_owned(),
             },
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+            Code::Unavailable | Code::DeadlineExceeded => {
                 HubError::Unavailable(status.message().to_owned())
             }
             code => HubError::Rejected {
@@ -176,8 +224,37 @@ impl HubClient {
         self.read_answer(answer)
     }
 
-    /// Submits a result. `Ok(Some(task))`: the hub answered with more work, which must be run.
-    pub async fn submit(&self, done: &CompletedTask) -> Result<Option<IncomingTask>, HubError> {
+    /// The encoded size of the `TaskResult` that [`submit`](Self::submit) sends for `done`: what
+    /// a hub's message size limit is measured against.
+    pub fn encoded_len(&self, done: &CompletedTask) -> usize {
+        use prost::encoding::{encoded_len_varint, key_len};
+        // Proto3 leaves an empty string out; any other is its key, its length, its bytes.
+        let field = |tag: u32, value: &str| {
+            if value.is_empty() {
+                0
+            } else {
+                key_len(tag) + encoded_len_varint(value.len() as u64) + value.len()
+            }
+        };
+        field(1, &done.id)
+            + field(2, &self.provider)
+            + field(3, self.token.expose())
+            + field(4, done.status.as_str())
+            + field(5, &done.action)
+            + field(6, &done.payload)
+            + field(7, &done.result)
+            + field(8, &done.account)
+    }
+
+    /// Submits a result. With `accept_hand_back` the request says the provider will run a task
+    /// handed back in the answer; `Ok(Some(task))` only when the hub marked its answer as one
+    /// (see [`HAND_BACK`]) and the task is not the one just submitted. Any other answer is
+    /// ignored, as the Python framework does.
+    pub async fn submit(
+        &self,
+        done: &CompletedTask,
+        accept_hand_back: bool,
+    ) -> Result<Option<IncomingTask>, HubError> {
         let request = TaskResult {
             id: done.id.clone(),
             provider: self.provider.to_string(),
@@ -191,17 +268,36 @@ impl HubClient {
         // No `grpc-timeout` header here: a hub has nothing to hold a result for, and the header
         // costs a parse and a timer on both sides of every call (~4% of the provider's
         // instructions per task under load, measured with callgrind). Our own timer bounds it.
-        let request = tonic::Request::new(request);
+        let mut request = tonic::Request::new(request);
+        if accept_hand_back {
+            request.metadata_mut().insert(
+                ACCEPT_HAND_BACK,
+                tonic::metadata::MetadataValue::from_static(HAND_BACK_VALUE),
+            );
+        }
         let mut rpc = self.rpc.clone();
         let answer = tokio::time::timeout(SUBMIT_DEADLINE, rpc.submit_task_result(request))
             .await
             .map_err(|_| HubError::Unavailable("SubmitTaskResult did not answer in 30s".into()))?;
-        self.read_answer(answer)
+        let answer = answer.map_err(|status| HubError::from_status(&status, &self.provider))?;
+        let handed_back = answer
+            .metadata()
+            .get(HAND_BACK)
+            .is_some_and(|value| value == HAND_BACK_VALUE);
+        if !accept_hand_back || !handed_back {
+            return Ok(None);
+        }
+        let next = into_incoming(answer.into_inner());
+        if next.as_ref().is_some_and(|task| task.id == done.id) {
+            tracing::warn!(task_id = %done.id, "the hub handed back the task just submitted; not running it again");
+            return Ok(None);
+        }
+        Ok(next)
     }
 }
 
 impl HubClient {
-    /// Both calls answer a `Task`: one with an empty id, or `NOT_FOUND`, means no work.
+    /// `GetTask` answers a `Task`: one with an empty id, or `NOT_FOUND`, means no work.
     fn read_answer(
         &self,
         answer: Result<tonic::Response<Task>, tonic::Status>,

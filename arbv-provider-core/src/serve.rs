@@ -1,8 +1,11 @@
 //! Running a provider: connect, work, and on a signal drain and exit.
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::{Stream, StreamExt};
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
@@ -12,7 +15,12 @@ use crate::provider::Provider;
 use crate::worker::{Shutdown, Worker, WorkerStats};
 
 /// How long results may still wait for the hub after the drain timeout cut the actions.
-const SUBMIT_GRACE: Duration = Duration::from_secs(10);
+pub const RESULT_GRACE: Duration = Duration::from_secs(5);
+/// How long results may still wait for the hub after a second signal cut the actions.
+pub const FORCED_RESULT_GRACE: Duration = Duration::from_secs(2);
+/// How long the worker may take to let go once results are given up; then it is dropped, so
+/// nothing holds a stop past drain + result grace + this.
+pub const FINAL_STOP_BOUND: Duration = Duration::from_secs(1);
 
 /// A provider ready to run: its action table compiled, its configuration checked.
 pub struct Runtime {
@@ -45,6 +53,21 @@ impl Runtime {
     /// Runs until `signal` resolves, then stops taking tasks, lets those in flight finish
     /// (within the drain timeout), submits their answers and returns.
     pub async fn run_until(self, signal: impl Future<Output = ()> + Send) -> Result<(), Error> {
+        self.run_until_signals(futures_util::stream::once(signal))
+            .await
+    }
+
+    /// Runs until the first item of `signals`, then drains as [`run_until`](Self::run_until)
+    /// does. A second item cuts the drain short: actions still running are answered with
+    /// `SHUTDOWN`, their answers get [`FORCED_RESULT_GRACE`] to go out, and the result is
+    /// [`Error::ForcedShutdown`]. A stream that ends sends no more signals.
+    ///
+    /// After the first signal this returns within the drain timeout + [`RESULT_GRACE`] +
+    /// [`FINAL_STOP_BOUND`], whatever the hub does.
+    pub async fn run_until_signals(
+        self,
+        signals: impl Stream<Item = ()> + Send,
+    ) -> Result<(), Error> {
         let Runtime {
             dispatcher,
             config,
@@ -61,7 +84,7 @@ impl Runtime {
         let stop = shutdown.stop.clone();
         let worker = async {
             let Some(channel) = HubClient::connect(&endpoint, &stop).await else {
-                return;
+                return Ok(());
             };
             let hub = HubClient::new(channel, provider.clone(), &config);
             Worker::new(
@@ -69,34 +92,82 @@ impl Runtime {
                 dispatcher,
                 shutdown.clone(),
                 config.idle_poll_cap(),
+                config.max_result_bytes(),
                 stats,
             )
             .run(config.concurrency())
-            .await;
+            .await
         };
-        tokio::pin!(worker);
+        let mut worker = pin!(worker);
+        let mut signals = pin!(signals.chain(futures_util::stream::pending()));
         tokio::select! {
-            () = &mut worker => return Ok(()),
-            () = signal => {}
+            ended = &mut worker => {
+                ended?;
+                return Err(Error::WorkerFailed("the worker stopped before any shutdown signal".into()));
+            }
+            _ = signals.next() => {}
         }
         tracing::info!(provider = %provider, drain_timeout_s = config.drain_timeout().as_secs_f64(), "shutting down: no new tasks; finishing those in flight");
         shutdown.stop.cancel();
-        if tokio::time::timeout(config.drain_timeout(), &mut worker)
+        let forced = match until(worker.as_mut(), config.drain_timeout(), &mut signals).await {
+            Stage::Finished(ended) => {
+                tracing::info!(provider = %provider, "provider stopped");
+                return ended;
+            }
+            Stage::TimedOut => {
+                tracing::warn!(provider = %provider, "drain timeout reached: interrupting the actions still running");
+                shutdown.interrupt.cancel();
+                match until(worker.as_mut(), RESULT_GRACE, &mut signals).await {
+                    Stage::Finished(ended) => {
+                        tracing::info!(provider = %provider, "provider stopped");
+                        return ended;
+                    }
+                    Stage::TimedOut => false,
+                    Stage::Signalled => true,
+                }
+            }
+            Stage::Signalled => true,
+        };
+        if forced {
+            tracing::warn!(provider = %provider, "second shutdown signal: interrupting the actions still running");
+            shutdown.interrupt.cancel();
+            let _ = tokio::time::timeout(FORCED_RESULT_GRACE, worker.as_mut()).await;
+        }
+        shutdown.give_up.cancel();
+        if tokio::time::timeout(FINAL_STOP_BOUND, worker.as_mut())
             .await
             .is_err()
         {
-            tracing::warn!(provider = %provider, "drain timeout reached: interrupting the actions still running");
-            shutdown.interrupt.cancel();
-            if tokio::time::timeout(SUBMIT_GRACE, &mut worker)
-                .await
-                .is_err()
-            {
-                shutdown.give_up.cancel();
-                worker.await;
-            }
+            tracing::error!(provider = %provider, "the worker did not let go in time; dropping it");
+        }
+        if forced {
+            return Err(Error::ForcedShutdown);
         }
         tracing::info!(provider = %provider, "provider stopped");
         Ok(())
+    }
+}
+
+/// How a stage of the shutdown ended.
+enum Stage {
+    /// The worker returned.
+    Finished(Result<(), Error>),
+    /// The stage's time ran out.
+    TimedOut,
+    /// Another shutdown signal came.
+    Signalled,
+}
+
+/// Waits for the worker for at most `limit`, or until the next signal.
+async fn until(
+    worker: impl Future<Output = Result<(), Error>>,
+    limit: Duration,
+    signals: &mut (impl Stream<Item = ()> + Unpin),
+) -> Stage {
+    tokio::select! {
+        ended = worker => Stage::Finished(ended),
+        () = tokio::time::sleep(limit) => Stage::TimedOut,
+        _ = signals.next() => Stage::Signalled,
     }
 }
 
@@ -109,21 +180,13 @@ pub async fn serve_until<P: Provider>(
     Runtime::new(provider, config)?.run_until(signal).await
 }
 
-/// Serves `provider` with `config` until SIGINT or SIGTERM.
+/// Serves `provider` with `config` until SIGINT or SIGTERM; a second one during the drain
+/// cuts it short and ends in [`Error::ForcedShutdown`].
 pub async fn serve_with<P: Provider>(provider: P, config: Config) -> Result<(), Error> {
     let runtime = Runtime::new(provider, config)?;
     // Installing the handlers first makes a bad environment fail at start, not at the signal.
-    let (tx, rx) = tokio::sync::oneshot::channel::<std::io::Error>();
-    let signal = async move {
-        if let Err(e) = crate::shutdown::signal().await {
-            let _ = tx.send(e);
-        }
-    };
-    let result = runtime.run_until(signal).await;
-    if let Ok(e) = rx.await {
-        return Err(Error::Signal(e));
-    }
-    result
+    let signals = crate::shutdown::signals().map_err(Error::Signal)?;
+    runtime.run_until_signals(signals).await
 }
 
 /// `.serve()` and friends on every provider.

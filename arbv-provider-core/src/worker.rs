@@ -3,15 +3,21 @@
 //! sleep until the scout finds work, so an idle provider sends a bounded number of polls
 //! whatever its concurrency.
 
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tonic::Code;
 
 use crate::dispatch::{CompletedTask, Dispatcher, IncomingTask};
-use crate::hub_client::{HubClient, HubError, reconnect_backoff};
+use crate::error::Error;
+use crate::hub_client::{HubClient, HubError, SubmitFailure, reconnect_backoff};
 
 /// The longest pause between retries of an unreachable hub, and of a result it did not take.
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -19,7 +25,13 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 const AUTH_RETRY_CAP: Duration = Duration::from_secs(30);
 
 /// How long a `GetTask` in flight when shutdown begins may still answer.
-const STOP_POLL_GRACE: Duration = Duration::from_secs(1);
+pub const STOP_POLL_GRACE: Duration = Duration::from_secs(1);
+
+/// Lane panics within [`LANE_PANIC_WINDOW`] after which the worker gives up: a bug that
+/// panics this often would otherwise restart lanes in a loop.
+const MAX_LANE_PANICS: usize = 10;
+/// The window [`MAX_LANE_PANICS`] is counted in.
+const LANE_PANIC_WINDOW: Duration = Duration::from_secs(60);
 
 /// How a worker stops: `stop` ends polling; `interrupt` cuts actions still running when the
 /// drain time is up; `give_up` ends retries of results the hub will not take.
@@ -38,12 +50,29 @@ pub struct Shutdown {
 pub struct WorkerStats {
     /// `GetTask` calls made.
     pub polls: AtomicU64,
-    /// Tasks run (from `GetTask` or from a `SubmitTaskResult` answer).
+    /// Tasks run (from `GetTask`, or handed back in a `SubmitTaskResult` answer).
     pub tasks: AtomicU64,
     /// Results the hub took.
     pub submitted: AtomicU64,
-    /// Results given up on (the hub rejected them for good, or shutdown could not wait longer).
+    /// Results given up on (the hub refused them for good, or shutdown could not wait longer).
     pub lost: AtomicU64,
+    /// Of those lost, the ones the hub refused for good (`NOT_FOUND`, `INVALID_ARGUMENT`, …).
+    pub rejected: AtomicU64,
+    /// Results replaced by a small `RESULT_TOO_LARGE` answer.
+    pub too_large: AtomicU64,
+    /// Lanes restarted after a panic outside an action.
+    pub lane_restarts: AtomicU64,
+}
+
+/// How far a result has been cut down to fit the hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Cut {
+    /// As the action answered.
+    Whole,
+    /// Replaced by a small `RESULT_TOO_LARGE` answer, payload and account kept.
+    Envelope,
+    /// And the echoed payload and account replaced by `{"omitted_bytes": N}`.
+    Inputs,
 }
 
 /// Shared by the lanes of one worker.
@@ -56,6 +85,7 @@ pub struct Worker {
     wake: Notify,
     hub_down: AtomicBool,
     stats: Arc<WorkerStats>,
+    max_result_bytes: usize,
 }
 
 impl Worker {
@@ -65,6 +95,7 @@ impl Worker {
         dispatcher: Arc<Dispatcher>,
         shutdown: Shutdown,
         idle_poll_cap: Duration,
+        max_result_bytes: usize,
         stats: Arc<WorkerStats>,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -76,20 +107,16 @@ impl Worker {
             wake: Notify::new(),
             hub_down: AtomicBool::new(false),
             stats,
+            max_result_bytes,
         })
     }
 
-    /// Runs `lanes` lanes until shutdown, then returns once each has answered its last task.
-    pub async fn run(self: Arc<Self>, lanes: usize) {
-        let mut set = tokio::task::JoinSet::new();
-        for lane in 0..lanes {
-            set.spawn(self.clone().lane(lane));
-        }
-        while let Some(joined) = set.join_next().await {
-            if let Err(e) = joined {
-                tracing::error!(error = %e, "a worker lane ended abnormally");
-            }
-        }
+    /// Runs `lanes` lanes until shutdown, then returns once each has answered its last task. A
+    /// lane that panics outside an action is restarted; `Err` when lanes panic so often that
+    /// the worker cannot go on.
+    pub async fn run(self: Arc<Self>, lanes: usize) -> Result<(), Error> {
+        let stats = self.stats.clone();
+        supervise(lanes, &stats, move |lane| self.clone().lane(lane)).await
     }
 
     async fn lane(self: Arc<Self>, lane: usize) {
@@ -196,55 +223,181 @@ impl Worker {
         }
     }
 
-    /// Runs a task, submits its answer, and keeps going while the hub answers with more work.
+    /// Runs a task, submits its answer, and keeps going while the hub hands work back.
     async fn run_chain(&self, first: IncomingTask) {
         let mut next = Some(first);
         while let Some(task) = next.take() {
             self.stats.tasks.fetch_add(1, Ordering::Relaxed);
             let started = std::time::Instant::now();
-            let done = self
-                .dispatcher
-                .dispatch(task, &self.shutdown.interrupt)
-                .await;
+            let done = self.run_task(task).await;
             tracing::debug!(
                 task_id = %done.id, action = %done.action, status = %done.status,
                 elapsed_us = started.elapsed().as_micros() as u64, "task answered"
             );
-            next = self.submit_until_taken(&done).await;
+            next = self.submit_until_taken(done).await;
         }
     }
 
-    /// Submits `done`, retrying with backoff until the hub takes it. Gives up only on a result
-    /// the hub rejects for good, or when shutdown can wait no longer.
-    async fn submit_until_taken(&self, done: &CompletedTask) -> Option<IncomingTask> {
+    /// Dispatches a task; a panic outside the action (the action's own is answered by
+    /// dispatch) still gives the task its one answer.
+    async fn run_task(&self, task: IncomingTask) -> CompletedTask {
+        let kept = task.clone();
+        let dispatched = AssertUnwindSafe(self.dispatcher.dispatch(task, &self.shutdown.interrupt))
+            .catch_unwind()
+            .await;
+        dispatched.unwrap_or_else(|panic| {
+            let message = crate::dispatch::panic_text(panic.as_ref());
+            tracing::error!(task_id = %kept.id, action = %kept.action, panic = %message, "running the task panicked outside its action");
+            self.dispatcher.dispatch_failed(&kept, &message)
+        })
+    }
+
+    /// Submits `done`, retrying with backoff while the failure may pass. Gives up on a result
+    /// the hub refuses for good, or when shutdown can wait no longer; both are logged and
+    /// counted. A result too large for the hub is replaced by a small `RESULT_TOO_LARGE` answer.
+    async fn submit_until_taken(&self, mut done: CompletedTask) -> Option<IncomingTask> {
+        let mut cut = Cut::Whole;
+        let size = self.hub.encoded_len(&done);
+        if size > self.max_result_bytes {
+            cut = self.cut_down(&mut done, cut, size, None);
+        }
         let mut delays = reconnect_backoff(RETRY_CAP);
-        let mut rejections = 0u32;
+        let mut auth_delays = reconnect_backoff(AUTH_RETRY_CAP);
         loop {
-            let error = match self.hub.submit(done).await {
+            // Once shutdown begins a lane takes no more work, from any source.
+            let accept_hand_back = !self.shutdown.stop.is_cancelled();
+            let sent = tokio::select! {
+                biased;
+                sent = self.hub.submit(&done, accept_hand_back) => sent,
+                () = self.shutdown.give_up.cancelled() => {
+                    self.give_up(&done, "shutdown could not wait longer for the hub to take it");
+                    return None;
+                }
+            };
+            let error = match sent {
                 Ok(next) => {
                     self.stats.submitted.fetch_add(1, Ordering::Relaxed);
                     return next;
                 }
                 Err(error) => error,
             };
-            if let HubError::Rejected { .. } = error {
-                rejections += 1;
-                if rejections >= 5 {
-                    self.stats.lost.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(task_id = %done.id, action = %done.action, "{error}; the hub rejected this result 5 times, giving up on it");
+            let delay = match error.submit_failure() {
+                SubmitFailure::TooLarge if cut < Cut::Inputs => {
+                    let size = self.hub.encoded_len(&done);
+                    cut = self.cut_down(&mut done, cut, size, Some(error.to_string()));
+                    continue;
+                }
+                SubmitFailure::TooLarge if error.code() == Some(Code::OutOfRange) => {
+                    self.refused(&done, &error);
                     return None;
                 }
-            }
-            let delay = delays.next().unwrap_or(RETRY_CAP);
+                SubmitFailure::Final => {
+                    self.refused(&done, &error);
+                    return None;
+                }
+                SubmitFailure::Transient | SubmitFailure::TooLarge => {
+                    delays.next().unwrap_or(RETRY_CAP)
+                }
+                SubmitFailure::Unauthenticated => auth_delays.next().unwrap_or(AUTH_RETRY_CAP),
+            };
             tracing::warn!(task_id = %done.id, retry_in_ms = delay.as_millis() as u64, "result not taken: {error}; keeping it and retrying");
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.shutdown.give_up.cancelled() => {
-                    self.stats.lost.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(task_id = %done.id, action = %done.action, "shutting down while the hub does not take this result: it is lost");
+                    self.give_up(&done, "shutdown could not wait longer for the hub to take it");
                     return None;
                 }
             }
         }
     }
+
+    /// Cuts `done` one step further down: first to a small `RESULT_TOO_LARGE` answer, then
+    /// (when that is still too large, or the hub refused it too) without the echoed inputs.
+    fn cut_down(
+        &self,
+        done: &mut CompletedTask,
+        cut: Cut,
+        size: usize,
+        hub_answer: Option<String>,
+    ) -> Cut {
+        let mut cut = cut;
+        if cut == Cut::Whole {
+            self.stats.too_large.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                task_id = %done.id, action = %done.action, bytes = size, limit = self.max_result_bytes,
+                hub_answer = hub_answer.as_deref().unwrap_or(""),
+                "the result is too large for the hub; answering RESULT_TOO_LARGE instead"
+            );
+            *done = self
+                .dispatcher
+                .result_too_large(done, size, self.max_result_bytes, hub_answer.clone());
+            cut = Cut::Envelope;
+            // The inputs are kept while they fit; a hub that still refuses gets them cut next.
+            if self.hub.encoded_len(done) <= self.max_result_bytes {
+                return cut;
+            }
+        }
+        tracing::warn!(task_id = %done.id, payload_bytes = done.payload.len(), account_bytes = done.account.len(), "the task's own payload and account are too large to echo; sending {{\"omitted_bytes\": N}} in their place");
+        done.omit_inputs();
+        Cut::Inputs
+    }
+
+    fn refused(&self, done: &CompletedTask, error: &HubError) {
+        self.stats.lost.fetch_add(1, Ordering::Relaxed);
+        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            task_id = %done.id, action = %done.action, code = ?error.code(),
+            "the hub refused this result for good ({error}); giving it up"
+        );
+    }
+
+    fn give_up(&self, done: &CompletedTask, reason: &str) {
+        self.stats.lost.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(task_id = %done.id, action = %done.action, "result given up: {reason}");
+    }
+}
+
+/// Runs `lanes` lanes made by `lane`, restarting one that panics, until all have returned.
+/// `Err` once more than [`MAX_LANE_PANICS`] panics fall in [`LANE_PANIC_WINDOW`].
+async fn supervise<F, Fut>(lanes: usize, stats: &WorkerStats, lane: F) -> Result<(), Error>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    let mut lane_of = HashMap::with_capacity(lanes);
+    for index in 0..lanes {
+        lane_of.insert(set.spawn(lane(index)).id(), index);
+    }
+    let mut panics = VecDeque::new();
+    while let Some(joined) = set.join_next_with_id().await {
+        let failure = match joined {
+            Ok((id, ())) => {
+                lane_of.remove(&id);
+                continue;
+            }
+            Err(failure) => failure,
+        };
+        let index = lane_of.remove(&failure.id()).unwrap_or_default();
+        let now = Instant::now();
+        panics.push_back(now);
+        while panics
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > LANE_PANIC_WINDOW)
+        {
+            panics.pop_front();
+        }
+        if panics.len() > MAX_LANE_PANICS {
+            tracing::error!(lane = index, error = %failure, "a worker lane panicked again; the worker cannot go on");
+            return Err(Error::WorkerFailed(format!(
+                "worker lanes panicked {} times within {}s (last: {failure})",
+                panics.len(),
+                LANE_PANIC_WINDOW.as_secs()
+            )));
+        }
+        tracing::error!(lane = index, error = %failure, "a worker lane panicked outside an action; restarting it");
+        stats.lane_restarts.fetch_add(1, Ordering::Relaxed);
+        lane_of.insert(set.spawn(lane(index)).id(), index);
+    }
+    Ok(())
 }

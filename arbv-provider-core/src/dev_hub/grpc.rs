@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::RunningServer;
 use super::state::{Delivery, State, SubmitRefusal};
+use crate::hub_client::{ACCEPT_HAND_BACK, HAND_BACK, HAND_BACK_VALUE};
 use crate::proto::hub_server::{Hub, HubServer};
 use crate::proto::{ProviderRequest, Task, TaskResult};
 
@@ -90,6 +91,10 @@ impl Hub for HubService {
         &self,
         request: Request<TaskResult>,
     ) -> Result<Response<Task>, Status> {
+        let accepts_hand_back = request
+            .metadata()
+            .get(ACCEPT_HAND_BACK)
+            .is_some_and(|value| value == HAND_BACK_VALUE);
         let result = request.into_inner();
         self.state.count_submit();
         if !self.state.token_ok(&result.auth_token) {
@@ -113,12 +118,19 @@ impl Hub for HubService {
                 )));
             }
         }
-        // Hand the next task back at once: it saves the provider a round trip.
-        let next = self
-            .state
-            .take_next(&result.provider)
-            .map(to_task)
-            .unwrap_or_default();
-        Ok(Response::new(next))
+        // Hand the next task back at once (it saves the provider a round trip), but only to a
+        // client that asked: one that ignores the answer would leave the task leased.
+        if !accepts_hand_back {
+            return Ok(Response::new(Task::default()));
+        }
+        let Some(next) = self.state.take_next(&result.provider) else {
+            return Ok(Response::new(Task::default()));
+        };
+        let mut answer = Response::new(to_task(next));
+        answer.metadata_mut().insert(
+            HAND_BACK,
+            tonic::metadata::MetadataValue::from_static(HAND_BACK_VALUE),
+        );
+        Ok(answer)
     }
 }
