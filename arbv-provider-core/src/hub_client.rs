@@ -336,3 +336,87 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::envelope::Status;
+
+    #[tokio::test]
+    async fn encoded_len_is_the_length_of_the_message_sent() {
+        let config = Config::builder()
+            .auth_token("a-token")
+            .hub_url("127.0.0.1:1")
+            .build()
+            .unwrap();
+        let channel = endpoint(config.hub_url()).unwrap().connect_lazy();
+        let client = HubClient::new(channel, Arc::from("provider"), &config);
+        for (payload, result) in [
+            (String::new(), String::new()),
+            ("{}".to_owned(), "x".repeat(200)),
+            ("p".repeat(70_000), "r".repeat(3_000_000)),
+        ] {
+            let done = CompletedTask {
+                id: "task-1".into(),
+                action: "echo".into(),
+                status: Status::Success,
+                payload: payload.clone(),
+                account: "{}".into(),
+                result: result.clone(),
+            };
+            let sent = TaskResult {
+                id: done.id.clone(),
+                provider: "provider".into(),
+                auth_token: "a-token".into(),
+                status: "success".into(),
+                action: done.action.clone(),
+                payload,
+                result,
+                account: done.account.clone(),
+            };
+            assert_eq!(client.encoded_len(&done), sent.encoded_len());
+        }
+    }
+
+    #[test]
+    fn submit_failures_by_code() {
+        let rejected = |code| HubError::Rejected {
+            code,
+            message: String::new(),
+        };
+        for code in [
+            Code::Unavailable,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::Internal,
+            Code::Unknown,
+            Code::Cancelled,
+        ] {
+            assert_eq!(rejected(code).submit_failure(), SubmitFailure::Transient);
+        }
+        for code in [Code::ResourceExhausted, Code::OutOfRange] {
+            assert_eq!(rejected(code).submit_failure(), SubmitFailure::TooLarge);
+        }
+        for code in [
+            Code::NotFound,
+            Code::InvalidArgument,
+            Code::PermissionDenied,
+            Code::FailedPrecondition,
+            Code::AlreadyExists,
+            Code::Unimplemented,
+            Code::DataLoss,
+        ] {
+            assert_eq!(rejected(code).submit_failure(), SubmitFailure::Final);
+        }
+        assert_eq!(
+            HubError::from_status(&tonic::Status::unauthenticated("no"), "p").submit_failure(),
+            SubmitFailure::Unauthenticated
+        );
+        assert_eq!(
+            HubError::Unavailable("down".into()).submit_failure(),
+            SubmitFailure::Transient
+        );
+    }
+}

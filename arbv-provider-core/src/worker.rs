@@ -401,3 +401,46 @@ where
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_lane_that_panics_is_restarted_in_its_place() {
+        let stats = WorkerStats::default();
+        let started = Arc::new(Mutex::new(Vec::new()));
+        let record = started.clone();
+        let ended = supervise(3, &stats, move |lane| {
+            let first_run_of_lane_1 = {
+                let mut started = record.lock().unwrap();
+                started.push(lane);
+                lane == 1 && started.iter().filter(|l| **l == 1).count() == 1
+            };
+            async move {
+                assert!(!first_run_of_lane_1, "lane 1 fails once");
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "{ended:?}");
+        let mut started = started.lock().unwrap().clone();
+        started.sort_unstable();
+        assert_eq!(started, [0, 1, 1, 2]);
+        assert_eq!(stats.lane_restarts.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn lanes_that_keep_panicking_end_the_worker_with_an_error() {
+        let stats = WorkerStats::default();
+        let ended = supervise(2, &stats, |_lane| async { panic!("a bug in a lane") }).await;
+        let error = ended.unwrap_err();
+        assert!(matches!(error, Error::WorkerFailed(_)), "{error}");
+        assert!(error.to_string().contains("panicked"), "{error}");
+        assert_eq!(
+            stats.lane_restarts.load(Ordering::Relaxed),
+            MAX_LANE_PANICS as u64
+        );
+    }
+}
