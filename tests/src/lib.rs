@@ -1,6 +1,8 @@
 //! Support for the end-to-end tests: a provider written by hand against the core's
 //! `Provider` trait (no macros), and helpers that start a dev hub and a provider on loopback.
 
+pub mod contract_hub;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use arbv_provider::{ActionError, ActionResponse, Config, Provider, ProviderDef};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// The token the test hubs accept.
@@ -129,7 +131,7 @@ pub fn config(url: &str) -> arbv_provider::ConfigBuilder {
 
 /// A provider serving in the background; `stop` shuts it down gracefully.
 pub struct RunningProvider {
-    stop: Option<oneshot::Sender<()>>,
+    signals: mpsc::UnboundedSender<()>,
     task: JoinHandle<Result<(), arbv_provider::Error>>,
 }
 
@@ -143,22 +145,33 @@ impl RunningProvider {
 
     /// Starts an already built runtime.
     pub fn start_runtime(runtime: arbv_provider::Runtime) -> Self {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(runtime.run_until(async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            stop: Some(stop),
-            task,
-        }
+        let (signals, received) = mpsc::unbounded_channel::<()>();
+        let received = futures_util::stream::unfold(received, |mut received| async move {
+            received.recv().await.map(|()| ((), received))
+        });
+        let task = tokio::spawn(runtime.run_until_signals(received));
+        Self { signals, task }
+    }
+
+    /// Sends one shutdown signal: the first begins the drain, the second cuts it short.
+    pub fn signal(&self) {
+        let _ = self.signals.send(());
+    }
+
+    /// True once `serve` has returned.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits for `serve` to return, without signalling.
+    pub async fn wait(self) -> Result<(), arbv_provider::Error> {
+        self.task.await.expect("the provider task does not panic")
     }
 
     /// Signals shutdown and waits for `serve` to return.
-    pub async fn stop(mut self) -> Result<(), arbv_provider::Error> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.task.await.expect("the provider task does not panic")
+    pub async fn stop(self) -> Result<(), arbv_provider::Error> {
+        self.signal();
+        self.wait().await
     }
 }
 
