@@ -2,13 +2,14 @@
 //! shutdown with tasks in flight, a thousand tasks at once, an idle hub, and a hub that is not
 //! ours. All over real gRPC on loopback.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use arbv_provider::dev_hub::{DevHub, TaskState};
 use arbv_provider_core::proto::hub_server::{Hub, HubServer};
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
+use arbv_tests::contract_hub::{ContractHub, NoTask};
 use arbv_tests::{
     HandWritten, PROVIDER, RunningProvider, TOKEN, call, config, eventually, loopback, start_hub,
 };
@@ -149,13 +150,9 @@ async fn shutdown_finishes_the_tasks_in_flight_and_submits_their_results() {
         assert_eq!(task.state, TaskState::Done);
         assert_eq!(task.result.unwrap()["status"], "success");
     }
-    // The task queued during the drain was either run (handed back with a result) or left queued.
+    // Once shutdown begins a lane takes no more work, not even handed back with a result.
     let later = hub.task(&later).unwrap();
-    assert!(
-        later.state == TaskState::Done
-            || (later.state == TaskState::Queued && later.deliveries == 0),
-        "{later:?}"
-    );
+    assert_eq!((later.state, later.deliveries), (TaskState::Queued, 0), "{later:?}");
     server.stop().await;
 }
 
@@ -267,42 +264,9 @@ async fn an_idle_provider_polls_a_bounded_number_of_times_whatever_its_concurren
     server.stop().await;
 }
 
-/// A hub written here against the generated service trait, independent of the dev hub: it
-/// answers `NOT_FOUND` when it has no work and never hands work back with a result.
-#[derive(Default, Clone)]
-struct MinimalHub {
-    queue: Arc<Mutex<VecDeque<Task>>>,
-    results: Arc<Mutex<Vec<TaskResult>>>,
-}
-
-#[tonic::async_trait]
-impl Hub for MinimalHub {
-    async fn get_task(
-        &self,
-        request: tonic::Request<ProviderRequest>,
-    ) -> Result<tonic::Response<Task>, tonic::Status> {
-        let request = request.into_inner();
-        if request.auth_token != TOKEN {
-            return Err(tonic::Status::unauthenticated("bad token"));
-        }
-        match self.queue.lock().unwrap().pop_front() {
-            Some(task) => Ok(tonic::Response::new(task)),
-            None => Err(tonic::Status::not_found("no task")),
-        }
-    }
-
-    async fn submit_task_result(
-        &self,
-        request: tonic::Request<TaskResult>,
-    ) -> Result<tonic::Response<Task>, tonic::Status> {
-        self.results.lock().unwrap().push(request.into_inner());
-        Ok(tonic::Response::new(Task::default()))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn works_against_any_hub_that_implements_the_contract() {
-    let hub = MinimalHub::default();
+    let hub = ContractHub::builder(TOKEN).no_task(NoTask::NotFound).build();
     let tasks = [
         ("t1", "echo", r#"{"message":"hi"}"#, ""),
         (
@@ -315,31 +279,16 @@ async fn works_against_any_hub_that_implements_the_contract() {
         ("t4", "echo", "oops", ""),
     ];
     for (id, action, payload, account) in tasks {
-        hub.queue.lock().unwrap().push_back(Task {
-            id: id.into(),
-            action: action.into(),
-            payload: payload.as_bytes().to_vec().into(),
-            account: account.as_bytes().to_vec().into(),
-        });
+        hub.push(id, action, payload, account);
     }
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(HubServer::new(hub.clone()))
-            .serve_with_incoming(
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            ),
+    let server = hub.serve().await;
+    let provider = RunningProvider::start(
+        HandWritten,
+        config(&format!("{}", server.addr())).build().unwrap(),
     );
-    let provider = RunningProvider::start(HandWritten, config(&format!("{addr}")).build().unwrap());
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            hub.results.lock().unwrap().len() == 4
-        })
-        .await
-    );
+    assert!(hub.wait_results(4, Duration::from_secs(10)).await);
     provider.stop().await.unwrap();
-    let mut results = hub.results.lock().unwrap().clone();
+    let mut results = hub.results();
     results.sort_by(|a, b| a.id.cmp(&b.id));
     let expect = [
         ("t1", "success", r#"{"message":"hi"}"#, "{}"),
@@ -366,5 +315,182 @@ async fn works_against_any_hub_that_implements_the_contract() {
         );
         assert_eq!(envelope["data"]["action"], result.action);
     }
+    assert_eq!(hub.results().len(), 4, "one result each");
+    server.stop().await;
+}
+
+fn sleeps(hub: &ContractHub, count: usize, ms: u64) -> Vec<String> {
+    (0..count)
+        .map(|i| {
+            let id = format!("sleep-{i}");
+            hub.push(&id, "sleep", format!(r#"{{"ms":{ms}}}"#), "");
+            id
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_cuts_the_drain_short_and_serve_fails() {
+    let hub = ContractHub::builder(TOKEN).build();
+    let ids = sleeps(&hub, 4, 15_000);
+    let server = hub.serve().await;
+    let runtime = arbv_provider::Runtime::new(
+        HandWritten,
+        config(&server.url()).concurrency(4).build().unwrap(),
+    )
+    .unwrap();
+    let stats = runtime.stats();
+    let provider = RunningProvider::start_runtime(runtime);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stats.tasks.load(Ordering::Relaxed) == 4
+        })
+        .await
+    );
+    provider.signal();
+    assert!(
+        !eventually(Duration::from_millis(300), || async { provider.is_finished() }).await,
+        "the first signal drains: the 15 s actions keep running"
+    );
+    let second = Instant::now();
+    provider.signal();
+    let ended = provider.wait().await;
+    assert!(
+        matches!(ended, Err(arbv_provider::Error::ForcedShutdown)),
+        "{ended:?}"
+    );
+    // Without the second signal the stop would take the 10 s drain at least.
+    assert!(second.elapsed() < Duration::from_secs(8), "{:?}", second.elapsed());
+    for id in &ids {
+        assert_eq!(hub.results_for(id), 1, "{id} answered once");
+    }
+    for result in hub.results() {
+        let e: Value = serde_json::from_str(&result.result).unwrap();
+        assert_eq!(e["data"]["response"]["error_code"], "SHUTDOWN", "{e}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_that_goes_away_at_the_signal_does_not_hold_the_stop() {
+    let hub = ContractHub::builder(TOKEN).build();
+    sleeps(&hub, 1, 200);
+    let server = hub.serve().await;
+    let runtime = arbv_provider::Runtime::new(
+        HandWritten,
+        config(&server.url())
+            .drain_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let stats = runtime.stats();
+    let provider = RunningProvider::start_runtime(runtime);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            stats.tasks.load(Ordering::Relaxed) == 1
+        })
+        .await
+    );
+    server.stop().await;
+    let signalled = Instant::now();
+    provider.stop().await.expect("a drain that ran its course is Ok");
+    // drain 0.5 s + result grace 5 s + final bound 1 s, with room for a loaded machine.
+    assert!(signalled.elapsed() < Duration::from_secs(15), "{:?}", signalled.elapsed());
+    assert_eq!(stats.lost.load(Ordering::Relaxed), 1, "the result is given up, and logged");
+    assert_eq!(hub.results().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_is_not_held_by_the_connect_loop_or_a_held_poll() {
+    // A hub that is not there: the provider is in its connect loop.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let provider = RunningProvider::start(
+        HandWritten,
+        config(&format!("http://{port}")).build().unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    provider.stop().await.unwrap();
+    assert!(signalled.elapsed() < Duration::from_secs(5), "{:?}", signalled.elapsed());
+
+    // A hub that holds GetTask open for 60 s: the stop waits at most the poll grace.
+    let (hub, server) = start_hub(Duration::from_secs(60)).await;
+    let provider = RunningProvider::start(HandWritten, config(&server.url()).build().unwrap());
+    assert!(eventually(Duration::from_secs(10), || async { hub.stats().get_task_calls >= 1 }).await);
+    let signalled = Instant::now();
+    provider.stop().await.unwrap();
+    assert!(signalled.elapsed() < Duration::from_secs(8), "{:?}", signalled.elapsed());
+    server.stop().await;
+}
+
+/// A hub that hands out one task and then never answers `SubmitTaskResult`.
+#[derive(Clone, Default)]
+struct NeverTakesResults {
+    given: Arc<AtomicBool>,
+}
+
+#[tonic::async_trait]
+impl Hub for NeverTakesResults {
+    async fn get_task(
+        &self,
+        _request: tonic::Request<ProviderRequest>,
+    ) -> Result<tonic::Response<Task>, tonic::Status> {
+        if self.given.swap(true, Ordering::SeqCst) {
+            return Ok(tonic::Response::new(Task::default()));
+        }
+        Ok(tonic::Response::new(Task {
+            id: "stuck".into(),
+            action: "echo".into(),
+            payload: br#"{"message":"never taken"}"#.to_vec().into(),
+            account: Default::default(),
+        }))
+    }
+
+    async fn submit_task_result(
+        &self,
+        _request: tonic::Request<TaskResult>,
+    ) -> Result<tonic::Response<Task>, tonic::Status> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_the_hub_never_answers_is_cut_at_the_stop_bound() {
+    let hub = NeverTakesResults::default();
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(HubServer::new(hub.clone()))
+            .serve_with_incoming(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            ),
+    );
+    let runtime = arbv_provider::Runtime::new(
+        HandWritten,
+        config(&format!("http://{addr}"))
+            .drain_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let stats = runtime.stats();
+    let provider = RunningProvider::start_runtime(runtime);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            hub.given.load(Ordering::SeqCst) && stats.tasks.load(Ordering::Relaxed) == 1
+        })
+        .await
+    );
+    let signalled = Instant::now();
+    provider.stop().await.unwrap();
+    // The submit would wait 30 s for its answer; the stop gives up on it after drain 0.3 s +
+    // result grace 5 s (+ 1 s final bound).
+    assert!(signalled.elapsed() < Duration::from_secs(15), "{:?}", signalled.elapsed());
+    assert_eq!(stats.lost.load(Ordering::Relaxed), 1);
     server.abort();
 }

@@ -131,7 +131,12 @@ impl Runtime {
         if forced {
             tracing::warn!(provider = %provider, "second shutdown signal: interrupting the actions still running");
             shutdown.interrupt.cancel();
-            let _ = tokio::time::timeout(FORCED_RESULT_GRACE, worker.as_mut()).await;
+            if tokio::time::timeout(FORCED_RESULT_GRACE, worker.as_mut())
+                .await
+                .is_ok()
+            {
+                return Err(Error::ForcedShutdown);
+            }
         }
         shutdown.give_up.cancel();
         if tokio::time::timeout(FINAL_STOP_BOUND, worker.as_mut())
