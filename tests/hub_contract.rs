@@ -40,7 +40,11 @@ fn assert_exactly_once(hub: &ContractHub, ids: &[String]) {
     let answered: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
     let unique: BTreeSet<&str> = answered.iter().copied().collect();
     let expected: BTreeSet<&str> = ids.iter().map(String::as_str).collect();
-    assert_eq!(answered.len(), ids.len(), "one result per task: {answered:?}");
+    assert_eq!(
+        answered.len(),
+        ids.len(),
+        "one result per task: {answered:?}"
+    );
     assert_eq!(unique, expected);
 }
 
@@ -53,20 +57,29 @@ async fn a_hub_that_echoes_the_submitted_task_gets_each_result_once() {
             .build();
         let ids = push_echoes(&hub, 40);
         let server = hub.serve().await;
-        let runtime =
-            arbv_provider::Runtime::new(HandWritten, config(&server.url()).concurrency(4).build().unwrap())
-                .unwrap();
+        let runtime = arbv_provider::Runtime::new(
+            HandWritten,
+            config(&server.url()).concurrency(4).build().unwrap(),
+        )
+        .unwrap();
         let stats = runtime.stats();
         let provider = RunningProvider::start_runtime(runtime);
         assert!(hub.wait_results(40, Duration::from_secs(30)).await);
         // A provider that ran the echoed task would submit it again at once, forever.
         assert!(
-            !eventually(Duration::from_millis(500), || async { hub.submit_calls() > 40 }).await,
+            !eventually(Duration::from_millis(500), || async {
+                hub.submit_calls() > 40
+            })
+            .await,
             "no result was submitted twice"
         );
         provider.stop().await.unwrap();
         assert_exactly_once(&hub, &ids);
-        assert_eq!(stats.tasks.load(Ordering::Relaxed), 40, "each task ran once");
+        assert_eq!(
+            stats.tasks.load(Ordering::Relaxed),
+            40,
+            "each task ran once"
+        );
         for result in hub.results() {
             assert_eq!(envelope(&result)["status"], "success");
         }
@@ -87,10 +100,16 @@ async fn another_task_in_an_unannounced_answer_is_not_run() {
         .build();
     let ids = push_echoes(&hub, 20);
     let server = hub.serve().await;
-    let provider = RunningProvider::start(HandWritten, config(&server.url()).concurrency(2).build().unwrap());
+    let provider = RunningProvider::start(
+        HandWritten,
+        config(&server.url()).concurrency(2).build().unwrap(),
+    );
     assert!(hub.wait_results(20, Duration::from_secs(30)).await);
     assert!(
-        !eventually(Duration::from_millis(500), || async { hub.results_for("ghost") > 0 }).await,
+        !eventually(Duration::from_millis(500), || async {
+            hub.results_for("ghost") > 0
+        })
+        .await,
         "the task in the answer was not announced as handed back: it is not run"
     );
     provider.stop().await.unwrap();
@@ -156,7 +175,10 @@ async fn a_handed_back_task_with_the_id_just_submitted_is_not_run_again() {
             .add_service(HubServer::new(hub.clone()))
             .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true))),
     );
-    let provider = RunningProvider::start(HandWritten, config(&format!("http://{addr}")).build().unwrap());
+    let provider = RunningProvider::start(
+        HandWritten,
+        config(&format!("http://{addr}")).build().unwrap(),
+    );
     assert!(
         eventually(Duration::from_secs(10), || async {
             !hub.results.lock().unwrap().is_empty()
@@ -206,11 +228,18 @@ async fn the_dev_hub_hands_back_only_to_a_client_that_asks() {
         assert!(handed_out.insert(task.id.clone()), "handed out once");
         let submitted = client.submit_task_result(answer(&task)).await.unwrap();
         assert!(submitted.metadata().get(HAND_BACK).is_none());
-        assert!(submitted.into_inner().id.is_empty(), "no work in the answer");
+        assert!(
+            submitted.into_inner().id.is_empty(),
+            "no work in the answer"
+        );
     }
     assert_eq!(handed_out, ids, "every task handed out through GetTask");
     let stats = hub.stats();
-    assert_eq!((stats.done, stats.leased, stats.queued), (20, 0, 0), "{stats:?}");
+    assert_eq!(
+        (stats.done, stats.leased, stats.queued),
+        (20, 0, 0),
+        "{stats:?}"
+    );
 
     // A client that asks gets the next task in the answer, marked as handed back.
     let first = hub.enqueue(PROVIDER, "echo", json!({"message": "a"}), None);
@@ -218,9 +247,10 @@ async fn the_dev_hub_hands_back_only_to_a_client_that_asks() {
     let task = client.get_task(ask()).await.unwrap().into_inner();
     assert_eq!(task.id, first);
     let mut request = tonic::Request::new(answer(&task));
-    request
-        .metadata_mut()
-        .insert(ACCEPT_HAND_BACK, tonic::metadata::MetadataValue::from_static("1"));
+    request.metadata_mut().insert(
+        ACCEPT_HAND_BACK,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
     let submitted = client.submit_task_result(request).await.unwrap();
     assert_eq!(submitted.metadata().get(HAND_BACK).unwrap(), "1");
     assert_eq!(submitted.into_inner().id, second);
@@ -248,8 +278,11 @@ async fn results_the_hub_does_not_take_are_retried_or_given_up_by_code() {
         }
     }
     let server = hub.serve().await;
-    let runtime = arbv_provider::Runtime::new(HandWritten, config(&server.url()).concurrency(4).build().unwrap())
-        .unwrap();
+    let runtime = arbv_provider::Runtime::new(
+        HandWritten,
+        config(&server.url()).concurrency(4).build().unwrap(),
+    )
+    .unwrap();
     let stats = runtime.stats();
     let provider = RunningProvider::start_runtime(runtime);
     assert!(hub.wait_results(5, Duration::from_secs(30)).await);
@@ -263,7 +296,10 @@ async fn results_the_hub_does_not_take_are_retried_or_given_up_by_code() {
     for (id, refusal) in cases {
         let final_refusal = matches!(
             refusal,
-            Some((Code::NotFound | Code::InvalidArgument | Code::PermissionDenied, _))
+            Some((
+                Code::NotFound | Code::InvalidArgument | Code::PermissionDenied,
+                _
+            ))
         );
         let refused = hub.refused().iter().filter(|(r, _)| r == id).count();
         if final_refusal {
@@ -271,11 +307,19 @@ async fn results_the_hub_does_not_take_are_retried_or_given_up_by_code() {
             assert_eq!(refused, 1, "{id} is given up at once, not retried");
         } else {
             assert_eq!(hub.results_for(id), 1, "{id} is taken once");
-            assert_eq!(refused as u32, refusal.map_or(0, |(_, times)| times), "{id}");
+            assert_eq!(
+                refused as u32,
+                refusal.map_or(0, |(_, times)| times),
+                "{id}"
+            );
         }
     }
     assert_eq!(stats.rejected.load(Ordering::Relaxed), 3);
-    assert_eq!(stats.submitted.load(Ordering::Relaxed), 5, "NOT_FOUND is not counted as taken");
+    assert_eq!(
+        stats.submitted.load(Ordering::Relaxed),
+        5,
+        "NOT_FOUND is not counted as taken"
+    );
     server.stop().await;
 }
 
@@ -294,15 +338,26 @@ async fn a_result_too_large_for_a_default_hub_is_answered_with_one_small_error()
     assert_eq!(hub.submit_calls(), 1, "one submit, the small answer");
     let result = &hub.results()[0];
     assert_eq!(result.status, "error");
-    assert!(result.result.len() < 4096, "a small envelope: {} bytes", result.result.len());
+    assert!(
+        result.result.len() < 4096,
+        "a small envelope: {} bytes",
+        result.result.len()
+    );
     let e = envelope(result);
     assert_eq!(e["status"], "error");
     assert_eq!(e["data"]["response"]["error_code"], "RESULT_TOO_LARGE");
     let bytes = e["data"]["response"]["details"]["bytes"].as_u64().unwrap();
     assert!(bytes > 5_000_000, "{bytes}");
-    assert_eq!(e["data"]["response"]["details"]["limit"], 4_194_304 - 65_536);
+    assert_eq!(
+        e["data"]["response"]["details"]["limit"],
+        4_194_304 - 65_536
+    );
     assert!(e["message"].as_str().unwrap().contains("too large"), "{e}");
-    assert_eq!(result.payload.len(), json!({ "message": message }).to_string().len(), "the payload still fits: it is echoed");
+    assert_eq!(
+        result.payload.len(),
+        json!({ "message": message }).to_string().len(),
+        "the payload still fits: it is echoed"
+    );
     server.stop().await;
 }
 
@@ -328,14 +383,22 @@ async fn inputs_too_large_to_echo_are_replaced_by_their_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_that_refuses_a_result_as_too_large_gets_the_small_answer() {
     let hub = ContractHub::builder(TOKEN).build();
-    hub.push("big", "echo", json!({ "message": "z".repeat(2_500_000) }).to_string(), "");
+    hub.push(
+        "big",
+        "echo",
+        json!({ "message": "z".repeat(2_500_000) }).to_string(),
+        "",
+    );
     hub.push("refused-twice", "echo", r#"{"message":"small"}"#, "");
     hub.refuse_submits("refused-twice", Code::OutOfRange, 2);
     let server = hub.serve().await;
     // Our own limit is out of the way: the hub's 4 MiB receive limit refuses the result.
     let provider = RunningProvider::start(
         HandWritten,
-        config(&server.url()).max_result_bytes(64 * 1024 * 1024).build().unwrap(),
+        config(&server.url())
+            .max_result_bytes(64 * 1024 * 1024)
+            .build()
+            .unwrap(),
     );
     assert!(hub.wait_results(2, Duration::from_secs(30)).await);
     provider.stop().await.unwrap();
@@ -343,10 +406,20 @@ async fn a_hub_that_refuses_a_result_as_too_large_gets_the_small_answer() {
     let big = hub.results().into_iter().find(|r| r.id == "big").unwrap();
     let e = envelope(&big);
     assert_eq!(e["data"]["response"]["error_code"], "RESULT_TOO_LARGE");
-    assert!(e["data"]["response"]["details"]["hub_answer"].is_string(), "{e}");
+    assert!(
+        e["data"]["response"]["details"]["hub_answer"].is_string(),
+        "{e}"
+    );
     // Refused as too large twice: first the small answer, then without the echoed inputs.
-    let twice = hub.results().into_iter().find(|r| r.id == "refused-twice").unwrap();
-    assert_eq!(envelope(&twice)["data"]["response"]["error_code"], "RESULT_TOO_LARGE");
+    let twice = hub
+        .results()
+        .into_iter()
+        .find(|r| r.id == "refused-twice")
+        .unwrap();
+    assert_eq!(
+        envelope(&twice)["data"]["response"]["error_code"],
+        "RESULT_TOO_LARGE"
+    );
     assert!(twice.payload.contains("omitted_bytes"), "{}", twice.payload);
     server.stop().await;
 }

@@ -152,7 +152,11 @@ async fn shutdown_finishes_the_tasks_in_flight_and_submits_their_results() {
     }
     // Once shutdown begins a lane takes no more work, not even handed back with a result.
     let later = hub.task(&later).unwrap();
-    assert_eq!((later.state, later.deliveries), (TaskState::Queued, 0), "{later:?}");
+    assert_eq!(
+        (later.state, later.deliveries),
+        (TaskState::Queued, 0),
+        "{later:?}"
+    );
     server.stop().await;
 }
 
@@ -266,7 +270,9 @@ async fn an_idle_provider_polls_a_bounded_number_of_times_whatever_its_concurren
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn works_against_any_hub_that_implements_the_contract() {
-    let hub = ContractHub::builder(TOKEN).no_task(NoTask::NotFound).build();
+    let hub = ContractHub::builder(TOKEN)
+        .no_task(NoTask::NotFound)
+        .build();
     let tasks = [
         ("t1", "echo", r#"{"message":"hi"}"#, ""),
         (
@@ -349,7 +355,10 @@ async fn a_second_signal_cuts_the_drain_short_and_serve_fails() {
     );
     provider.signal();
     assert!(
-        !eventually(Duration::from_millis(300), || async { provider.is_finished() }).await,
+        !eventually(Duration::from_millis(300), || async {
+            provider.is_finished()
+        })
+        .await,
         "the first signal drains: the 15 s actions keep running"
     );
     let second = Instant::now();
@@ -360,7 +369,11 @@ async fn a_second_signal_cuts_the_drain_short_and_serve_fails() {
         "{ended:?}"
     );
     // Without the second signal the stop would take the 10 s drain at least.
-    assert!(second.elapsed() < Duration::from_secs(8), "{:?}", second.elapsed());
+    assert!(
+        second.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        second.elapsed()
+    );
     for id in &ids {
         assert_eq!(hub.results_for(id), 1, "{id} answered once");
     }
@@ -394,10 +407,21 @@ async fn a_hub_that_goes_away_at_the_signal_does_not_hold_the_stop() {
     );
     server.stop().await;
     let signalled = Instant::now();
-    provider.stop().await.expect("a drain that ran its course is Ok");
+    provider
+        .stop()
+        .await
+        .expect("a drain that ran its course is Ok");
     // drain 0.5 s + result grace 5 s + final bound 1 s, with room for a loaded machine.
-    assert!(signalled.elapsed() < Duration::from_secs(15), "{:?}", signalled.elapsed());
-    assert_eq!(stats.lost.load(Ordering::Relaxed), 1, "the result is given up, and logged");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(
+        stats.lost.load(Ordering::Relaxed),
+        1,
+        "the result is given up, and logged"
+    );
     assert_eq!(hub.results().len(), 0);
 }
 
@@ -415,15 +439,28 @@ async fn a_stop_is_not_held_by_the_connect_loop_or_a_held_poll() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let signalled = Instant::now();
     provider.stop().await.unwrap();
-    assert!(signalled.elapsed() < Duration::from_secs(5), "{:?}", signalled.elapsed());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
 
     // A hub that holds GetTask open for 60 s: the stop waits at most the poll grace.
     let (hub, server) = start_hub(Duration::from_secs(60)).await;
     let provider = RunningProvider::start(HandWritten, config(&server.url()).build().unwrap());
-    assert!(eventually(Duration::from_secs(10), || async { hub.stats().get_task_calls >= 1 }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            hub.stats().get_task_calls >= 1
+        })
+        .await
+    );
     let signalled = Instant::now();
     provider.stop().await.unwrap();
-    assert!(signalled.elapsed() < Duration::from_secs(8), "{:?}", signalled.elapsed());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        signalled.elapsed()
+    );
     server.stop().await;
 }
 
@@ -490,7 +527,11 @@ async fn a_submit_the_hub_never_answers_is_cut_at_the_stop_bound() {
     provider.stop().await.unwrap();
     // The submit would wait 30 s for its answer; the stop gives up on it after drain 0.3 s +
     // result grace 5 s (+ 1 s final bound).
-    assert!(signalled.elapsed() < Duration::from_secs(15), "{:?}", signalled.elapsed());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        signalled.elapsed()
+    );
     assert_eq!(stats.lost.load(Ordering::Relaxed), 1);
     server.abort();
 }

@@ -635,7 +635,10 @@ mod tests {
             let err = from(&[("PROVIDER_AUTH_TOKEN", "t"), (var, value)])
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains(var) && err.contains(value), "{var}={value}: {err}");
+            assert!(
+                err.contains(var) && err.contains(value),
+                "{var}={value}: {err}"
+            );
         }
     }
 

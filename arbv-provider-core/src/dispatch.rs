@@ -492,9 +492,9 @@ impl Dispatcher {
             None => format!(
                 "Result too large: {bytes} bytes encoded, over the limit of {limit} bytes (PROVIDER_MAX_RESULT_BYTES)"
             ),
-            Some(answer) => format!(
-                "Result too large: the hub refused {bytes} bytes encoded ({answer})"
-            ),
+            Some(answer) => {
+                format!("Result too large: the hub refused {bytes} bytes encoded ({answer})")
+            }
         };
         let envelope = self.envelope(
             &done.action,

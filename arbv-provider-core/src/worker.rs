@@ -328,9 +328,12 @@ impl Worker {
                 hub_answer = hub_answer.as_deref().unwrap_or(""),
                 "the result is too large for the hub; answering RESULT_TOO_LARGE instead"
             );
-            *done = self
-                .dispatcher
-                .result_too_large(done, size, self.max_result_bytes, hub_answer.clone());
+            *done = self.dispatcher.result_too_large(
+                done,
+                size,
+                self.max_result_bytes,
+                hub_answer.clone(),
+            );
             cut = Cut::Envelope;
             // The inputs are kept while they fit; a hub that still refuses gets them cut next.
             if self.hub.encoded_len(done) <= self.max_result_bytes {

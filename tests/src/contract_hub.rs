@@ -181,7 +181,9 @@ impl ContractHub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port is free");
-        let addr = listener.local_addr().expect("a bound listener has an address");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
         let (stop, stopped) = oneshot::channel::<()>();
         // Our own listener's sockets do not get the server's no-delay setting: set it here.
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
@@ -257,8 +259,15 @@ impl Hub for Service {
             && *left > 0
         {
             *left -= 1;
-            self.0.refused.lock().unwrap().push((result.id.clone(), *code));
-            return Err(Status::new(*code, format!("refused result for '{}'", result.id)));
+            self.0
+                .refused
+                .lock()
+                .unwrap()
+                .push((result.id.clone(), *code));
+            return Err(Status::new(
+                *code,
+                format!("refused result for '{}'", result.id),
+            ));
         }
         let answer = match &self.0.submit_answer {
             SubmitAnswer::Empty => Task::default(),
