@@ -116,10 +116,8 @@ impl Pki {
     /// The hub's side: its certificate, and with `require_clients` the CA its clients'
     /// certificates must chain to.
     fn server_tls(&self, require_clients: bool) -> ServerTlsConfig {
-        let tls = ServerTlsConfig::new().identity(Identity::from_pem(
-            &self.hub_cert_pem,
-            &self.hub_key_pem,
-        ));
+        let tls = ServerTlsConfig::new()
+            .identity(Identity::from_pem(&self.hub_cert_pem, &self.hub_key_pem));
         if require_clients {
             tls.client_ca_root(Certificate::from_pem(&self.ca_pem))
         } else {
@@ -158,7 +156,10 @@ async fn echo_over(hub: &DevHub) {
         .await
         .expect("the provider answers over TLS");
     assert_eq!(envelope["status"], "success", "{envelope}");
-    assert_eq!(envelope["data"]["response"]["echo"], "over tls", "{envelope}");
+    assert_eq!(
+        envelope["data"]["response"]["echo"], "over tls",
+        "{envelope}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +185,10 @@ async fn a_hub_the_provider_cannot_verify_gets_no_calls_and_the_provider_keeps_r
     let pki = Pki::new();
     for (case, extra) in [
         // The private CA is not trusted: only system and webpki roots.
-        ("unknown CA", vec![("HUB_TLS_SERVER_NAME", HUB_NAME.to_owned())]),
+        (
+            "unknown CA",
+            vec![("HUB_TLS_SERVER_NAME", HUB_NAME.to_owned())],
+        ),
         // The CA is trusted but the certificate is for hub.test, not 127.0.0.1.
         (
             "wrong name",
@@ -198,12 +202,21 @@ async fn a_hub_the_provider_cannot_verify_gets_no_calls_and_the_provider_keeps_r
         let provider = RunningProvider::start(HandWritten, from_env(&vars).unwrap());
         let id = hub.enqueue(PROVIDER, "echo", json!({"message": "x"}), None);
         assert!(
-            logged(&[&hub_addr, "attempt=3", "the hub is unreachable; retrying", "certificate"]).await,
+            logged(&[
+                &hub_addr,
+                "attempt=3",
+                "the hub is unreachable; retrying",
+                "certificate"
+            ])
+            .await,
             "{case}: the provider retries and logs the certificate problem:\n{}",
             logs()
         );
         assert_eq!(hub.stats().get_task_calls, 0, "{case}");
-        assert!(hub.wait_result(&id, Duration::ZERO).await.is_none(), "{case}");
+        assert!(
+            hub.wait_result(&id, Duration::ZERO).await.is_none(),
+            "{case}"
+        );
         provider.stop().await.unwrap();
         server.stop().await;
     }
@@ -321,8 +334,14 @@ async fn bad_tls_settings_are_start_up_errors_that_never_show_the_key() {
     ])
     .unwrap();
     let shown = format!("{config:?} {config:#?}");
-    assert!(!shown.contains(&key_body), "the key shows in Debug: {shown}");
-    assert!(shown.contains("client.key"), "Debug names the key file: {shown}");
+    assert!(
+        !shown.contains(&key_body),
+        "the key shows in Debug: {shown}"
+    );
+    assert!(
+        shown.contains("client.key"),
+        "Debug names the key file: {shown}"
+    );
 
     // A key that is not the certificate's: the provider does not start, and says so without
     // the key.

@@ -59,7 +59,10 @@ fn client_tls(tls: &HubTls) -> ClientTlsConfig {
         config = config.ca_certificate(Certificate::from_pem(&ca.contents));
     }
     if let Some(client) = &tls.client {
-        config = config.identity(Identity::from_pem(&client.cert.contents, &client.key.contents));
+        config = config.identity(Identity::from_pem(
+            &client.cert.contents,
+            &client.key.contents,
+        ));
     }
     if let Some(name) = &tls.server_name {
         config = config.domain_name(name.clone());
@@ -221,7 +224,13 @@ impl TlsSources {
                 let mut roots = RootCertStore::empty();
                 for cert in certificates(source, &ca)? {
                     roots.add(cert).map_err(|e| {
-                        file_error(source, &ca.path, &format!("a certificate in it is not a CA certificate rustls can trust: {e}"))
+                        file_error(
+                            source,
+                            &ca.path,
+                            &format!(
+                                "a certificate in it is not a CA certificate rustls can trust: {e}"
+                            ),
+                        )
                     })?;
                 }
                 Some(ca)

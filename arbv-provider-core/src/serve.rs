@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
-use crate::error::Error;
 use crate::endpoint::endpoint;
+use crate::error::Error;
 use crate::hub_client::HubClient;
 use crate::provider::Provider;
 use crate::worker::{Shutdown, Worker, WorkerStats};
