@@ -148,7 +148,7 @@ impl HubTls {
 /// Where the TLS settings come from: paths and names as given, each with the variable (or
 /// builder method) that gave it, read and checked by [`TlsSources::load`].
 #[derive(Clone, Debug, Default)]
-pub struct TlsSources {
+pub(crate) struct TlsSources {
     pub(crate) ca_file: Option<(&'static str, PathBuf)>,
     pub(crate) cert_file: Option<(&'static str, PathBuf)>,
     pub(crate) key_file: Option<(&'static str, PathBuf)>,
@@ -189,8 +189,8 @@ impl TlsSources {
         }
         if !url.is_tls() {
             return Err(ConfigError::Tls(format!(
-                "{} set, but {url_source}={url} is not an https:// address: TLS settings apply \
-                 only to a hub reached over TLS; write https://host:port",
+                "TLS settings are given ({}), but {url_source}={url} is not an https:// \
+                 address: they apply only to a hub reached over TLS; write https://host:port",
                 given.join(", ")
             )));
         }
