@@ -2,10 +2,12 @@
 //! framework reads plus our own additions.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono_tz::Tz;
 
+use crate::endpoint::{HubTls, TlsSources};
 use crate::secret::AuthToken;
 
 /// Tasks in flight at once by default. Actions are mostly I/O-bound (calls to outside APIs), so
@@ -58,6 +60,15 @@ pub mod env {
     pub const PROVIDER_DRAIN_TIMEOUT: &str = "PROVIDER_DRAIN_TIMEOUT";
     /// The largest encoded result submitted as it is, in bytes.
     pub const PROVIDER_MAX_RESULT_BYTES: &str = "PROVIDER_MAX_RESULT_BYTES";
+    /// A PEM file of a private CA trusted for an `https://` hub, besides the system and webpki
+    /// roots.
+    pub const HUB_TLS_CA_FILE: &str = "HUB_TLS_CA_FILE";
+    /// A PEM client certificate (chain) for hubs that require mTLS; needs `HUB_TLS_KEY_FILE`.
+    pub const HUB_TLS_CERT_FILE: &str = "HUB_TLS_CERT_FILE";
+    /// The PEM private key of `HUB_TLS_CERT_FILE`.
+    pub const HUB_TLS_KEY_FILE: &str = "HUB_TLS_KEY_FILE";
+    /// The name checked in the hub's certificate when it is not the address's host.
+    pub const HUB_TLS_SERVER_NAME: &str = "HUB_TLS_SERVER_NAME";
 }
 
 /// Where the hub listens, parsed from `host:port`, `http://…` or `https://…`.
@@ -134,6 +145,9 @@ pub enum ConfigError {
         /// What is wrong and what would be accepted.
         reason: String,
     },
+    /// TLS settings that do not fit together or do not fit the hub address.
+    #[error("{0}")]
+    Tls(String),
 }
 
 /// Everything the runtime needs to know about where and how to run.
@@ -161,6 +175,7 @@ pub struct Config {
     drain_timeout: Duration,
     poll_deadline: Duration,
     max_result_bytes: usize,
+    hub_tls: HubTls,
 }
 
 impl Config {
@@ -232,6 +247,7 @@ impl Config {
             })?;
             builder.names.max_result_bytes = env::PROVIDER_MAX_RESULT_BYTES;
         }
+        builder.tls = TlsSources::from_lookup(&lookup);
         builder.build()
     }
 
@@ -286,6 +302,11 @@ impl Config {
     pub fn max_result_bytes(&self) -> usize {
         self.max_result_bytes
     }
+
+    /// The TLS settings for an `https://` hub (files already read).
+    pub fn hub_tls(&self) -> &HubTls {
+        &self.hub_tls
+    }
 }
 
 /// Builds a [`Config`]; every field but the token has a default.
@@ -302,6 +323,7 @@ pub struct ConfigBuilder {
     poll_deadline: Duration,
     max_result_bytes: usize,
     names: FieldNames,
+    tls: TlsSources,
 }
 
 /// Where each checked value came from (a variable, or a builder field), for error messages.
@@ -338,6 +360,7 @@ impl Default for ConfigBuilder {
             poll_deadline: DEFAULT_POLL_DEADLINE,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             names: FieldNames::default(),
+            tls: TlsSources::default(),
         }
     }
 }
@@ -403,6 +426,32 @@ impl ConfigBuilder {
         self
     }
 
+    /// A PEM file of a private CA to trust for an `https://` hub, besides the system and webpki
+    /// roots. Read when the configuration is built.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.ca_file = Some(("tls_ca_file", path.into()));
+        self
+    }
+
+    /// A PEM client certificate (chain) for a hub that requires mTLS; needs
+    /// [`tls_key_file`](Self::tls_key_file).
+    pub fn tls_cert_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.cert_file = Some(("tls_cert_file", path.into()));
+        self
+    }
+
+    /// The PEM private key of [`tls_cert_file`](Self::tls_cert_file).
+    pub fn tls_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.key_file = Some(("tls_key_file", path.into()));
+        self
+    }
+
+    /// The name checked in the hub's certificate, when it is not the host in the hub address.
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls.server_name = Some(("tls_server_name", name.into()));
+        self
+    }
+
     /// Checks every value and builds the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let auth_token = self
@@ -417,6 +466,7 @@ impl ConfigBuilder {
             value: url.clone(),
             reason,
         })?;
+        let hub_tls = self.tls.load(url_source, &hub_url)?;
         let timezone = match self.timezone {
             None => Tz::UTC,
             Some((source, zone)) => zone.trim().parse::<Tz>().map_err(|_| ConfigError::Invalid {
@@ -485,6 +535,7 @@ impl ConfigBuilder {
             drain_timeout: self.drain_timeout,
             poll_deadline: self.poll_deadline,
             max_result_bytes: self.max_result_bytes,
+            hub_tls,
         })
     }
 }

@@ -7,11 +7,10 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
-use crate::config::{Config, HubUrl};
+use crate::config::Config;
 use crate::dispatch::{CompletedTask, IncomingTask};
-use crate::error::Error;
 use crate::proto::hub_client::HubClient as RpcClient;
 use crate::proto::{ProviderRequest, Task, TaskResult};
 use crate::secret::AuthToken;
@@ -136,27 +135,6 @@ impl std::fmt::Debug for HubClient {
             .field("token", &self.token)
             .finish_non_exhaustive()
     }
-}
-
-/// The gRPC endpoint for a hub address, with TLS for `https://`.
-pub fn endpoint(url: &HubUrl) -> Result<Endpoint, Error> {
-    let failed = |e: tonic::transport::Error| Error::Endpoint {
-        url: url.to_string(),
-        reason: e.to_string(),
-    };
-    let mut endpoint = Endpoint::from_shared(url.as_str().to_owned())
-        .map_err(failed)?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
-    if url.is_tls() {
-        endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().with_webpki_roots())
-            .map_err(failed)?;
-    }
-    Ok(endpoint)
 }
 
 impl HubClient {
@@ -351,7 +329,7 @@ mod tests {
             .hub_url("127.0.0.1:1")
             .build()
             .unwrap();
-        let channel = endpoint(config.hub_url()).unwrap().connect_lazy();
+        let channel = crate::endpoint::endpoint(&config).unwrap().connect_lazy();
         let client = HubClient::new(channel, Arc::from("provider"), &config);
         for (payload, result) in [
             (String::new(), String::new()),

@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod dev_hub;
 pub mod dispatch;
+pub mod endpoint;
 pub mod envelope;
 pub mod error;
 pub mod hub_client;

@@ -9,8 +9,9 @@ use futures_util::{Stream, StreamExt};
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::endpoint::endpoint;
 use crate::error::Error;
-use crate::hub_client::{HubClient, endpoint};
+use crate::hub_client::HubClient;
 use crate::provider::Provider;
 use crate::worker::{Shutdown, Worker, WorkerStats};
 
@@ -80,7 +81,7 @@ impl Runtime {
             provider = %provider, hub = %config.hub_url(), concurrency = config.concurrency(),
             timezone = %config.timezone().name(), actions = ?actions, "provider starting"
         );
-        let endpoint = endpoint(config.hub_url())?;
+        let endpoint = endpoint(&config)?;
         let stop = shutdown.stop.clone();
         let worker = async {
             let Some(channel) = HubClient::connect(&endpoint, &stop).await else {

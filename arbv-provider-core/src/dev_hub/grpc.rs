@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
@@ -18,7 +19,8 @@ struct HubService {
     stop: CancellationToken,
 }
 
-pub(super) fn spawn(state: Arc<State>, listener: TcpListener) -> RunningServer {
+/// Serves on `listener` with `server` (plain, or with TLS set on it).
+pub(super) fn spawn(state: Arc<State>, listener: TcpListener, mut server: Server) -> RunningServer {
     let addr = listener
         .local_addr()
         .expect("a bound listener has an address");
@@ -30,7 +32,7 @@ pub(super) fn spawn(state: Arc<State>, listener: TcpListener) -> RunningServer {
     // `Server::tcp_nodelay` does not reach sockets from our own listener: without it on the
     // accepted sockets, Nagle holds small answers back until the peer's delayed ACK (40 ms).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = tonic::transport::Server::builder()
+    let server = server
         .add_service(HubServer::new(service))
         .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
     let task = tokio::spawn(async move {

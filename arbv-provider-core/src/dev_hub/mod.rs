@@ -100,7 +100,35 @@ impl DevHub {
     /// Serves the gRPC `Hub` service on `addr` (`127.0.0.1:0` picks a free port).
     pub async fn serve(&self, addr: SocketAddr) -> Result<RunningServer, Error> {
         let listener = bind(addr).await?;
-        Ok(grpc::spawn(self.state.clone(), listener))
+        Ok(grpc::spawn(
+            self.state.clone(),
+            listener,
+            tonic::transport::Server::builder(),
+        ))
+    }
+
+    /// Serves the gRPC `Hub` service over TLS on `addr`: `tls` holds the hub's certificate and,
+    /// for mTLS, the CA its clients' certificates must chain to. Providers reach it at
+    /// `https://` and a name its certificate holds (or set `HUB_TLS_SERVER_NAME`).
+    pub async fn serve_tls(
+        &self,
+        addr: SocketAddr,
+        tls: tonic::transport::ServerTlsConfig,
+    ) -> Result<RunningServer, Error> {
+        let server = tonic::transport::Server::builder()
+            .tls_config(tls)
+            .map_err(|e| Error::Listen {
+                addr: addr.to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "the TLS settings cannot be used: {}",
+                        crate::hub_client::error_chain(&e)
+                    ),
+                ),
+            })?;
+        let listener = bind(addr).await?;
+        Ok(grpc::spawn(self.state.clone(), listener, server))
     }
 
     /// Serves the HTTP JSON admin API on `addr`: `POST /tasks`, `GET /tasks/{id}?wait=SECONDS`,
