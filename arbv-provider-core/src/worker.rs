@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{CompletedTask, Dispatcher, IncomingTask};
 use crate::hub_client::{HubClient, HubError, reconnect_backoff};
+use crate::telemetry::Escaped;
 
 /// The longest pause between retries of an unreachable hub, and of a result it did not take.
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -155,15 +156,15 @@ impl Worker {
                 }
                 Err(error @ HubError::Unauthenticated { .. }) => {
                     let delay = auth_failures.next().unwrap_or(AUTH_RETRY_CAP);
-                    tracing::error!(lane, retry_in_ms = delay.as_millis() as u64, "{error}");
+                    tracing::error!(lane, retry_in_ms = delay.as_millis() as u64, "{}", Escaped(&error));
                     delay
                 }
                 Err(error) => {
                     let delay = failures.next().unwrap_or(RETRY_CAP);
                     if !self.hub_down.swap(true, Ordering::AcqRel) {
-                        tracing::warn!(lane, "{error}; retrying with backoff");
+                        tracing::warn!(lane, "{}; retrying with backoff", Escaped(&error));
                     } else {
-                        tracing::debug!(lane, retry_in_ms = delay.as_millis() as u64, "{error}");
+                        tracing::debug!(lane, retry_in_ms = delay.as_millis() as u64, "{}", Escaped(&error));
                     }
                     delay
                 }
@@ -207,7 +208,7 @@ impl Worker {
                 .dispatch(task, &self.shutdown.interrupt)
                 .await;
             tracing::debug!(
-                task_id = %done.id, action = %done.action, status = %done.status,
+                task_id = %Escaped(&done.id), action = %Escaped(&done.action), status = %done.status,
                 elapsed_us = started.elapsed().as_micros() as u64, "task answered"
             );
             next = self.submit_until_taken(&done).await;
@@ -231,17 +232,17 @@ impl Worker {
                 rejections += 1;
                 if rejections >= 5 {
                     self.stats.lost.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(task_id = %done.id, action = %done.action, "{error}; the hub rejected this result 5 times, giving up on it");
+                    tracing::error!(task_id = %Escaped(&done.id), action = %Escaped(&done.action), "{}; the hub rejected this result 5 times, giving up on it", Escaped(&error));
                     return None;
                 }
             }
             let delay = delays.next().unwrap_or(RETRY_CAP);
-            tracing::warn!(task_id = %done.id, retry_in_ms = delay.as_millis() as u64, "result not taken: {error}; keeping it and retrying");
+            tracing::warn!(task_id = %Escaped(&done.id), retry_in_ms = delay.as_millis() as u64, "result not taken: {}; keeping it and retrying", Escaped(&error));
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.shutdown.give_up.cancelled() => {
                     self.stats.lost.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(task_id = %done.id, action = %done.action, "shutting down while the hub does not take this result: it is lost");
+                    tracing::error!(task_id = %Escaped(&done.id), action = %Escaped(&done.action), "shutting down while the hub does not take this result: it is lost");
                     return None;
                 }
             }
