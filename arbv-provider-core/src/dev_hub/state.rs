@@ -485,6 +485,98 @@ mod tests {
         assert_eq!(state.take_next("p2").unwrap().id, b);
     }
 
+    fn answer(state: &State, provider: &str) -> String {
+        let id = state.take_next(provider).unwrap().id;
+        state.complete(&id, provider, format!(r#"{{"id":"{id}"}}"#)).ok().unwrap();
+        id
+    }
+
+    fn counts(state: &State) -> (usize, usize, usize, usize) {
+        let s = state.stats();
+        (s.queued, s.leased, s.done, s.forgotten)
+    }
+
+    #[test]
+    fn the_oldest_answers_are_forgotten_first_and_waiting_work_never() {
+        let state = State::new(AuthToken::new("t"), Duration::ZERO, Duration::from_secs(60), 2);
+        let ids: Vec<String> = (0..6).map(|_| enqueue(&state, "p")).collect();
+        // Answered out of enqueue order: 1 then 0 then 2; the answer order decides.
+        let leased: Vec<String> = (0..3).map(|_| state.take_next("p").unwrap().id).collect();
+        assert_eq!(leased, ids[..3]);
+        for i in [1, 0, 2] {
+            state.complete(&ids[i], "p", "{}".into()).ok().unwrap();
+        }
+        assert!(state.task(&ids[1]).is_none(), "the first answered is forgotten");
+        assert!(state.task(&ids[0]).is_some() && state.task(&ids[2]).is_some());
+        assert_eq!(counts(&state), (3, 0, 3, 1));
+
+        // A leased task and queued ones stay, however many answers come after.
+        let held = state.take_next("p").unwrap().id;
+        assert_eq!(held, ids[3]);
+        let fifth = answer(&state, "p");
+        let sixth = answer(&state, "p");
+        assert_eq!(counts(&state), (0, 1, 5, 3));
+        let kept: Vec<String> = state.tasks().into_iter().map(|t| t.id).collect();
+        assert_eq!(kept, [held.clone(), fifth, sixth], "enqueue order, forgotten ones out");
+        assert_eq!(state.task(&held).unwrap().state, TaskState::Leased);
+        assert!(matches!(
+            state.complete(&ids[1], "p", "{}".into()),
+            Err(SubmitRefusal::UnknownTask)
+        ));
+        state.complete(&held, "p", "{}".into()).ok().unwrap();
+        assert_eq!(counts(&state), (0, 0, 6, 4));
+        assert_eq!(state.tasks().len(), 2);
+    }
+
+    #[test]
+    fn counters_match_the_records_through_requeues_duplicates_and_forgetting() {
+        let lease = Duration::from_millis(200);
+        let state = State::new(AuthToken::new("t"), Duration::ZERO, lease, 3);
+        let ids: Vec<String> = (0..8).map(|_| enqueue(&state, "p")).collect();
+        let expiring = [state.take_next("p").unwrap().id, state.take_next("p").unwrap().id];
+        assert_eq!(counts(&state), (6, 2, 0, 0));
+        std::thread::sleep(lease + lease / 2);
+        // Both leases ran out: both are queued again, one is taken, and a late result for
+        // the other (queued again, not leased) still counts once.
+        let again = state.take_next("p").unwrap().id;
+        assert_eq!(counts(&state), (7, 1, 0, 0));
+        let late = expiring.iter().find(|id| **id != again).unwrap();
+        assert_eq!(state.task(late).unwrap().state, TaskState::Queued);
+        state.complete(late, "p", "{}".into()).ok().unwrap();
+        assert_eq!(counts(&state), (6, 1, 1, 0));
+        state.complete(late, "p", "{}".into()).ok().unwrap();
+        assert_eq!(state.stats().duplicate_results, 1);
+        while state.take_next("p").is_some() {}
+        for id in ids.iter().filter(|id| *id != late) {
+            state.complete(id, "p", "{}".into()).ok().unwrap();
+        }
+        assert_eq!(counts(&state), (0, 0, 8, 5));
+        assert_eq!(state.tasks().len(), 3, "only `keep` answers are kept");
+        assert!(
+            matches!(
+                state.complete(late, "p", "{}".into()),
+                Err(SubmitRefusal::UnknownTask)
+            ),
+            "a result for a forgotten task is refused, not counted"
+        );
+        assert_eq!(counts(&state), (0, 0, 8, 5));
+        assert_eq!(state.stats().duplicate_results, 1);
+    }
+
+    #[test]
+    fn token_checks_refuse_wrong_empty_and_prefix_tokens() {
+        let state = State::new(AuthToken::new("secret-token"), Duration::ZERO, Duration::ZERO, 1);
+        assert!(state.token_ok("secret-token"));
+        for wrong in ["", "secret", "secret-token2", "secret-tokeN", "Secret-token", " secret-token"]
+        {
+            assert!(!state.token_ok(wrong), "{wrong:?} must be refused");
+        }
+        assert_eq!(state.stats().refused_tokens, 6);
+        let empty = AuthToken::new("");
+        assert!(tokens_match(&empty, ""));
+        assert!(!tokens_match(&empty, "x"));
+    }
+
     #[tokio::test]
     async fn wait_done_wakes_on_the_result_and_knows_unknown_tasks() {
         let state = Arc::new(state(Duration::from_secs(60)));
