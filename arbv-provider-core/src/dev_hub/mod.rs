@@ -196,6 +196,7 @@ async fn bind(addr: SocketAddr, listener: &str) -> Result<TcpListener, Error> {
             source,
         })?;
     if !addr.ip().is_loopback() {
+        let addr = bound.local_addr().unwrap_or(addr);
         tracing::warn!(
             %addr,
             "the dev hub's {listener} listener is reachable from other machines: it has no TLS, \
