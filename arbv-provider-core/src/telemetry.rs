@@ -33,15 +33,16 @@ pub fn init_logging() {
 
 /// The text subscriber [`init_logging`] installs, writing to `writer` instead of standard
 /// output: for tests and tools that read the log as a person would.
+/// `filter` is an `EnvFilter`, or directives in `RUST_LOG` form such as `"debug"`.
 pub fn text_subscriber<W>(
-    filter: EnvFilter,
+    filter: impl Into<EnvFilter>,
     writer: W,
     colour: bool,
 ) -> impl tracing::Subscriber + Send + Sync + 'static
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    text_builder(filter, writer, colour).finish()
+    text_builder(filter.into(), writer, colour).finish()
 }
 
 fn text_builder<W>(
@@ -94,7 +95,10 @@ impl fmt::Write for EscapingWriter<'_, '_> {
         let mut rest = s;
         while let Some(at) = rest.find(needs_escape) {
             self.0.write_str(&rest[..at])?;
-            let c = rest[at..].chars().next().expect("find returned a char boundary");
+            let c = rest[at..]
+                .chars()
+                .next()
+                .expect("find returned a char boundary");
             write!(self.0, "{}", c.escape_default())?;
             rest = &rest[at + c.len_utf8()..];
         }
@@ -148,7 +152,7 @@ mod tests {
     fn a_text_log_without_colour_has_no_escape_codes_and_one_line_per_event() {
         let buffer = Buffer::default();
         let writer = buffer.clone();
-        let subscriber = text_subscriber(EnvFilter::new("debug"), move || writer.clone(), false);
+        let subscriber = text_subscriber("debug", move || writer.clone(), false);
         tracing::subscriber::with_default(subscriber, || {
             let hostile = "evil\nERROR forged line\x1b[31m";
             tracing::warn!(task_id = %Escaped(hostile), "result not taken: {}", Escaped(hostile));
@@ -156,6 +160,9 @@ mod tests {
         let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         assert!(!log.contains('\x1b'), "{log:?}");
         assert_eq!(log.lines().count(), 1, "{log:?}");
-        assert!(log.contains(r"task_id=evil\nERROR forged line\u{1b}[31m"), "{log:?}");
+        assert!(
+            log.contains(r"task_id=evil\nERROR forged line\u{1b}[31m"),
+            "{log:?}"
+        );
     }
 }

@@ -156,7 +156,12 @@ impl Worker {
                 }
                 Err(error @ HubError::Unauthenticated { .. }) => {
                     let delay = auth_failures.next().unwrap_or(AUTH_RETRY_CAP);
-                    tracing::error!(lane, retry_in_ms = delay.as_millis() as u64, "{}", Escaped(&error));
+                    tracing::error!(
+                        lane,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "{}",
+                        Escaped(&error)
+                    );
                     delay
                 }
                 Err(error) => {
@@ -164,7 +169,12 @@ impl Worker {
                     if !self.hub_down.swap(true, Ordering::AcqRel) {
                         tracing::warn!(lane, "{}; retrying with backoff", Escaped(&error));
                     } else {
-                        tracing::debug!(lane, retry_in_ms = delay.as_millis() as u64, "{}", Escaped(&error));
+                        tracing::debug!(
+                            lane,
+                            retry_in_ms = delay.as_millis() as u64,
+                            "{}",
+                            Escaped(&error)
+                        );
                     }
                     delay
                 }

@@ -487,7 +487,10 @@ mod tests {
 
     fn answer(state: &State, provider: &str) -> String {
         let id = state.take_next(provider).unwrap().id;
-        state.complete(&id, provider, format!(r#"{{"id":"{id}"}}"#)).ok().unwrap();
+        state
+            .complete(&id, provider, format!(r#"{{"id":"{id}"}}"#))
+            .ok()
+            .unwrap();
         id
     }
 
@@ -498,7 +501,12 @@ mod tests {
 
     #[test]
     fn the_oldest_answers_are_forgotten_first_and_waiting_work_never() {
-        let state = State::new(AuthToken::new("t"), Duration::ZERO, Duration::from_secs(60), 2);
+        let state = State::new(
+            AuthToken::new("t"),
+            Duration::ZERO,
+            Duration::from_secs(60),
+            2,
+        );
         let ids: Vec<String> = (0..6).map(|_| enqueue(&state, "p")).collect();
         // Answered out of enqueue order: 1 then 0 then 2; the answer order decides.
         let leased: Vec<String> = (0..3).map(|_| state.take_next("p").unwrap().id).collect();
@@ -506,7 +514,10 @@ mod tests {
         for i in [1, 0, 2] {
             state.complete(&ids[i], "p", "{}".into()).ok().unwrap();
         }
-        assert!(state.task(&ids[1]).is_none(), "the first answered is forgotten");
+        assert!(
+            state.task(&ids[1]).is_none(),
+            "the first answered is forgotten"
+        );
         assert!(state.task(&ids[0]).is_some() && state.task(&ids[2]).is_some());
         assert_eq!(counts(&state), (3, 0, 3, 1));
 
@@ -517,7 +528,11 @@ mod tests {
         let sixth = answer(&state, "p");
         assert_eq!(counts(&state), (0, 1, 5, 3));
         let kept: Vec<String> = state.tasks().into_iter().map(|t| t.id).collect();
-        assert_eq!(kept, [held.clone(), fifth, sixth], "enqueue order, forgotten ones out");
+        assert_eq!(
+            kept,
+            [held.clone(), fifth, sixth],
+            "enqueue order, forgotten ones out"
+        );
         assert_eq!(state.task(&held).unwrap().state, TaskState::Leased);
         assert!(matches!(
             state.complete(&ids[1], "p", "{}".into()),
@@ -533,7 +548,10 @@ mod tests {
         let lease = Duration::from_millis(200);
         let state = State::new(AuthToken::new("t"), Duration::ZERO, lease, 3);
         let ids: Vec<String> = (0..8).map(|_| enqueue(&state, "p")).collect();
-        let expiring = [state.take_next("p").unwrap().id, state.take_next("p").unwrap().id];
+        let expiring = [
+            state.take_next("p").unwrap().id,
+            state.take_next("p").unwrap().id,
+        ];
         assert_eq!(counts(&state), (6, 2, 0, 0));
         std::thread::sleep(lease + lease / 2);
         // Both leases ran out: both are queued again, one is taken, and a late result for
@@ -565,10 +583,21 @@ mod tests {
 
     #[test]
     fn token_checks_refuse_wrong_empty_and_prefix_tokens() {
-        let state = State::new(AuthToken::new("secret-token"), Duration::ZERO, Duration::ZERO, 1);
+        let state = State::new(
+            AuthToken::new("secret-token"),
+            Duration::ZERO,
+            Duration::ZERO,
+            1,
+        );
         assert!(state.token_ok("secret-token"));
-        for wrong in ["", "secret", "secret-token2", "secret-tokeN", "Secret-token", " secret-token"]
-        {
+        for wrong in [
+            "",
+            "secret",
+            "secret-token2",
+            "secret-tokeN",
+            "Secret-token",
+            " secret-token",
+        ] {
             assert!(!state.token_ok(wrong), "{wrong:?} must be refused");
         }
         assert_eq!(state.stats().refused_tokens, 6);

@@ -108,7 +108,15 @@ async fn main() -> ExitCode {
             admin_token,
         } => {
             let admin = Admin::new(hub, admin_token);
-            send(&admin, &provider, &action, &payload, account.as_deref(), wait).await
+            send(
+                &admin,
+                &provider,
+                &action,
+                &payload,
+                account.as_deref(),
+                wait,
+            )
+            .await
         }
         Command::Tasks { hub, admin_token } => list(&Admin::new(hub, admin_token)).await,
     }
@@ -245,9 +253,8 @@ async fn list(hub: &Admin) -> ExitCode {
         Ok(Value::Array(tasks)) => {
             // Anyone who can queue a task chose these strings: escaped, they cannot restyle
             // the terminal or fake a row.
-            let field = |task: &Value, name: &str| {
-                Escaped(task[name].as_str().unwrap_or("?")).to_string()
-            };
+            let field =
+                |task: &Value, name: &str| Escaped(task[name].as_str().unwrap_or("?")).to_string();
             for task in tasks {
                 println!(
                     "{}  {:<7} {:<24} {}",
