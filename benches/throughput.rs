@@ -247,7 +247,8 @@ struct Run {
 }
 
 async fn start_hub(hold: Option<Duration>) -> (DevHub, RunningServer) {
-    let mut builder = DevHub::builder().token(TOKEN);
+    // Every answer is kept: the latencies are read back from the hub after the run.
+    let mut builder = DevHub::builder().token(TOKEN).keep(usize::MAX);
     if let Some(hold) = hold {
         builder = builder.hold(hold);
     }

@@ -22,6 +22,7 @@ use crate::provider::{
 };
 use crate::rate_limit::{Decision, PerKey, RateLimitMonitor};
 use crate::response::{ActionResponse, format_seconds};
+use crate::telemetry::Escaped;
 use crate::validation::{SchemaValidator, Violations};
 
 type ErasedHandler =
@@ -324,7 +325,7 @@ impl Dispatcher {
             }
             Err(panic) => {
                 let message = panic_message(panic.as_ref());
-                tracing::error!(task_id = %task.id, action = action_name, panic = %message, "action panicked");
+                tracing::error!(task_id = %Escaped(&task.id), action = action_name, panic = %Escaped(&message), "action panicked");
                 Err(self.envelope(
                     action_name,
                     Status::Error,

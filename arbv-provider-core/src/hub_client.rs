@@ -267,7 +267,7 @@ impl HubClient {
         }
         let next = into_incoming(answer.into_inner());
         if next.as_ref().is_some_and(|task| task.id == done.id) {
-            tracing::warn!(task_id = %done.id, "the hub handed back the task just submitted; not running it again");
+            tracing::warn!(task_id = %crate::telemetry::Escaped(&done.id), "the hub handed back the task just submitted; not running it again");
             return Ok(None);
         }
         Ok(next)

@@ -18,6 +18,7 @@ use tonic::Code;
 use crate::dispatch::{CompletedTask, Dispatcher, IncomingTask};
 use crate::error::Error;
 use crate::hub_client::{HubClient, HubError, SubmitFailure, reconnect_backoff};
+use crate::telemetry::Escaped;
 
 /// The longest pause between retries of an unreachable hub, and of a result it did not take.
 const RETRY_CAP: Duration = Duration::from_secs(5);
@@ -182,15 +183,25 @@ impl Worker {
                 }
                 Err(error @ HubError::Unauthenticated { .. }) => {
                     let delay = auth_failures.next().unwrap_or(AUTH_RETRY_CAP);
-                    tracing::error!(lane, retry_in_ms = delay.as_millis() as u64, "{error}");
+                    tracing::error!(
+                        lane,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "{}",
+                        Escaped(&error)
+                    );
                     delay
                 }
                 Err(error) => {
                     let delay = failures.next().unwrap_or(RETRY_CAP);
                     if !self.hub_down.swap(true, Ordering::AcqRel) {
-                        tracing::warn!(lane, "{error}; retrying with backoff");
+                        tracing::warn!(lane, "{}; retrying with backoff", Escaped(&error));
                     } else {
-                        tracing::debug!(lane, retry_in_ms = delay.as_millis() as u64, "{error}");
+                        tracing::debug!(
+                            lane,
+                            retry_in_ms = delay.as_millis() as u64,
+                            "{}",
+                            Escaped(&error)
+                        );
                     }
                     delay
                 }
@@ -231,7 +242,7 @@ impl Worker {
             let started = std::time::Instant::now();
             let done = self.run_task(task).await;
             tracing::debug!(
-                task_id = %done.id, action = %done.action, status = %done.status,
+                task_id = %Escaped(&done.id), action = %Escaped(&done.action), status = %done.status,
                 elapsed_us = started.elapsed().as_micros() as u64, "task answered"
             );
             next = self.submit_until_taken(done).await;
@@ -247,7 +258,7 @@ impl Worker {
             .await;
         dispatched.unwrap_or_else(|panic| {
             let message = crate::dispatch::panic_text(panic.as_ref());
-            tracing::error!(task_id = %kept.id, action = %kept.action, panic = %message, "running the task panicked outside its action");
+            tracing::error!(task_id = %Escaped(&kept.id), action = %Escaped(&kept.action), panic = %Escaped(&message), "running the task panicked outside its action");
             self.dispatcher.dispatch_failed(&kept, &message)
         })
     }
@@ -300,7 +311,7 @@ impl Worker {
                 }
                 SubmitFailure::Unauthenticated => auth_delays.next().unwrap_or(AUTH_RETRY_CAP),
             };
-            tracing::warn!(task_id = %done.id, retry_in_ms = delay.as_millis() as u64, "result not taken: {error}; keeping it and retrying");
+            tracing::warn!(task_id = %Escaped(&done.id), retry_in_ms = delay.as_millis() as u64, "result not taken: {}; keeping it and retrying", Escaped(&error));
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.shutdown.give_up.cancelled() => {
@@ -324,7 +335,7 @@ impl Worker {
         if cut == Cut::Whole {
             self.stats.too_large.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
-                task_id = %done.id, action = %done.action, bytes = size, limit = self.max_result_bytes,
+                task_id = %Escaped(&done.id), action = %Escaped(&done.action), bytes = size, limit = self.max_result_bytes,
                 hub_answer = hub_answer.as_deref().unwrap_or(""),
                 "the result is too large for the hub; answering RESULT_TOO_LARGE instead"
             );
@@ -340,7 +351,7 @@ impl Worker {
                 return cut;
             }
         }
-        tracing::warn!(task_id = %done.id, payload_bytes = done.payload.len(), account_bytes = done.account.len(), "the task's own payload and account are too large to echo; sending {{\"omitted_bytes\": N}} in their place");
+        tracing::warn!(task_id = %Escaped(&done.id), payload_bytes = done.payload.len(), account_bytes = done.account.len(), "the task's own payload and account are too large to echo; sending {{\"omitted_bytes\": N}} in their place");
         done.omit_inputs();
         Cut::Inputs
     }
@@ -349,14 +360,14 @@ impl Worker {
         self.stats.lost.fetch_add(1, Ordering::Relaxed);
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
-            task_id = %done.id, action = %done.action, code = ?error.code(),
-            "the hub refused this result for good ({error}); giving it up"
+            task_id = %Escaped(&done.id), action = %Escaped(&done.action), code = ?error.code(),
+            "the hub refused this result for good ({}); giving it up", Escaped(&error)
         );
     }
 
     fn give_up(&self, done: &CompletedTask, reason: &str) {
         self.stats.lost.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(task_id = %done.id, action = %done.action, "result given up: {reason}");
+        tracing::error!(task_id = %Escaped(&done.id), action = %Escaped(&done.action), "result given up: {reason}");
     }
 }
 

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::state::tokens_match;
 use super::{DevHub, RunningServer};
 
 /// The longest `?wait=` a request may ask for.
@@ -41,6 +43,10 @@ pub(super) fn spawn(hub: DevHub, listener: TcpListener) -> RunningServer {
         .route("/tasks", post(enqueue).get(list))
         .route("/tasks/{id}", get(show))
         .route("/stats", get(stats))
+        .layer(middleware::from_fn_with_state(
+            hub.clone(),
+            require_admin_token,
+        ))
         .with_state(hub);
     let signal = stop.clone().cancelled_owned();
     let task = tokio::spawn(async move {
@@ -53,6 +59,38 @@ pub(super) fn spawn(hub: DevHub, listener: TcpListener) -> RunningServer {
     });
     tracing::info!(%addr, "dev hub serving the admin API");
     RunningServer { addr, stop, task }
+}
+
+/// With an admin token set, lets through only requests that carry it as a bearer token.
+async fn require_admin_token(State(hub): State<DevHub>, request: Request, next: Next) -> Response {
+    if let Some(expected) = &hub.admin_token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(bearer_token);
+        if !given.is_some_and(|given| tokens_match(expected, given)) {
+            let mut refusal = error(
+                StatusCode::UNAUTHORIZED,
+                "this dev hub's admin API needs its admin token: send `Authorization: Bearer <token>` \
+                 (arbv send/tasks: --admin-token or ARBV_ADMIN_TOKEN)",
+            );
+            refusal.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return refusal;
+        }
+    }
+    next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
 }
 
 async fn enqueue(State(hub): State<DevHub>, Json(task): Json<NewTask>) -> Response {
@@ -84,7 +122,14 @@ async fn show(
     }
     match hub.task(&id) {
         Some(info) => Json(info).into_response(),
-        None => error(StatusCode::NOT_FOUND, &format!("no task with id '{id}'")),
+        None => error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "no task with id '{id}': it was never queued here, or it was answered and then \
+                 forgotten (this hub keeps the last {} answers)",
+                hub.state.keep()
+            ),
+        ),
     }
 }
 

@@ -24,6 +24,8 @@ use crate::secret::AuthToken;
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
 /// How long a task given to a provider may go without a result before it is offered again.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
+/// How many answered tasks a hub remembers by default; older answers are forgotten.
+pub const DEFAULT_KEEP: usize = 10_000;
 
 /// The dev hub's state. Clones share it, so a hub can be stopped and served again (a restart)
 /// without losing its tasks.
@@ -42,6 +44,7 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub struct DevHub {
     state: Arc<State>,
+    admin_token: Option<AuthToken>,
 }
 
 impl std::fmt::Debug for DevHub {
@@ -56,14 +59,32 @@ impl std::fmt::Debug for DevHub {
 #[derive(Debug)]
 pub struct DevHubBuilder {
     token: AuthToken,
+    admin_token: Option<AuthToken>,
     hold: Duration,
     lease: Duration,
+    keep: usize,
 }
 
 impl DevHubBuilder {
     /// The token providers must send (default `dev-token`).
     pub fn token(mut self, token: impl Into<AuthToken>) -> Self {
         self.token = token.into();
+        self
+    }
+
+    /// The token every admin API request must carry as `Authorization: Bearer <token>`; without
+    /// it (the default) the admin API is open to anyone who reaches it. An empty token is no
+    /// token.
+    pub fn admin_token(mut self, token: impl Into<AuthToken>) -> Self {
+        self.admin_token = Some(token.into()).filter(|t| !t.is_empty());
+        self
+    }
+
+    /// How many answered tasks to remember (default [`DEFAULT_KEEP`], at least 1). Beyond
+    /// that the oldest answers are forgotten: their results can no longer be read. Tasks
+    /// waiting or given out are never forgotten.
+    pub fn keep(mut self, keep: usize) -> Self {
+        self.keep = keep;
         self
     }
 
@@ -82,24 +103,28 @@ impl DevHubBuilder {
     /// The hub, not yet listening.
     pub fn build(self) -> DevHub {
         DevHub {
-            state: Arc::new(State::new(self.token, self.hold, self.lease)),
+            state: Arc::new(State::new(self.token, self.hold, self.lease, self.keep)),
+            admin_token: self.admin_token,
         }
     }
 }
 
 impl DevHub {
-    /// Starts a builder: token `dev-token`, hold 10 s, lease 5 min.
+    /// Starts a builder: token `dev-token`, no admin token, hold 10 s, lease 5 min, keep
+    /// 10,000 answered tasks.
     pub fn builder() -> DevHubBuilder {
         DevHubBuilder {
             token: AuthToken::new("dev-token"),
+            admin_token: None,
             hold: DEFAULT_HOLD,
             lease: DEFAULT_LEASE,
+            keep: DEFAULT_KEEP,
         }
     }
 
     /// Serves the gRPC `Hub` service on `addr` (`127.0.0.1:0` picks a free port).
     pub async fn serve(&self, addr: SocketAddr) -> Result<RunningServer, Error> {
-        let listener = bind(addr).await?;
+        let listener = bind(addr, "gRPC").await?;
         Ok(grpc::spawn(
             self.state.clone(),
             listener,
@@ -127,14 +152,15 @@ impl DevHub {
                     ),
                 ),
             })?;
-        let listener = bind(addr).await?;
+        let listener = bind(addr, "gRPC").await?;
         Ok(grpc::spawn(self.state.clone(), listener, server))
     }
 
     /// Serves the HTTP JSON admin API on `addr`: `POST /tasks`, `GET /tasks/{id}?wait=SECONDS`,
-    /// `GET /tasks`, `GET /stats`.
+    /// `GET /tasks`, `GET /stats`. With an [admin token](DevHubBuilder::admin_token), a request
+    /// without it is answered 401.
     pub async fn serve_admin(&self, addr: SocketAddr) -> Result<RunningServer, Error> {
-        let listener = bind(addr).await?;
+        let listener = bind(addr, "admin HTTP").await?;
         Ok(admin::spawn(self.clone(), listener))
     }
 
@@ -173,29 +199,39 @@ impl DevHub {
         matches!(self.state.wait_done(id, timeout).await, Some(Some(_)))
     }
 
-    /// One task and its state.
+    /// One task and its state; `None` for an unknown id or a forgotten answer.
     pub fn task(&self, id: &str) -> Option<TaskInfo> {
         self.state.task(id)
     }
 
-    /// Every task, oldest first.
+    /// Every task still kept (all but answers forgotten beyond `keep`), oldest first.
     pub fn tasks(&self) -> Vec<TaskInfo> {
         self.state.tasks()
     }
 
-    /// Counters: tasks by state, calls, duplicate results.
+    /// Counters: tasks by state, calls, duplicate results. Kept as running counts, so reading
+    /// them costs the same however many tasks there are.
     pub fn stats(&self) -> HubStats {
         self.state.stats()
     }
 }
 
-async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr)
+async fn bind(addr: SocketAddr, listener: &str) -> Result<TcpListener, Error> {
+    let bound = TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Listen {
             addr: addr.to_string(),
             source,
-        })
+        })?;
+    if !addr.ip().is_loopback() {
+        let addr = bound.local_addr().unwrap_or(addr);
+        tracing::warn!(
+            %addr,
+            "the dev hub's {listener} listener is reachable from other machines: it has no TLS, \
+             so tokens travel in clear; it is a development hub, not for production"
+        );
+    }
+    Ok(bound)
 }
 
 /// A server of the dev hub that is listening.

@@ -1,6 +1,6 @@
 //! The dev hub's tasks: queues by provider, leases, results and their waiters.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
+use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
 use crate::secret::AuthToken;
@@ -50,8 +51,10 @@ pub struct HubStats {
     pub queued: usize,
     /// Tasks given out, not answered.
     pub leased: usize,
-    /// Tasks answered.
+    /// Tasks answered, including those forgotten since.
     pub done: usize,
+    /// Answered tasks no longer kept (beyond the hub's `keep`); `done - forgotten` are kept.
+    pub forgotten: usize,
     /// `GetTask` calls received.
     pub get_task_calls: u64,
     /// `SubmitTaskResult` calls received.
@@ -63,6 +66,8 @@ pub struct HubStats {
 }
 
 struct Record {
+    /// Its place in enqueue order (the key in `Tasks::order`).
+    seq: u64,
     provider: Arc<str>,
     action: String,
     payload: Bytes,
@@ -80,13 +85,37 @@ struct Record {
 #[derive(Default)]
 struct Tasks {
     records: HashMap<Arc<str>, Record>,
-    order: Vec<Arc<str>>,
+    /// Ids in enqueue order; a map so forgetting a task does not shift the others.
+    order: BTreeMap<u64, Arc<str>>,
+    next_seq: u64,
     queues: HashMap<Arc<str>, VecDeque<Arc<str>>>,
     leased: HashSet<Arc<str>>,
+    /// Answered tasks still kept, oldest answer first: the next to forget is at the front.
+    finished: VecDeque<Arc<str>>,
     /// No lease runs out before this instant, so taking a task skips the expiry scan until
     /// then (the scan is over every leased task).
     next_expiry: Option<Instant>,
+    /// Running counts, so `/stats` never scans the tasks.
+    queued: usize,
+    leased_count: usize,
+    done: usize,
+    forgotten: usize,
     duplicates: u64,
+}
+
+impl Tasks {
+    /// Forgets the oldest answers until at most `keep` are kept.
+    fn forget_beyond(&mut self, keep: usize) {
+        while self.finished.len() > keep {
+            let Some(id) = self.finished.pop_front() else {
+                break;
+            };
+            if let Some(record) = self.records.remove(&id) {
+                self.order.remove(&record.seq);
+                self.forgotten += 1;
+            }
+        }
+    }
 }
 
 /// A task handed to a provider.
@@ -107,6 +136,7 @@ pub(crate) struct State {
     token: AuthToken,
     pub(crate) hold: Duration,
     lease: Duration,
+    keep: usize,
     tasks: Mutex<Tasks>,
     waiting: Mutex<HashMap<Arc<str>, Arc<Notify>>>,
     get_task_calls: AtomicU64,
@@ -115,11 +145,13 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(token: AuthToken, hold: Duration, lease: Duration) -> Self {
+    /// `keep`: how many answered tasks to remember (at least one).
+    pub(crate) fn new(token: AuthToken, hold: Duration, lease: Duration, keep: usize) -> Self {
         Self {
             token,
             hold,
             lease,
+            keep: keep.max(1),
             tasks: Mutex::default(),
             waiting: Mutex::default(),
             get_task_calls: AtomicU64::new(0),
@@ -135,11 +167,16 @@ impl State {
     }
 
     pub(crate) fn token_ok(&self, token: &str) -> bool {
-        let ok = self.token.expose() == token;
+        let ok = tokens_match(&self.token, token);
         if !ok {
             self.refused_tokens.fetch_add(1, Ordering::Relaxed);
         }
         ok
+    }
+
+    /// How many answered tasks are remembered.
+    pub(crate) fn keep(&self) -> usize {
+        self.keep
     }
 
     pub(crate) fn count_get_task(&self) {
@@ -172,9 +209,12 @@ impl State {
         let provider: Arc<str> = Arc::from(provider);
         {
             let mut tasks = self.lock();
+            let seq = tasks.next_seq;
+            tasks.next_seq += 1;
             tasks.records.insert(
                 id.clone(),
                 Record {
+                    seq,
                     provider: provider.clone(),
                     action: action.to_owned(),
                     payload,
@@ -188,7 +228,8 @@ impl State {
                     done: None,
                 },
             );
-            tasks.order.push(id.clone());
+            tasks.order.insert(seq, id.clone());
+            tasks.queued += 1;
             tasks
                 .queues
                 .entry(provider.clone())
@@ -209,6 +250,8 @@ impl State {
             queues,
             leased,
             next_expiry,
+            queued,
+            leased_count,
             ..
         } = &mut *tasks;
         let queue = queues.get_mut(provider)?;
@@ -220,6 +263,8 @@ impl State {
                 continue;
             }
             record.state = TaskState::Leased;
+            *queued -= 1;
+            *leased_count += 1;
             record.deliveries += 1;
             record.leased_at = Some(now);
             leased.insert(id.clone());
@@ -258,6 +303,8 @@ impl State {
             tasks.leased.remove(&id);
             if let Some(record) = tasks.records.get_mut(&id) {
                 record.state = TaskState::Queued;
+                tasks.leased_count -= 1;
+                tasks.queued += 1;
                 record.leased_at = None;
                 let provider = record.provider.clone();
                 tasks.queues.entry(provider).or_default().push_front(id);
@@ -277,6 +324,10 @@ impl State {
                 records,
                 leased,
                 duplicates,
+                queued,
+                leased_count,
+                done,
+                finished,
                 ..
             } = &mut *tasks;
             let Some(record) = records.get_mut(id) else {
@@ -289,11 +340,21 @@ impl State {
                 *duplicates += 1;
                 return Ok(());
             }
+            // A late result for a task offered again after its lease ran out still counts.
+            match record.state {
+                TaskState::Queued => *queued -= 1,
+                TaskState::Leased => *leased_count -= 1,
+                TaskState::Done => {}
+            }
+            *done += 1;
             record.state = TaskState::Done;
             record.latency = Some(record.enqueued.elapsed());
             record.result = Some(Arc::new(result));
             leased.remove(id);
-            record.done.take()
+            let waiters = record.done.take();
+            finished.push_back(Arc::from(id));
+            tasks.forget_beyond(self.keep);
+            waiters
         };
         if let Some(waiters) = waiters {
             waiters.notify_waiters();
@@ -345,29 +406,29 @@ impl State {
         let tasks = self.lock();
         tasks
             .order
-            .iter()
+            .values()
             .filter_map(|id| tasks.records.get(id).map(|r| info(id, r)))
             .collect()
     }
 
     pub(crate) fn stats(&self) -> HubStats {
         let tasks = self.lock();
-        let mut stats = HubStats {
+        HubStats {
+            queued: tasks.queued,
+            leased: tasks.leased_count,
+            done: tasks.done,
+            forgotten: tasks.forgotten,
             duplicate_results: tasks.duplicates,
             get_task_calls: self.get_task_calls.load(Ordering::Relaxed),
             submit_calls: self.submit_calls.load(Ordering::Relaxed),
             refused_tokens: self.refused_tokens.load(Ordering::Relaxed),
-            ..HubStats::default()
-        };
-        for record in tasks.records.values() {
-            match record.state {
-                TaskState::Queued => stats.queued += 1,
-                TaskState::Leased => stats.leased += 1,
-                TaskState::Done => stats.done += 1,
-            }
         }
-        stats
     }
+}
+
+/// True when `given` is the expected token, in time that does not depend on where they differ.
+pub(crate) fn tokens_match(expected: &AuthToken, given: &str) -> bool {
+    expected.expose().as_bytes().ct_eq(given.as_bytes()).into()
 }
 
 fn info(id: &str, record: &Record) -> TaskInfo {
@@ -390,7 +451,7 @@ mod tests {
     use super::*;
 
     fn state(lease: Duration) -> State {
-        State::new(AuthToken::new("t"), Duration::ZERO, lease)
+        State::new(AuthToken::new("t"), Duration::ZERO, lease, usize::MAX)
     }
 
     fn enqueue(state: &State, provider: &str) -> String {
@@ -422,6 +483,127 @@ mod tests {
             "an answered task is not offered again"
         );
         assert_eq!(state.take_next("p2").unwrap().id, b);
+    }
+
+    fn answer(state: &State, provider: &str) -> String {
+        let id = state.take_next(provider).unwrap().id;
+        state
+            .complete(&id, provider, format!(r#"{{"id":"{id}"}}"#))
+            .ok()
+            .unwrap();
+        id
+    }
+
+    fn counts(state: &State) -> (usize, usize, usize, usize) {
+        let s = state.stats();
+        (s.queued, s.leased, s.done, s.forgotten)
+    }
+
+    #[test]
+    fn the_oldest_answers_are_forgotten_first_and_waiting_work_never() {
+        let state = State::new(
+            AuthToken::new("t"),
+            Duration::ZERO,
+            Duration::from_secs(60),
+            2,
+        );
+        let ids: Vec<String> = (0..6).map(|_| enqueue(&state, "p")).collect();
+        // Answered out of enqueue order: 1 then 0 then 2; the answer order decides.
+        let leased: Vec<String> = (0..3).map(|_| state.take_next("p").unwrap().id).collect();
+        assert_eq!(leased, ids[..3]);
+        for i in [1, 0, 2] {
+            state.complete(&ids[i], "p", "{}".into()).ok().unwrap();
+        }
+        assert!(
+            state.task(&ids[1]).is_none(),
+            "the first answered is forgotten"
+        );
+        assert!(state.task(&ids[0]).is_some() && state.task(&ids[2]).is_some());
+        assert_eq!(counts(&state), (3, 0, 3, 1));
+
+        // A leased task and queued ones stay, however many answers come after.
+        let held = state.take_next("p").unwrap().id;
+        assert_eq!(held, ids[3]);
+        let fifth = answer(&state, "p");
+        let sixth = answer(&state, "p");
+        assert_eq!(counts(&state), (0, 1, 5, 3));
+        let kept: Vec<String> = state.tasks().into_iter().map(|t| t.id).collect();
+        assert_eq!(
+            kept,
+            [held.clone(), fifth, sixth],
+            "enqueue order, forgotten ones out"
+        );
+        assert_eq!(state.task(&held).unwrap().state, TaskState::Leased);
+        assert!(matches!(
+            state.complete(&ids[1], "p", "{}".into()),
+            Err(SubmitRefusal::UnknownTask)
+        ));
+        state.complete(&held, "p", "{}".into()).ok().unwrap();
+        assert_eq!(counts(&state), (0, 0, 6, 4));
+        assert_eq!(state.tasks().len(), 2);
+    }
+
+    #[test]
+    fn counters_match_the_records_through_requeues_duplicates_and_forgetting() {
+        let lease = Duration::from_millis(200);
+        let state = State::new(AuthToken::new("t"), Duration::ZERO, lease, 3);
+        let ids: Vec<String> = (0..8).map(|_| enqueue(&state, "p")).collect();
+        let expiring = [
+            state.take_next("p").unwrap().id,
+            state.take_next("p").unwrap().id,
+        ];
+        assert_eq!(counts(&state), (6, 2, 0, 0));
+        std::thread::sleep(lease + lease / 2);
+        // Both leases ran out: both are queued again, one is taken, and a late result for
+        // the other (queued again, not leased) still counts once.
+        let again = state.take_next("p").unwrap().id;
+        assert_eq!(counts(&state), (7, 1, 0, 0));
+        let late = expiring.iter().find(|id| **id != again).unwrap();
+        assert_eq!(state.task(late).unwrap().state, TaskState::Queued);
+        state.complete(late, "p", "{}".into()).ok().unwrap();
+        assert_eq!(counts(&state), (6, 1, 1, 0));
+        state.complete(late, "p", "{}".into()).ok().unwrap();
+        assert_eq!(state.stats().duplicate_results, 1);
+        while state.take_next("p").is_some() {}
+        for id in ids.iter().filter(|id| *id != late) {
+            state.complete(id, "p", "{}".into()).ok().unwrap();
+        }
+        assert_eq!(counts(&state), (0, 0, 8, 5));
+        assert_eq!(state.tasks().len(), 3, "only `keep` answers are kept");
+        assert!(
+            matches!(
+                state.complete(late, "p", "{}".into()),
+                Err(SubmitRefusal::UnknownTask)
+            ),
+            "a result for a forgotten task is refused, not counted"
+        );
+        assert_eq!(counts(&state), (0, 0, 8, 5));
+        assert_eq!(state.stats().duplicate_results, 1);
+    }
+
+    #[test]
+    fn token_checks_refuse_wrong_empty_and_prefix_tokens() {
+        let state = State::new(
+            AuthToken::new("secret-token"),
+            Duration::ZERO,
+            Duration::ZERO,
+            1,
+        );
+        assert!(state.token_ok("secret-token"));
+        for wrong in [
+            "",
+            "secret",
+            "secret-token2",
+            "secret-tokeN",
+            "Secret-token",
+            " secret-token",
+        ] {
+            assert!(!state.token_ok(wrong), "{wrong:?} must be refused");
+        }
+        assert_eq!(state.stats().refused_tokens, 6);
+        let empty = AuthToken::new("");
+        assert!(tokens_match(&empty, ""));
+        assert!(!tokens_match(&empty, "x"));
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use arbv_provider::dev_hub::DevHub;
+use arbv_provider::dev_hub::{DEFAULT_KEEP, DevHub};
+use arbv_provider::telemetry::Escaped;
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 
@@ -37,6 +38,12 @@ enum Command {
         /// Seconds a `GetTask` call is held open while there is no work (0 answers at once).
         #[arg(long, default_value_t = 10.0)]
         hold: f64,
+        /// A token the admin API requires as `Authorization: Bearer <token>` (none: open).
+        #[arg(long, env = "ARBV_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
+        /// How many answered tasks to remember; older answers are forgotten.
+        #[arg(long, default_value_t = DEFAULT_KEEP, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        keep: usize,
     },
     /// Queue a task on a dev hub and, with --wait, print its result envelope.
     Send {
@@ -57,12 +64,18 @@ enum Command {
         /// The dev hub's admin API.
         #[arg(long, env = "ARBV_HUB_HTTP", default_value = "http://127.0.0.1:50080")]
         hub: String,
+        /// The admin API's token, when the hub has one.
+        #[arg(long, env = "ARBV_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
     /// List the dev hub's tasks and their states.
     Tasks {
         /// The dev hub's admin API.
         #[arg(long, env = "ARBV_HUB_HTTP", default_value = "http://127.0.0.1:50080")]
         hub: String,
+        /// The admin API's token, when the hub has one.
+        #[arg(long, env = "ARBV_ADMIN_TOKEN", hide_env_values = true)]
+        admin_token: Option<String>,
     },
 }
 
@@ -74,7 +87,17 @@ async fn main() -> ExitCode {
             http,
             token,
             hold,
-        } => run_hub(grpc, http, token, hold).await,
+            admin_token,
+            keep,
+        } => {
+            let hub = HubOptions {
+                token,
+                admin_token,
+                hold,
+                keep,
+            };
+            run_hub(grpc, http, hub).await
+        }
         Command::Send {
             action,
             payload,
@@ -82,18 +105,44 @@ async fn main() -> ExitCode {
             provider,
             wait,
             hub,
-        } => send(&hub, &provider, &action, &payload, account.as_deref(), wait).await,
-        Command::Tasks { hub } => list(&hub).await,
+            admin_token,
+        } => {
+            let admin = Admin::new(hub, admin_token);
+            send(
+                &admin,
+                &provider,
+                &action,
+                &payload,
+                account.as_deref(),
+                wait,
+            )
+            .await
+        }
+        Command::Tasks { hub, admin_token } => list(&Admin::new(hub, admin_token)).await,
     }
 }
 
-async fn run_hub(grpc: SocketAddr, http: SocketAddr, token: String, hold: f64) -> ExitCode {
+struct HubOptions {
+    token: String,
+    admin_token: Option<String>,
+    hold: f64,
+    keep: usize,
+}
+
+async fn run_hub(grpc: SocketAddr, http: SocketAddr, options: HubOptions) -> ExitCode {
     arbv_provider::telemetry::init_logging();
-    let Ok(hold) = Duration::try_from_secs_f64(hold) else {
+    let Ok(hold) = Duration::try_from_secs_f64(options.hold) else {
         eprintln!("arbv hub: --hold is a number of seconds, 0 or more");
         return ExitCode::from(2);
     };
-    let hub = DevHub::builder().token(token).hold(hold).build();
+    let mut hub = DevHub::builder()
+        .token(options.token)
+        .hold(hold)
+        .keep(options.keep);
+    if let Some(admin_token) = options.admin_token {
+        hub = hub.admin_token(admin_token);
+    }
+    let hub = hub.build();
     let grpc_server = match hub.serve(grpc).await {
         Ok(server) => server,
         Err(e) => return fail(&e.to_string()),
@@ -116,8 +165,41 @@ async fn run_hub(grpc: SocketAddr, http: SocketAddr, token: String, hold: f64) -
     ExitCode::SUCCESS
 }
 
+/// The dev hub's admin API as `arbv send` and `arbv tasks` reach it.
+struct Admin {
+    url: String,
+    /// Never printed: it goes only into the `Authorization` header.
+    token: Option<String>,
+    client: reqwest::Client,
+}
+
+impl Admin {
+    fn new(url: String, token: Option<String>) -> Self {
+        Self {
+            url: url.trim_end_matches('/').to_owned(),
+            token: token.filter(|t| !t.is_empty()),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.authorized(self.client.get(format!("{}{path}", self.url)))
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.authorized(self.client.post(format!("{}{path}", self.url)))
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}
+
 async fn send(
-    hub: &str,
+    hub: &Admin,
     provider: &str,
     action: &str,
     payload: &str,
@@ -132,9 +214,8 @@ async fn send(
         Ok(v) => v,
         Err(e) => return usage(&format!("--account is not JSON: {e}")),
     };
-    let client = reqwest::Client::new();
     let body = serde_json::json!({"provider": provider, "action": action, "payload": payload, "account": account});
-    let created: Value = match request(client.post(format!("{hub}/tasks")).json(&body)).await {
+    let created: Value = match request(hub.post("/tasks").json(&body)).await {
         Ok(v) => v,
         Err(e) => return fail(&e),
     };
@@ -145,7 +226,7 @@ async fn send(
         println!("{id}");
         return ExitCode::SUCCESS;
     };
-    let task: Value = match request(client.get(format!("{hub}/tasks/{id}?wait={wait}"))).await {
+    let task: Value = match request(hub.get(&format!("/tasks/{id}?wait={wait}"))).await {
         Ok(v) => v,
         Err(e) => return fail(&e),
     };
@@ -167,16 +248,20 @@ async fn send(
     }
 }
 
-async fn list(hub: &str) -> ExitCode {
-    match request(reqwest::Client::new().get(format!("{hub}/tasks"))).await {
+async fn list(hub: &Admin) -> ExitCode {
+    match request(hub.get("/tasks")).await {
         Ok(Value::Array(tasks)) => {
+            // Anyone who can queue a task chose these strings: escaped, they cannot restyle
+            // the terminal or fake a row.
+            let field =
+                |task: &Value, name: &str| Escaped(task[name].as_str().unwrap_or("?")).to_string();
             for task in tasks {
                 println!(
                     "{}  {:<7} {:<24} {}",
-                    task["id"].as_str().unwrap_or("?"),
-                    task["state"].as_str().unwrap_or("?"),
-                    task["provider"].as_str().unwrap_or("?"),
-                    task["action"].as_str().unwrap_or("?"),
+                    field(&task, "id"),
+                    field(&task, "state"),
+                    field(&task, "provider"),
+                    field(&task, "action"),
                 );
             }
             ExitCode::SUCCESS
