@@ -176,6 +176,7 @@ async fn a_second_sigterm_during_the_drain_answers_shutdown_at_once_and_exits_no
         &[
             ("PROVIDER_CONCURRENCY", "3"),
             ("PROVIDER_DRAIN_TIMEOUT", "300s"),
+            ("TASK_EXECUTION_TIMEOUT", "900"),
         ],
     );
     let ids: Vec<String> = (0..3)
@@ -188,7 +189,8 @@ async fn a_second_sigterm_during_the_drain_answers_shutdown_at_once_and_exits_no
         .wait_for_output("shutting down", Duration::from_secs(30))
         .await;
     provider.signal(Signal::SIGTERM);
-    // Far below the drain (300 s) and the actions (600 s): the second signal cuts both short.
+    // Far below the drain (300 s) and the actions (600 s, timeout 900 s): the second signal cuts
+    // both short.
     let (status, output) = provider.exit(Duration::from_secs(60)).await;
 
     assert!(
