@@ -162,7 +162,11 @@ async fn sigterm_mid_work_answers_the_tasks_in_flight_and_exits_0() {
         let envelope = result(&hub, id).await;
         assert_eq!(envelope["status"], "success", "{envelope}");
         assert_eq!(envelope["data"]["response"], json!({ "slept_ms": 3000 }));
-        assert_eq!(hub.task(id).unwrap().deliveries, 1, "answered once, by that process");
+        assert_eq!(
+            hub.task(id).unwrap().deliveries,
+            1,
+            "answered once, by that process"
+        );
     }
     server.stop().await;
 }
@@ -214,10 +218,8 @@ async fn json_logs_are_one_object_a_line_and_carry_no_token_payload_or_account()
     const PAYLOAD_SECRET: &str = "payload-secret-7f3a";
     const ACCOUNT_SECRET: &str = "account-secret-91c2";
     let (hub, server) = start_hub(Duration::from_millis(200)).await;
-    let provider = ProviderProcess::start(
-        &server,
-        &[("LOG_FORMAT", "json"), ("RUST_LOG", "debug")],
-    );
+    let provider =
+        ProviderProcess::start(&server, &[("LOG_FORMAT", "json"), ("RUST_LOG", "debug")]);
     let good_key = format!("{ACCOUNT_SECRET}-{}", "k".repeat(32));
     let ids = [
         hub.enqueue(PROVIDER, "echo", json!({ "message": PAYLOAD_SECRET }), None),
@@ -248,7 +250,13 @@ async fn json_logs_are_one_object_a_line_and_carry_no_token_payload_or_account()
     }
     assert_eq!(
         statuses,
-        [json!("success"), json!("error"), json!("success"), json!("error"), json!("error")]
+        [
+            json!("success"),
+            json!("error"),
+            json!("success"),
+            json!("error"),
+            json!("error")
+        ]
     );
 
     provider.signal(Signal::SIGTERM);
@@ -259,7 +267,10 @@ async fn json_logs_are_one_object_a_line_and_carry_no_token_payload_or_account()
     for line in output.iter().filter(|l| !l.trim().is_empty()) {
         let object: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
-        assert!(object.is_object(), "a log line that is not an object: {line}");
+        assert!(
+            object.is_object(),
+            "a log line that is not an object: {line}"
+        );
         if object["level"] == "DEBUG" {
             debug_lines += 1;
         }
@@ -302,8 +313,14 @@ async fn a_refused_token_is_logged_without_the_token() {
     for line in output.iter().filter(|l| !l.trim().is_empty()) {
         serde_json::from_str::<Value>(line)
             .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
-        assert!(!line.contains(WRONG_TOKEN), "the token reached the log: {line}");
-        assert!(!line.contains(TOKEN), "the hub's token reached the log: {line}");
+        assert!(
+            !line.contains(WRONG_TOKEN),
+            "the token reached the log: {line}"
+        );
+        assert!(
+            !line.contains(TOKEN),
+            "the hub's token reached the log: {line}"
+        );
     }
     server.stop().await;
 }

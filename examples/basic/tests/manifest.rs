@@ -42,7 +42,10 @@ fn manifest_needs_no_hub_and_no_token() {
     let message = &echo["payload_schema"]["properties"]["message"];
     assert_eq!(message["type"], "string");
     assert_eq!(message["minLength"], 1);
-    assert_eq!(echo["payload_schema"]["required"], serde_json::json!(["message"]));
+    assert_eq!(
+        echo["payload_schema"]["required"],
+        serde_json::json!(["message"])
+    );
 
     let add = &action("add_numbers")["payload_schema"];
     assert_eq!(add["properties"]["a"]["type"], "number");
@@ -57,6 +60,9 @@ fn manifest_needs_no_hub_and_no_token() {
 
     let order = serde_json::to_string(&action("process_order")["payload_schema"]).unwrap();
     for field in ["order_id", "items", "customer", "quantity", "price", "zip"] {
-        assert!(order.contains(&format!("\"{field}\"")), "{field} in {order}");
+        assert!(
+            order.contains(&format!("\"{field}\"")),
+            "{field} in {order}"
+        );
     }
 }
