@@ -163,8 +163,9 @@ mod tests {
         }
     }
 
+    /// Every form the macro knows, on a made-up `Ads` impl.
     #[test]
-    fn basic_expansion() {
+    fn all_forms_expansion() {
         let expanded = provider(
             quote!(name = "ads-provider", rate_limit = "5/s"),
             quote! {
@@ -213,6 +214,37 @@ mod tests {
                 }
             },
         );
+        assert_snapshot("all_forms", &pretty(expanded));
+    }
+
+    /// `examples/basic` as written: its `#[provider]` impl, read from its source.
+    #[test]
+    fn basic_example_expansion() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/basic/src/lib.rs");
+        let source = fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let file = syn::parse_file(&source).expect("examples/basic parses");
+        let mut impls = file.items.into_iter().filter_map(|item| match item {
+            Item::Impl(mut item_impl) => {
+                let at = item_impl
+                    .attrs
+                    .iter()
+                    .position(|a| a.path().is_ident("provider"))?;
+                let attr = item_impl.attrs.remove(at);
+                let args = match attr.meta {
+                    syn::Meta::List(list) => list.tokens,
+                    _ => TokenStream::new(),
+                };
+                Some((args, item_impl))
+            }
+            _ => None,
+        });
+        let (args, item_impl) = impls.next().expect("examples/basic has a #[provider] impl");
+        assert!(
+            impls.next().is_none(),
+            "examples/basic has one #[provider] impl"
+        );
+        let expanded = provider(args, item_impl.into_token_stream());
         assert_snapshot("basic", &pretty(expanded));
     }
 

@@ -22,6 +22,15 @@ impl Provider for Echo {
                 json!({ "echo": payload["message"] }),
             ))
         });
+        def.action("warn", |_this, _call| async move {
+            Ok(ActionResponse::warning(
+                "partial data",
+                json!({ "rows": 3 }),
+            ))
+        });
+        def.action("limit", |_this, _call| async move {
+            Ok(ActionResponse::limit(Duration::from_secs(30)))
+        });
         def
     }
 }
@@ -115,9 +124,39 @@ async fn arbv_hub_and_arbv_send_round_trip() {
     let envelope: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(envelope["message"], "Action 'nope' not found");
 
+    let output = send(&["send", "warn", "--wait", "10"]).await;
+    assert_eq!(output.status.code(), Some(0), "a warning envelope exits 0");
+    let envelope: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(envelope["status"], "warning");
+
+    let output = send(&["send", "limit", "--wait", "10"]).await;
+    assert_eq!(output.status.code(), Some(1), "a limit envelope exits 1");
+    let envelope: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(envelope["status"], "limit");
+
     let output = send(&["send", "echo", "{not json"]).await;
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("PAYLOAD is not JSON"));
+
+    // A provider nobody serves: the task waits, `--wait` runs out.
+    let output = tokio::task::spawn_blocking({
+        let hub_url = hub_url.clone();
+        move || {
+            arbv()
+                .args(["send", "echo", r#"{"message":"hi"}"#, "--wait", "0.3"])
+                .args(["--provider", "nobody-serves-this", "--hub", &hub_url])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2), "no result in time exits 2");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("has no result after"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 
     let listing = tokio::task::spawn_blocking(move || {
         arbv()
@@ -130,12 +169,30 @@ async fn arbv_hub_and_arbv_send_round_trip() {
     let listing = String::from_utf8_lossy(&listing.stdout);
     assert_eq!(
         listing.lines().filter(|l| l.contains("done")).count(),
-        2,
+        4,
         "{listing}"
     );
 
     let _ = stop.send(());
     provider.await.unwrap().unwrap();
+}
+
+#[test]
+fn arbv_send_to_a_hub_that_is_not_there_exits_2() {
+    // A port that was free a moment ago: nothing listens there.
+    let hub = format!("http://127.0.0.1:{}", free_port());
+    let output = arbv()
+        .args(["send", "echo", r#"{"message":"hi"}"#, "--wait", "1"])
+        .args(["--provider", "cli-echo", "--hub", &hub])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.stderr.is_empty(), "it says why");
 }
 
 const ADMIN_TOKEN: &str = "admin-secret-4f1c";

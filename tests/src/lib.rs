@@ -201,28 +201,60 @@ pub async fn call(hub: &DevHub, action: &str, payload: Value, account: Option<Va
         .unwrap_or_else(|| panic!("no result for {action} within 20 s"))
 }
 
-/// The outside services some tests need, and what to say when one is missing: on a developer's
-/// machine the test is skipped with a note saying how to start the service; in CI (`CI=true`)
-/// it fails.
+/// The outside services some tests need. Such a test runs, or fails with a message saying what
+/// to start; it never passes without running. `ARBV_SKIP_SERVICES=redis` (a comma-separated list,
+/// or `all`) skips the tests that need that service instead, and each skip is written straight to
+/// the terminal, past libtest's capture, so a green run shows what it did not run.
 pub mod services {
     use std::io::{Read, Write};
     use std::net::{TcpStream, ToSocketAddrs};
     use std::process::{Child, Command, Stdio};
     use std::time::Duration;
 
-    fn in_ci() -> bool {
-        std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+    /// The variable that skips the tests needing a service.
+    pub const SKIP_VARIABLE: &str = "ARBV_SKIP_SERVICES";
+
+    const START_REDIS: &str = "Start one with: redis-server --port 6379 --save \"\" --appendonly no\n\
+         (or set REDIS_URL to a Redis that can be written to; Debian/Ubuntu: apt-get install redis-server)";
+
+    /// True when `ARBV_SKIP_SERVICES` names `service` (or says `all`).
+    pub fn skipped(service: &str) -> bool {
+        std::env::var(SKIP_VARIABLE).is_ok_and(|list| {
+            list.split([',', ' '])
+                .map(str::trim)
+                .any(|name| name.eq_ignore_ascii_case(service) || name.eq_ignore_ascii_case("all"))
+        })
     }
 
-    fn missing<T>(what: &str) -> Option<T> {
-        let message = format!(
-            "{what}\nStart one with: redis-server --port 6379 --save \"\" --appendonly no\n(or set REDIS_URL to a Redis that can be written to; Debian/Ubuntu: apt-get install redis-server)"
+    /// Reports the skip of the running test on the terminal itself: `eprintln!` would be
+    /// captured and hidden, since the test passes.
+    fn report_skip(service: &str) {
+        let current = std::thread::current();
+        let test = current.name().unwrap_or("a test");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED {test}: it needs {service}, and {SKIP_VARIABLE} skips such tests"
         );
-        if in_ci() {
-            panic!("CI=true and a service this test needs is missing: {message}");
+    }
+
+    /// `None` when the tests needing `service` are skipped, after saying so; otherwise the
+    /// service must be there, or the test fails saying how to start it.
+    #[track_caller]
+    fn require(
+        service: &str,
+        how_to_start: &str,
+        available: impl FnOnce() -> Result<(), String>,
+    ) -> Option<()> {
+        if skipped(service) {
+            report_skip(service);
+            return None;
         }
-        eprintln!("SKIPPED: {message}");
-        None
+        if let Err(missing) = available() {
+            panic!(
+                "{missing}\n{how_to_start}\nTo skip the tests that need {service} instead, set {SKIP_VARIABLE}={service}."
+            );
+        }
+        Some(())
     }
 
     /// True when a Redis answers PING at `host:port`.
@@ -240,7 +272,9 @@ pub mod services {
             && &answer == b"+PONG"
     }
 
-    /// `REDIS_URL` (default `redis://127.0.0.1:6379`) when a Redis answers there.
+    /// `REDIS_URL` (default `redis://127.0.0.1:6379`), where a Redis must answer; `None` when
+    /// `ARBV_SKIP_SERVICES` skips the tests that need Redis.
+    #[track_caller]
     pub fn redis_url() -> Option<String> {
         let url =
             std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
@@ -253,11 +287,14 @@ pub mod services {
             .next()
             .unwrap_or_default()
             .to_owned();
-        if redis_answers(&host_port) {
-            Some(url)
-        } else {
-            missing(&format!("no Redis answers at {url} (REDIS_URL)."))
-        }
+        require("redis", START_REDIS, || {
+            if redis_answers(&host_port) {
+                Ok(())
+            } else {
+                Err(format!("no Redis answers at {url} (REDIS_URL)."))
+            }
+        })?;
+        Some(url)
     }
 
     /// A Redis server of the test's own, on a free port, that the test may stop and start.
@@ -267,21 +304,21 @@ pub mod services {
     }
 
     impl PrivateRedis {
-        /// Starts `redis-server` on a free port; `None` (or a panic in CI) when it is not installed.
+        /// Starts `redis-server` on a free port; `None` when `ARBV_SKIP_SERVICES` skips the
+        /// tests that need Redis.
+        #[track_caller]
         pub fn start() -> Option<Self> {
-            if Command::new("redis-server")
-                .arg("--version")
-                .output()
-                .is_err()
-            {
-                return missing(
-                    "this test runs a Redis of its own, and `redis-server` is not installed.",
-                );
-            }
+            require("redis", START_REDIS, || {
+                match Command::new("redis-server").arg("--version").output() {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(format!(
+                        "this test runs a Redis of its own, and `redis-server` cannot be run: {e}."
+                    )),
+                }
+            })?;
             let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .ok()?
-                .local_addr()
-                .ok()?
+                .and_then(|listener| listener.local_addr())
+                .expect("a free loopback port")
                 .port();
             let mut redis = Self { port, child: None };
             redis.resume();

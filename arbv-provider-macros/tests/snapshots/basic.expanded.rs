@@ -1,48 +1,52 @@
-impl Ads {
+impl Basic {
     /// Echo back the message.
-    async fn echo(&self, payload: Echo) -> Result<Value, ActionError> {
-        Ok(json!({ "echo" : payload.message }))
+    pub async fn echo(&self, payload: Echo) -> Value {
+        json!({ "echo" : payload.message })
     }
-    /// Insights for one ad account.
-    pub async fn insights(
+    /// Add two numbers.
+    pub fn add_numbers(&self, payload: AddNumbers) -> Value {
+        json!({ "sum" : payload.a + payload.b })
+    }
+    /// Greet someone in English, Spanish, French or German.
+    pub async fn greet(&self, payload: Greet) -> Value {
+        let hello = match payload.language.as_str() {
+            "es" => "Hola",
+            "fr" => "Bonjour",
+            "de" => "Hallo",
+            _ => "Hello",
+        };
+        json!({ "message" : format!("{hello}, {}!", payload.name) })
+    }
+    /// Create a user profile with an API account; answers with what it stored (never the key).
+    pub async fn create_profile(
         &self,
-        ctx: &Context,
-        payload: Range,
-        account: FbAccount,
-    ) -> Result<Insights, ActionError> {
-        self.fetch(ctx, payload, account).await
+        payload: CreateProfile,
+        account: ApiAccount,
+    ) -> Result<Value, ActionError> {
+        Ok(
+            json!(
+                { "username" : payload.username, "profile" : payload.profile, "tags" :
+                payload.tags, "permissions" : account.permissions, }
+            ),
+        )
     }
-    async fn maybe(&self, account: Option<Acc>, ctx: Context) -> ActionResponse {
-        ActionResponse::success(account.is_some())
+    /// Total an order: Σ quantity × price.
+    pub async fn process_order(&self, payload: Order) -> Value {
+        let total: f64 = payload
+            .items
+            .iter()
+            .map(|i| f64::from(i.quantity) * i.price)
+            .sum();
+        json!({ "order_id" : payload.order_id, "total" : total })
     }
-    fn ping(&self) -> &'static str {
-        "pong"
-    }
-    fn version() {}
-    async fn shared(&self) {}
-    fn helper(&self) {}
 }
 const _: () = {
     #[allow(unused_imports)]
     use action as _;
     #[automatically_derived]
-    impl ::arbv_provider::__private::Provider for Ads {
+    impl ::arbv_provider::__private::Provider for Basic {
         fn definition() -> ::arbv_provider::__private::ProviderDef<Self> {
-            let mut def = ::arbv_provider::__private::ProviderDef::new("ads-provider");
-            def.rate_limit(
-                ::arbv_provider::__private::in_process_monitor(
-                    ::arbv_provider::__private::Some(
-                        ::arbv_provider::__private::RateSpec::new(
-                            5u32,
-                            ::arbv_provider::__private::Duration::from_nanos(
-                                1000000000u64,
-                            ),
-                        ),
-                    ),
-                    ::arbv_provider::__private::None,
-                    ::arbv_provider::__private::None,
-                ),
-            );
+            let mut def = ::arbv_provider::__private::ProviderDef::new("basic-provider");
             def.action(
                     "echo",
                     |
@@ -50,7 +54,9 @@ const _: () = {
                         mut call: ::arbv_provider::__private::Call|
                     async move {
                         let payload = call.payload::<Echo>()?;
-                        let output = Self::echo(&this, payload).await;
+                        let output = ::arbv_provider::__private::Json(
+                            Self::echo(&this, payload).await,
+                        );
                         ::arbv_provider::__private::Ok(
                             ::arbv_provider::__private::IntoResponse::into_response(
                                 output,
@@ -60,117 +66,15 @@ const _: () = {
                 )
                 .description("Echo back the message.")
                 .payload::<Echo>();
-            def.action(
-                    "get_insights",
+            def.blocking_action(
+                    "add_numbers",
                     |
                         this: ::arbv_provider::__private::Arc<Self>,
                         mut call: ::arbv_provider::__private::Call|
-                    async move {
-                        let payload = call.payload::<Range>()?;
-                        let account = call.account::<FbAccount>()?;
-                        let ctx = ::core::clone::Clone::clone(call.context());
-                        let output = Self::insights(&this, &ctx, payload, account).await;
-                        ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
-                                output,
-                            ),
-                        )
-                    },
-                )
-                .description("Insights for one ad account.")
-                .payload::<Range>()
-                .account::<FbAccount>()
-                .timeout(::arbv_provider::__private::Duration::from_nanos(1500000000u64))
-                .rate_limit(
-                    ::arbv_provider::__private::in_process_monitor(
-                        ::arbv_provider::__private::Some(
-                            ::arbv_provider::__private::RateSpec::new(
-                                200u32,
-                                ::arbv_provider::__private::Duration::from_nanos(
-                                    3600000000000u64,
-                                ),
-                            ),
-                        ),
-                        ::arbv_provider::__private::Some(20u32),
-                        ::arbv_provider::__private::None,
-                    ),
-                )
-                .per("account.ad_account_id")
-                .on_limit(::arbv_provider::__private::OnLimit::Wait);
-            def.action(
-                    "maybe",
-                    |
-                        this: ::arbv_provider::__private::Arc<Self>,
-                        mut call: ::arbv_provider::__private::Call|
-                    async move {
-                        let account = call
-                            .account::<::arbv_provider::__private::Option<Acc>>()?;
-                        let ctx = ::core::clone::Clone::clone(call.context());
-                        let output = Self::maybe(&this, account, ctx).await;
-                        ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
-                                output,
-                            ),
-                        )
-                    },
-                )
-                .optional_account::<Acc>();
-            def.blocking_action(
-                    "ping",
-                    |
-                        this: ::arbv_provider::__private::Arc<Self>,
-                        _call: ::arbv_provider::__private::Call|
                     {
-                        let output = ::arbv_provider::__private::Json(Self::ping(&this));
-                        ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
-                                output,
-                            ),
-                        )
-                    },
-                )
-                .description("Answers pong.")
-                .no_rate_limit();
-            def.blocking_action(
-                    "version",
-                    |
-                        _this: ::arbv_provider::__private::Arc<Self>,
-                        _call: ::arbv_provider::__private::Call|
-                    {
-                        let output = ::arbv_provider::__private::Json(Self::version());
-                        ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
-                                output,
-                            ),
-                        )
-                    },
-                )
-                .rate_limit(
-                    ::arbv_provider::__private::in_process_monitor(
-                        ::arbv_provider::__private::Some(
-                            ::arbv_provider::__private::RateSpec::new(
-                                5u32,
-                                ::arbv_provider::__private::Duration::from_nanos(
-                                    1000000000u64,
-                                ),
-                            ),
-                        ),
-                        ::arbv_provider::__private::None,
-                        ::arbv_provider::__private::Some(
-                            ::arbv_provider::__private::Duration::from_nanos(
-                                250000000u64,
-                            ),
-                        ),
-                    ),
-                );
-            def.action(
-                    "shared",
-                    |
-                        this: ::arbv_provider::__private::Arc<Self>,
-                        _call: ::arbv_provider::__private::Call|
-                    async move {
+                        let payload = call.payload::<AddNumbers>()?;
                         let output = ::arbv_provider::__private::Json(
-                            Self::shared(&this).await,
+                            Self::add_numbers(&this, payload),
                         );
                         ::arbv_provider::__private::Ok(
                             ::arbv_provider::__private::IntoResponse::into_response(
@@ -179,7 +83,67 @@ const _: () = {
                         )
                     },
                 )
-                .rate_limit(shared_budget());
+                .description("Add two numbers.")
+                .payload::<AddNumbers>();
+            def.action(
+                    "greet",
+                    |
+                        this: ::arbv_provider::__private::Arc<Self>,
+                        mut call: ::arbv_provider::__private::Call|
+                    async move {
+                        let payload = call.payload::<Greet>()?;
+                        let output = ::arbv_provider::__private::Json(
+                            Self::greet(&this, payload).await,
+                        );
+                        ::arbv_provider::__private::Ok(
+                            ::arbv_provider::__private::IntoResponse::into_response(
+                                output,
+                            ),
+                        )
+                    },
+                )
+                .description("Greet someone in English, Spanish, French or German.")
+                .payload::<Greet>();
+            def.action(
+                    "create_profile",
+                    |
+                        this: ::arbv_provider::__private::Arc<Self>,
+                        mut call: ::arbv_provider::__private::Call|
+                    async move {
+                        let payload = call.payload::<CreateProfile>()?;
+                        let account = call.account::<ApiAccount>()?;
+                        let output = Self::create_profile(&this, payload, account).await;
+                        ::arbv_provider::__private::Ok(
+                            ::arbv_provider::__private::IntoResponse::into_response(
+                                output,
+                            ),
+                        )
+                    },
+                )
+                .description(
+                    "Create a user profile with an API account; answers with what it stored (never the key).",
+                )
+                .payload::<CreateProfile>()
+                .account::<ApiAccount>();
+            def.action(
+                    "process_order",
+                    |
+                        this: ::arbv_provider::__private::Arc<Self>,
+                        mut call: ::arbv_provider::__private::Call|
+                    async move {
+                        let payload = call.payload::<Order>()?;
+                        let output = ::arbv_provider::__private::Json(
+                            Self::process_order(&this, payload).await,
+                        );
+                        ::arbv_provider::__private::Ok(
+                            ::arbv_provider::__private::IntoResponse::into_response(
+                                output,
+                            ),
+                        )
+                    },
+                )
+                .description("Total an order: Σ quantity × price.")
+                .payload::<Order>();
             def
         }
     }
