@@ -305,11 +305,12 @@ type AsyncHandler<P> = Arc<
 type BlockingHandler<P> =
     Arc<dyn Fn(Arc<P>, Call) -> Result<ActionResponse, InvalidInput> + Send + Sync>;
 
-/// How an action runs: as a future, or as blocking code on the blocking thread pool.
+/// How an action runs: as a future, or as blocking code on a thread of its own.
 pub enum Handler<P> {
     /// An `async fn`.
     Async(AsyncHandler<P>),
-    /// A plain `fn`, run with `spawn_blocking` so it cannot stall other tasks.
+    /// A plain `fn`, run on a thread of its own (at most the provider's concurrency at once)
+    /// so it cannot stall other tasks.
     Blocking(BlockingHandler<P>),
 }
 
@@ -437,7 +438,7 @@ impl<P: Send + Sync + 'static> ProviderDef<P> {
         self.push(name.into(), Handler::Async(handler))
     }
 
-    /// Adds a blocking action; it runs on the blocking thread pool.
+    /// Adds a blocking action; it runs on a thread of its own.
     pub fn blocking_action<F, R>(
         &mut self,
         name: impl Into<Cow<'static, str>>,
