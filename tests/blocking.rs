@@ -161,14 +161,12 @@ async fn a_blocking_action_does_not_stall_a_current_thread_runtime() {
         unstick.open();
     });
 
-    let blocking = hub.enqueue(
-        PROVIDER,
-        "patient",
-        json!({"gate": "current-thread"}),
-        None,
-    );
+    let blocking = hub.enqueue(PROVIDER, "patient", json!({"gate": "current-thread"}), None);
     assert!(
-        eventually(Duration::from_secs(30), || async { door.seen().started == 1 }).await,
+        eventually(Duration::from_secs(30), || async {
+            door.seen().started == 1
+        })
+        .await,
         "the blocking action starts"
     );
     let echo_id = hub.enqueue(PROVIDER, "echo", json!({}), None);
@@ -216,7 +214,10 @@ async fn blocking_threads_are_bounded_and_an_answered_task_never_starts() {
         .map(|_| hub.enqueue(PROVIDER, "held", json!({"gate": "bound"}), None))
         .collect();
     assert!(
-        eventually(Duration::from_secs(4), || async { door.seen().started == 2 }).await,
+        eventually(Duration::from_secs(4), || async {
+            door.seen().started == 2
+        })
+        .await,
         "both start within their timeout: {:?}",
         door.seen()
     );
@@ -254,7 +255,10 @@ async fn blocking_threads_are_bounded_and_an_answered_task_never_starts() {
     // Once the stuck actions return, their slots serve new tasks.
     door.open();
     assert!(
-        eventually(Duration::from_secs(30), || async { door.seen().finished == 2 }).await
+        eventually(Duration::from_secs(30), || async {
+            door.seen().finished == 2
+        })
+        .await
     );
     for id in &stuck {
         assert!(
@@ -299,7 +303,10 @@ fn a_blocking_action_that_never_returns_does_not_hold_the_exit() {
             let door = gate("never-opened");
             let id = hub.enqueue(PROVIDER, "patient", json!({"gate": "never-opened"}), None);
             assert!(
-                eventually(Duration::from_secs(30), || async { door.seen().started == 1 }).await
+                eventually(Duration::from_secs(30), || async {
+                    door.seen().started == 1
+                })
+                .await
             );
             provider.stop().await.unwrap();
             let envelope = answer(&hub, &id).await;

@@ -192,8 +192,7 @@ async fn an_account_serde_refuses_is_answered_without_its_values() {
     let e = &envelopes[0];
     assert_eq!(e["status"], "error", "{e}");
     assert_eq!(
-        e["message"],
-        "Invalid account: /api_key: invalid type: string, expected u64",
+        e["message"], "Invalid account: /api_key: invalid type: string, expected u64",
         "{e}"
     );
     assert_eq!(
@@ -201,7 +200,10 @@ async fn an_account_serde_refuses_is_answered_without_its_values() {
         "/api_key: invalid type: string, expected u64"
     );
     let nested = answers(&hub, "typed", &json!({ "api_key": 1, secret: true }), 1).await;
-    assert_eq!(nested[0]["status"], "success", "unknown fields are ignored: {nested:?}");
+    assert_eq!(
+        nested[0]["status"], "success",
+        "unknown fields are ignored: {nested:?}"
+    );
     let whole = answers(&hub, "typed", &json!(secret), 1).await;
     assert_eq!(
         whole[0]["message"],
@@ -233,7 +235,10 @@ async fn a_redis_budget_keyed_by_an_account_secret_stores_its_digest() {
     let digest_key = format!("account.api_key={}", value_digest(secret.as_bytes()));
     let figures = &limited[0]["data"]["response"];
     assert_eq!(figures["key"], json!(digest_key));
-    assert_eq!(figures["window_key"], json!(format!("{prefix}:{digest_key}")));
+    assert_eq!(
+        figures["window_key"],
+        json!(format!("{prefix}:{digest_key}"))
+    );
 
     let mut redis = redis::Client::open(url.as_str())
         .unwrap()

@@ -490,7 +490,10 @@ impl BlockingThreads {
                 let outlived = self.outlived.load(Ordering::Relaxed);
                 if outlived > 0 {
                     tracing::warn!(
-                        task_id = context.task_id(), action = context.action(), outlived, limit = self.limit,
+                        task_id = context.task_id(),
+                        action = context.action(),
+                        outlived,
+                        limit = self.limit,
                         "a blocking action waits for a thread: some are held by actions that outlived their task"
                     );
                 }
@@ -590,8 +593,10 @@ impl Drop for WatchGuard {
         if self.0.disarm() {
             let held = self.0.outlived.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(
-                task_id = self.0.context.task_id(), action = self.0.context.action(),
-                held, limit = self.0.limit,
+                task_id = self.0.context.task_id(),
+                action = self.0.context.action(),
+                held,
+                limit = self.0.limit,
                 "a blocking action outlived its task (timeout or shutdown): its thread cannot be stopped and holds a blocking slot until it returns"
             );
         }

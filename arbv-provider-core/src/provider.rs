@@ -290,7 +290,11 @@ fn mask_serde_message(message: &str) -> Option<String> {
     }
     if let Some(rest) = message.strip_prefix("invalid length ") {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        return Some(format!("invalid length {}{}", &rest[..digits], expected(rest)?));
+        return Some(format!(
+            "invalid length {}{}",
+            &rest[..digits],
+            expected(rest)?
+        ));
     }
     let declared_by_the_type = ["missing field `", "duplicate field `"]
         .iter()
@@ -572,11 +576,11 @@ mod tests {
                 json!({"id": 1, "owner": {"keys": []}, "mode": "live", SECRET: 1}),
                 "unknown field, expected one of `id`, `owner`, `mode`",
             ),
+            (json!({"id": 1, "mode": "live"}), "missing field `owner`"),
             (
-                json!({"id": 1, "mode": "live"}),
-                "missing field `owner`",
+                json!(SECRET),
+                "invalid type: string, expected struct Account",
             ),
-            (json!(SECRET), "invalid type: string, expected struct Account"),
         ];
         for (account, expected) in cases {
             let message = account_error(account);
@@ -595,8 +599,7 @@ mod tests {
             "an unknown kind is not taken as serde's"
         );
         assert!(
-            !masked_message(&format!("invalid value: string \"{SECRET}\""))
-                .contains(SECRET),
+            !masked_message(&format!("invalid value: string \"{SECRET}\"")).contains(SECRET),
             "no `expected` part: not serde's shape"
         );
     }

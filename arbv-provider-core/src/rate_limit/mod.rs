@@ -302,7 +302,8 @@ impl PerKey {
             KeySource::Payload => Some(payload),
             KeySource::Account => account,
         };
-        let digest = match root.and_then(|r| self.path.iter().try_fold(r, |v, field| v.get(field))) {
+        let digest = match root.and_then(|r| self.path.iter().try_fold(r, |v, field| v.get(field)))
+        {
             Some(Value::String(s)) => value_digest(s.as_bytes()),
             Some(Value::Null) | None => "<none>".to_owned(),
             Some(other) => value_digest(other.to_string().as_bytes()),

@@ -400,8 +400,14 @@ mod tests {
             "{} keys held",
             m.budgets.keys_held()
         );
-        assert!(m.check("spent").await.is_admitted(), "one call left in its bucket");
-        assert!(!m.check("spent").await.is_admitted(), "a kept key keeps its state");
+        assert!(
+            m.check("spent").await.is_admitted(),
+            "one call left in its bucket"
+        );
+        assert!(
+            !m.check("spent").await.is_admitted(),
+            "a kept key keeps its state"
+        );
     }
 
     #[tokio::test(start_paused = true)]

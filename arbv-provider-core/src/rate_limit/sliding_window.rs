@@ -221,7 +221,10 @@ mod tests {
             !m.check("late").await.is_admitted(),
             "a live key keeps its window across a sweep"
         );
-        assert!(m.check("k1").await.is_admitted(), "a forgotten key starts whole");
+        assert!(
+            m.check("k1").await.is_admitted(),
+            "a forgotten key starts whole"
+        );
         assert!(m.check("k1").await.is_admitted());
         assert!(!m.check("k1").await.is_admitted());
     }
