@@ -105,8 +105,9 @@ impl Dispatcher {
         if let Some(monitor) = &default_limit {
             monitor.attach(&provider_name);
         }
-        // As many threads as tasks may run at once: a blocking action that outlives its task
-        // keeps its thread, and a provider whose every slot is held so stops starting new ones.
+        // As many threads as tasks may run at once. A blocking action that outlives its task
+        // keeps its thread; once every slot is so held, new blocking actions wait (and time
+        // out) rather than pile up threads.
         let blocking = BlockingThreads::new(config.concurrency());
         let mut actions = Vec::with_capacity(defs.len());
         let mut by_name = HashMap::with_capacity(defs.len());
@@ -631,5 +632,53 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "the action panicked with a value that is not a string".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Blocking;
+
+    impl Provider for Blocking {
+        fn definition() -> ProviderDef<Self> {
+            let mut def = ProviderDef::new("blocking");
+            def.blocking_action("explode", |_this, _call| {
+                if true {
+                    panic!("kaboom on the action's thread");
+                }
+                Ok(ActionResponse::success(Value::Null))
+            });
+            def.blocking_action("on_its_thread", |_this, _call| {
+                let name = std::thread::current().name().map(str::to_owned);
+                Ok(ActionResponse::success(json!({ "thread": name })))
+            });
+            def
+        }
+    }
+
+    async fn answer(action: &str) -> Value {
+        let config = Config::builder().auth_token("t").build().unwrap();
+        let dispatcher = Dispatcher::new(Blocking, &config).unwrap();
+        let task = IncomingTask {
+            id: "1".into(),
+            action: action.into(),
+            ..IncomingTask::default()
+        };
+        let done = dispatcher.dispatch(task, &CancellationToken::new()).await;
+        serde_json::from_str(&done.result).unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_blocking_action_runs_on_its_own_thread_and_its_panic_is_an_answer() {
+        let e = answer("on_its_thread").await;
+        assert_eq!(e["data"]["response"]["thread"], "arbv-blocking", "{e}");
+        let e = answer("explode").await;
+        assert_eq!(e["status"], "error");
+        assert_eq!(
+            e["message"],
+            "Action panicked: kaboom on the action's thread"
+        );
     }
 }
