@@ -109,7 +109,10 @@ async fn the_example_limits_by_provider_default_action_and_account() {
     let limited = a.iter().find(|e| e["status"] == "limit").unwrap();
     assert_eq!(
         limited["data"]["response"]["key"],
-        "account.account_id=acc-a"
+        format!(
+            "account.account_id={}",
+            arbv_provider::rate_limit::value_digest(b"acc-a")
+        )
     );
     let wait = limited["data"]["response"]["wait_time"].as_f64().unwrap();
     assert!(wait > 50.0 && wait <= 60.0, "{wait}");

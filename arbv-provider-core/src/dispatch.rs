@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono_tz::Tz;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
+use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -21,7 +23,7 @@ use crate::provider::{
     ProviderDef,
 };
 use crate::rate_limit::{Decision, PerKey, RateLimitMonitor};
-use crate::response::{ActionResponse, format_seconds};
+use crate::response::{ActionError, ActionResponse, format_seconds};
 use crate::telemetry::Escaped;
 use crate::validation::{SchemaValidator, Violations};
 
@@ -104,6 +106,10 @@ impl Dispatcher {
         if let Some(monitor) = &default_limit {
             monitor.attach(&provider_name);
         }
+        // As many threads as tasks may run at once. A blocking action that outlives its task
+        // keeps its thread; once every slot is so held, new blocking actions wait (and time
+        // out) rather than pile up threads.
+        let blocking = BlockingThreads::new(config.concurrency());
         let mut actions = Vec::with_capacity(defs.len());
         let mut by_name = HashMap::with_capacity(defs.len());
         for def in defs {
@@ -152,7 +158,7 @@ impl Dispatcher {
                 per,
                 wait: spec.on_limit == OnLimit::Wait,
             });
-            let run = erase(provider.clone(), def.handler().clone());
+            let run = erase(provider.clone(), def.handler().clone(), &blocking);
             actions.push(CompiledAction {
                 name: Arc::from(spec.name.as_ref()),
                 spec,
@@ -426,20 +432,176 @@ impl Dispatcher {
     }
 }
 
-fn erase<P: Send + Sync + 'static>(provider: Arc<P>, handler: Handler<P>) -> ErasedHandler {
+fn erase<P: Send + Sync + 'static>(
+    provider: Arc<P>,
+    handler: Handler<P>,
+    threads: &BlockingThreads,
+) -> ErasedHandler {
     match handler {
         Handler::Async(run) => Arc::new(move |call| run(provider.clone(), call)),
-        Handler::Blocking(run) => Arc::new(move |call| {
-            let provider = provider.clone();
-            let run = run.clone();
-            Box::pin(async move {
-                match tokio::task::spawn_blocking(move || run(provider, call)).await {
-                    Ok(outcome) => outcome,
-                    // Re-raised so that the caller's catch_unwind answers it like any panic.
-                    Err(join) => std::panic::resume_unwind(join.into_panic()),
-                }
+        Handler::Blocking(run) => {
+            let threads = threads.clone();
+            Arc::new(move |call| {
+                let provider = provider.clone();
+                let run = run.clone();
+                let threads = threads.clone();
+                Box::pin(async move { threads.run(move |call| run(provider, call), call).await })
             })
-        }),
+        }
+    }
+}
+
+type BlockingOutcome = std::thread::Result<Result<ActionResponse, InvalidInput>>;
+
+/// The threads blocking actions run on: one per call, at most `limit` at once, counting the
+/// threads of actions that outlived their task.
+///
+/// Not tokio's blocking pool: dropping a runtime waits for every `spawn_blocking` closure, so
+/// one action that never returns would keep the process alive after the drain. A thread of
+/// our own is left behind at exit instead. A call waits for a slot while its task lives; a
+/// task answered before it got one (timeout, shutdown) never starts its action.
+#[derive(Clone)]
+struct BlockingThreads {
+    slots: Arc<Semaphore>,
+    limit: usize,
+    /// Actions still running after their task was answered.
+    outlived: Arc<AtomicUsize>,
+}
+
+impl BlockingThreads {
+    fn new(limit: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(limit)),
+            limit,
+            outlived: Arc::default(),
+        }
+    }
+
+    /// Runs `action` on a thread of its own once a slot is free. Dropping the future (the task
+    /// timed out or the provider shut down) leaves a started action running, with a warning,
+    /// and an action not yet started unstarted.
+    async fn run(
+        &self,
+        action: impl FnOnce(Call) -> Result<ActionResponse, InvalidInput> + Send + 'static,
+        call: Call,
+    ) -> Result<ActionResponse, InvalidInput> {
+        let context = call.context().clone();
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                let outlived = self.outlived.load(Ordering::Relaxed);
+                if outlived > 0 {
+                    tracing::warn!(
+                        task_id = context.task_id(),
+                        action = context.action(),
+                        outlived,
+                        limit = self.limit,
+                        "a blocking action waits for a thread: some are held by actions that outlived their task"
+                    );
+                }
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed")
+            }
+        };
+        if context.is_cancelled() || tokio::time::Instant::now() >= context.deadline() {
+            // Too late to start: the caller's deadline branch answers the task.
+            return std::future::pending().await;
+        }
+        let (answer, answered) = oneshot::channel::<BlockingOutcome>();
+        let watch = OutlivedWatch {
+            context: context.clone(),
+            outlived: self.outlived.clone(),
+            limit: self.limit,
+            armed: Arc::new(AtomicBool::new(true)),
+        };
+        let on_thread = watch.clone();
+        let spawned = std::thread::Builder::new()
+            .name("arbv-blocking".to_owned())
+            .spawn(move || {
+                let _slot = slot;
+                if on_thread.context.is_cancelled() {
+                    on_thread.never_started();
+                    return;
+                }
+                let started = std::time::Instant::now();
+                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| action(call)));
+                on_thread.finished(started.elapsed());
+                let _ = answer.send(outcome);
+            });
+        if let Err(error) = spawned {
+            watch.disarm();
+            return Ok(ActionResponse::from_error(
+                ActionError::new(format!(
+                    "could not start a thread for the blocking action: {error}"
+                ))
+                .with_code("NO_THREAD"),
+            ));
+        }
+        let _watch = WatchGuard(watch);
+        match answered.await {
+            Ok(Ok(outcome)) => outcome,
+            // Re-raised so that the caller's catch_unwind answers it like any panic.
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // The thread saw the task cancelled before it started; the caller answers it.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// Shared by a blocking action's thread and the future awaiting it: which of the two ends
+/// first decides whether the action outlived its task.
+#[derive(Clone)]
+struct OutlivedWatch {
+    context: Context,
+    outlived: Arc<AtomicUsize>,
+    limit: usize,
+    /// True while the future awaits the thread.
+    armed: Arc<AtomicBool>,
+}
+
+impl OutlivedWatch {
+    fn disarm(&self) -> bool {
+        self.armed.swap(false, Ordering::AcqRel)
+    }
+
+    /// On the thread, when its task was answered before the action could start.
+    fn never_started(&self) {
+        if !self.disarm() {
+            self.outlived.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// On the thread, when the action returned (or panicked).
+    fn finished(&self, ran_for: Duration) {
+        if !self.disarm() {
+            self.outlived.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(
+                task_id = self.context.task_id(), action = self.context.action(), ran_for = ?ran_for,
+                "a blocking action returned after its task was answered; its result is dropped"
+            );
+        }
+    }
+}
+
+/// Dropped with the future that awaits the thread: if the thread still runs, the task was
+/// answered without it (timeout or shutdown), and that is worth a warning.
+struct WatchGuard(OutlivedWatch);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        if self.0.disarm() {
+            let held = self.0.outlived.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                task_id = self.0.context.task_id(),
+                action = self.0.context.action(),
+                held,
+                limit = self.0.limit,
+                "a blocking action outlived its task (timeout or shutdown): its thread cannot be stopped and holds a blocking slot until it returns"
+            );
+        }
     }
 }
 
@@ -549,5 +711,53 @@ impl CompletedTask {
         for text in [&mut self.payload, &mut self.account] {
             *text = json!({ "omitted_bytes": text.len() }).to_string();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Blocking;
+
+    impl Provider for Blocking {
+        fn definition() -> ProviderDef<Self> {
+            let mut def = ProviderDef::new("blocking");
+            def.blocking_action("explode", |_this, _call| {
+                if true {
+                    panic!("kaboom on the action's thread");
+                }
+                Ok(ActionResponse::success(Value::Null))
+            });
+            def.blocking_action("on_its_thread", |_this, _call| {
+                let name = std::thread::current().name().map(str::to_owned);
+                Ok(ActionResponse::success(json!({ "thread": name })))
+            });
+            def
+        }
+    }
+
+    async fn answer(action: &str) -> Value {
+        let config = Config::builder().auth_token("t").build().unwrap();
+        let dispatcher = Dispatcher::new(Blocking, &config).unwrap();
+        let task = IncomingTask {
+            id: "1".into(),
+            action: action.into(),
+            ..IncomingTask::default()
+        };
+        let done = dispatcher.dispatch(task, &CancellationToken::new()).await;
+        serde_json::from_str(&done.result).unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_blocking_action_runs_on_its_own_thread_and_its_panic_is_an_answer() {
+        let e = answer("on_its_thread").await;
+        assert_eq!(e["data"]["response"]["thread"], "arbv-blocking", "{e}");
+        let e = answer("explode").await;
+        assert_eq!(e["status"], "error");
+        assert_eq!(
+            e["message"],
+            "Action panicked: kaboom on the action's thread"
+        );
     }
 }

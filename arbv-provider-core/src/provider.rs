@@ -175,13 +175,17 @@ impl Call {
     }
 
     /// Takes the account as `T`; a missing account is deserialised from `null`.
+    ///
+    /// The error names where the account did not fit and how, never what it held: serde's
+    /// messages quote values (`invalid type: string "sk_live_…", expected u64`), and an
+    /// account holds secrets.
     pub fn account<T: DeserializeOwned>(&mut self) -> Result<T, InvalidInput> {
-        serde_json::from_value(self.account.take().unwrap_or(Value::Null)).map_err(|e| {
-            InvalidInput {
+        serde_path_to_error::deserialize(self.account.take().unwrap_or(Value::Null)).map_err(
+            |e: serde_path_to_error::Error<serde_json::Error>| InvalidInput {
                 part: InputPart::Account,
-                message: e.to_string(),
-            }
-        })
+                message: masked_account_error(e.path(), &e.inner().to_string()),
+            },
+        )
     }
 
     /// The task's context.
@@ -190,17 +194,127 @@ impl Call {
     }
 }
 
+/// Kinds of value serde names in `invalid type` and `invalid value` messages, before the
+/// value it quotes.
+const SERDE_KINDS: &[&str] = &[
+    "string",
+    "integer",
+    "floating point",
+    "boolean",
+    "character",
+    "byte array",
+    "unit value",
+    "Option value",
+    "newtype struct",
+    "sequence",
+    "map",
+    "enum",
+    "unit variant",
+    "newtype variant",
+    "tuple variant",
+    "struct variant",
+];
+
+/// A serde error about an account, told without the account's values: `path` as a JSON
+/// pointer, then serde's message with the quoted value dropped
+/// (`/api_key: invalid type: string, expected u64`). Field names the type declares (`missing
+/// field `x``) stay; a field or variant name the account sent does not; a message of another
+/// shape (a hand-written `Deserialize`) is replaced whole, as it may quote anything.
+fn masked_account_error(path: &serde_path_to_error::Path, message: &str) -> String {
+    let masked = masked_message(message);
+    // An unknown field's path ends with its name, which the account chose: dropped like the
+    // message's copy of it. Other keys in the path are named as schema errors name them.
+    let segments: Vec<_> = path.iter().collect();
+    let shown = match segments.split_last() {
+        Some((serde_path_to_error::Segment::Map { .. }, parents))
+            if message.starts_with("unknown field ") =>
+        {
+            parents
+        }
+        _ => &segments[..],
+    };
+    let pointer: String = shown
+        .iter()
+        .filter_map(|segment| match segment {
+            serde_path_to_error::Segment::Seq { index } => Some(format!("/{index}")),
+            serde_path_to_error::Segment::Map { key } => {
+                Some(format!("/{}", key.replace('~', "~0").replace('/', "~1")))
+            }
+            serde_path_to_error::Segment::Enum { .. } | serde_path_to_error::Segment::Unknown => {
+                None
+            }
+        })
+        .collect();
+    if pointer.is_empty() {
+        masked
+    } else {
+        format!("{pointer}: {masked}")
+    }
+}
+
+fn masked_message(message: &str) -> String {
+    mask_serde_message(message).unwrap_or_else(|| {
+        "the account does not fit the action's account type (the deserialiser's message is \
+         hidden, as it may quote account values)"
+            .to_owned()
+    })
+}
+
+/// serde's message with the values it quotes dropped, or `None` for a shape it does not write.
+fn mask_serde_message(message: &str) -> Option<String> {
+    // The type's own words (`expected u64`) follow the last `, expected `; the value, if any,
+    // comes before it.
+    let expected = |rest: &str| rest.rfind(", expected ").map(|at| rest[at..].to_owned());
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let kind = SERDE_KINDS
+                .iter()
+                .filter(|kind| {
+                    rest.strip_prefix(**kind)
+                        .is_some_and(|after| after.starts_with([' ', ',']))
+                })
+                .max_by_key(|kind| kind.len())?;
+            return Some(format!("{prefix}{kind}{}", expected(rest)?));
+        }
+    }
+    for prefix in ["unknown field ", "unknown variant "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let tail = expected(rest).or_else(|| {
+                ["fields", "variants"]
+                    .iter()
+                    .find_map(|none| rest.rfind(&format!(", there are no {none}")))
+                    .map(|at| rest[at..].to_owned())
+            })?;
+            return Some(format!("{}{tail}", prefix.trim_end()));
+        }
+    }
+    if let Some(rest) = message.strip_prefix("invalid length ") {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        return Some(format!(
+            "invalid length {}{}",
+            &rest[..digits],
+            expected(rest)?
+        ));
+    }
+    let declared_by_the_type = ["missing field `", "duplicate field `"]
+        .iter()
+        .any(|prefix| message.starts_with(prefix))
+        || message.starts_with("data did not match any variant of untagged enum ");
+    declared_by_the_type.then(|| message.to_owned())
+}
+
 type AsyncHandler<P> = Arc<
     dyn Fn(Arc<P>, Call) -> BoxFuture<'static, Result<ActionResponse, InvalidInput>> + Send + Sync,
 >;
 type BlockingHandler<P> =
     Arc<dyn Fn(Arc<P>, Call) -> Result<ActionResponse, InvalidInput> + Send + Sync>;
 
-/// How an action runs: as a future, or as blocking code on the blocking thread pool.
+/// How an action runs: as a future, or as blocking code on a thread of its own.
 pub enum Handler<P> {
     /// An `async fn`.
     Async(AsyncHandler<P>),
-    /// A plain `fn`, run with `spawn_blocking` so it cannot stall other tasks.
+    /// A plain `fn`, run on a thread of its own (at most the provider's concurrency at once)
+    /// so it cannot stall other tasks.
     Blocking(BlockingHandler<P>),
 }
 
@@ -328,7 +442,7 @@ impl<P: Send + Sync + 'static> ProviderDef<P> {
         self.push(name.into(), Handler::Async(handler))
     }
 
-    /// Adds a blocking action; it runs on the blocking thread pool.
+    /// Adds a blocking action; it runs on a thread of its own.
     pub fn blocking_action<F, R>(
         &mut self,
         name: impl Into<Cow<'static, str>>,
@@ -400,5 +514,104 @@ impl<P> ProviderDef<P> {
     /// The rate limit of actions that do not declare their own.
     pub fn default_rate_limit(&self) -> Option<&Arc<dyn RateLimitMonitor>> {
         self.default_limit.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Account {
+        id: u64,
+        owner: Owner,
+        mode: Mode,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Owner {
+        keys: Vec<u32>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Mode {
+        Live,
+        Test,
+    }
+
+    fn account_error(account: Value) -> String {
+        let mut call = Call::new(json!({}), Some(account), crate::Context::detached("t"));
+        call.account::<Account>().unwrap_err().message
+    }
+
+    const SECRET: &str = "sk_live_4eC39HqLyjWDarjtT1zdp7dc";
+
+    #[test]
+    fn account_errors_keep_the_kind_and_the_path_but_no_value() {
+        let good = json!({"id": 1, "owner": {"keys": [1]}, "mode": "live"});
+        let cases = [
+            (
+                json!({"id": SECRET, "owner": {"keys": []}, "mode": "live"}),
+                "/id: invalid type: string, expected u64",
+            ),
+            (
+                json!({"id": 1, "owner": {"keys": [1, SECRET]}, "mode": "live"}),
+                "/owner/keys/1: invalid type: string, expected u32",
+            ),
+            (
+                json!({"id": -7, "owner": {"keys": []}, "mode": "live"}),
+                "/id: invalid value: integer, expected u64",
+            ),
+            (
+                json!({"id": 1, "owner": {"keys": []}, "mode": SECRET}),
+                "/mode: unknown variant, expected `live` or `test`",
+            ),
+            (
+                json!({"id": 1, "owner": {"keys": []}, "mode": "live", SECRET: 1}),
+                "unknown field, expected one of `id`, `owner`, `mode`",
+            ),
+            (json!({"id": 1, "mode": "live"}), "missing field `owner`"),
+            (
+                json!(SECRET),
+                "invalid type: string, expected struct Account",
+            ),
+        ];
+        for (account, expected) in cases {
+            let message = account_error(account);
+            assert_eq!(message, expected);
+            assert!(!message.contains("sk_live"), "{message}");
+        }
+        let mut call = Call::new(json!({}), Some(good), crate::Context::detached("t"));
+        assert!(call.account::<Account>().is_ok());
+    }
+
+    #[test]
+    fn messages_of_other_shapes_are_hidden_whole() {
+        assert!(!masked_message(&format!("token {SECRET} is revoked")).contains(SECRET));
+        assert!(
+            !masked_message(&format!("invalid type: {SECRET}")).contains(SECRET),
+            "an unknown kind is not taken as serde's"
+        );
+        assert!(
+            !masked_message(&format!("invalid value: string \"{SECRET}\"")).contains(SECRET),
+            "no `expected` part: not serde's shape"
+        );
+    }
+
+    #[test]
+    fn payload_errors_keep_their_values() {
+        let mut call = Call::new(json!({"n": "seven"}), None, crate::Context::detached("t"));
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct P {
+            n: u8,
+        }
+        assert!(call.payload::<P>().unwrap_err().message.contains("seven"));
     }
 }

@@ -31,7 +31,7 @@ use proc_macro::TokenStream;
 /// An action's parameters are bound by role, in any order, each optional: `payload: T`
 /// (`T: Deserialize + JsonSchema`), `account: A` or `account: Option<A>`, and `ctx: &Context`.
 /// It returns any `T: Serialize`, a `Result<T, E>` with `E: Into<ActionError>`, or an
-/// `ActionResponse`. A plain `fn` runs on the blocking thread pool.
+/// `ActionResponse`. A plain `fn` runs on a thread of its own.
 #[proc_macro_attribute]
 pub fn provider(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::provider(args.into(), item.into()).into()

@@ -54,7 +54,7 @@ pub struct ActionDef {
     pub per: Option<Per>,
     /// `on_limit = "wait"`.
     pub wait_on_limit: bool,
-    /// An `async fn`; a plain `fn` runs on the blocking thread pool.
+    /// An `async fn`; a plain `fn` runs on a thread of its own.
     pub is_async: bool,
     /// Takes `&self` (else it is called as `Self::method(..)`).
     pub has_receiver: bool,

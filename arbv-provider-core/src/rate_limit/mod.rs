@@ -9,11 +9,13 @@ mod sliding_window;
 mod spec;
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 pub use self::clock::TokioClock;
 pub use self::monitors::{AdvancedRateLimitMonitor, NoRateLimitMonitor, TimeBasedRateLimitMonitor};
@@ -290,25 +292,44 @@ impl PerKey {
         })
     }
 
-    /// The budget key for a task: `account.ad_account_id=act_1`. A missing field is its own
-    /// budget (`…=<none>`).
+    /// The budget key for a task: the field's path as written and a digest of its value,
+    /// `account.ad_account_id=#3c5e0b7a9d21f4e8` (see [`value_digest`]). The value is hashed
+    /// whatever it is, so an account's secret never reaches a limit envelope, a Redis key or a
+    /// log, and a key is short however long the value. A missing field is its own budget
+    /// (`…=<none>`).
     pub fn key(&self, payload: &Value, account: Option<&Value>) -> String {
         let root = match self.source {
             KeySource::Payload => Some(payload),
             KeySource::Account => account,
         };
-        let value = match root.and_then(|r| self.path.iter().try_fold(r, |v, field| v.get(field))) {
-            Some(Value::String(s)) => s.clone(),
+        let digest = match root.and_then(|r| self.path.iter().try_fold(r, |v, field| v.get(field)))
+        {
+            Some(Value::String(s)) => value_digest(s.as_bytes()),
             Some(Value::Null) | None => "<none>".to_owned(),
-            Some(other) => other.to_string(),
+            Some(other) => value_digest(other.to_string().as_bytes()),
         };
-        format!("{}={}", self.text, value)
+        format!("{}={digest}", self.text)
     }
 
     /// As written.
     pub fn as_str(&self) -> &str {
         &self.text
     }
+}
+
+/// `#` and the first 16 hex digits (64 bits) of the SHA-256 of `value`: how a budget key names
+/// a task's value. It is the same in every process, so a Redis budget keyed by it is shared
+/// across machines; it hides the value, but a value an attacker can guess (a short numeric
+/// id) can be confirmed by hashing the guess. Pass keys built with it to
+/// [`RateLimitMonitor::check`] when an action keys a budget by a secret itself.
+pub fn value_digest(value: &[u8]) -> String {
+    let digest = Sha256::digest(value);
+    let mut text = String::with_capacity(17);
+    text.push('#');
+    for byte in &digest[..8] {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
 }
 
 #[cfg(test)]
@@ -372,14 +393,30 @@ mod tests {
     }
 
     #[test]
-    fn per_keys_name_the_field_and_its_value() {
+    fn per_keys_name_the_field_and_hash_its_value() {
         let per = PerKey::parse("account.owner.id").unwrap();
         let account = json!({"owner": {"id": 7}});
-        assert_eq!(per.key(&json!({}), Some(&account)), "account.owner.id=7");
+        assert_eq!(
+            per.key(&json!({}), Some(&account)),
+            format!("account.owner.id={}", value_digest(b"7"))
+        );
         assert_eq!(per.key(&json!({}), None), "account.owner.id=<none>");
         let per = PerKey::parse("payload.user").unwrap();
-        assert_eq!(per.key(&json!({"user": "ada"}), None), "payload.user=ada");
+        let ada = per.key(&json!({"user": "ada"}), None);
+        assert_eq!(ada, format!("payload.user={}", value_digest(b"ada")));
+        assert_ne!(ada, per.key(&json!({"user": "bob"}), None));
         assert!(PerKey::parse("account").is_err());
         assert!(PerKey::parse("headers.x").is_err());
+    }
+
+    #[test]
+    fn a_value_never_appears_in_its_key_and_keys_stay_short() {
+        // SHA-256("abc"), a published test vector, cut to 64 bits.
+        assert_eq!(value_digest(b"abc"), "#ba7816bf8f01cfea");
+        let per = PerKey::parse("account.api_key").unwrap();
+        let secret = format!("sk_live_{}", "9".repeat(10_000));
+        let key = per.key(&json!({}), Some(&json!({"api_key": secret})));
+        assert!(!key.contains("sk_live"), "{key}");
+        assert_eq!(key.len(), "account.api_key=#".len() + 16, "{key}");
     }
 }

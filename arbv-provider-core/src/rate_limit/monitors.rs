@@ -2,7 +2,7 @@
 //! with warning and critical thresholds. Plus the monitor that never limits.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -35,16 +35,38 @@ type Keyed =
     RateLimiter<String, DefaultKeyedStateStore<String>, TokioClock, StateInformationMiddleware>;
 
 /// One GCRA budget for the key `""`, and one per other key.
+///
+/// A keyed budget whose bucket is full again carries no state, and governor's
+/// `retain_recent` forgets it. That sweep runs once the keys reach twice what the last sweep
+/// left (looked at every [`LEN_CHECK_EVERY`] checks, as counting them locks every shard), and
+/// at most once per refill of a bucket: O(1) per check amortised, and memory proportional to
+/// the keys used in the last refill time.
 struct Budgets {
     clock: TokioClock,
     direct: Direct,
     keyed: Keyed,
     keyed_checks: AtomicU64,
+    sweep: KeySweep,
 }
+
+/// When the keyed budgets are next swept.
+struct KeySweep {
+    /// Time a spent bucket takes to be full again, and then one call more.
+    every: Duration,
+    at_len: AtomicUsize,
+    next_at: AtomicU64,
+    running: AtomicBool,
+}
+
+/// The fewest keys a sweep leaves room for, so small maps are not swept often.
+const MIN_SWEEP_AT: usize = 1024;
+/// How often (in keyed checks) the number of keys is looked at.
+const LEN_CHECK_EVERY: u64 = 256;
 
 impl Budgets {
     fn new(quota: Quota) -> Self {
         let clock = TokioClock::default();
+        let every = quota.burst_size_replenished_in() + quota.replenish_interval();
         Self {
             direct: RateLimiter::direct_with_clock(quota, clock.clone())
                 .with_middleware::<StateInformationMiddleware>(),
@@ -57,6 +79,12 @@ impl Budgets {
                 .with_middleware::<StateInformationMiddleware>(),
             clock,
             keyed_checks: AtomicU64::new(0),
+            sweep: KeySweep {
+                every,
+                at_len: AtomicUsize::new(MIN_SWEEP_AT),
+                next_at: AtomicU64::new(nanos(every)),
+                running: AtomicBool::new(false),
+            },
         }
     }
 
@@ -65,10 +93,7 @@ impl Budgets {
         let outcome = if key.is_empty() {
             self.direct.check()
         } else {
-            // Forget budgets that are full again, now and then, so keys do not pile up.
-            if self.keyed_checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-                self.keyed.retain_recent();
-            }
+            self.sweep_if_due();
             self.keyed.check_key(&key.to_owned())
         };
         match outcome {
@@ -78,6 +103,37 @@ impl Budgets {
                 .max(Duration::from_millis(1))),
         }
     }
+
+    fn sweep_if_due(&self) {
+        let now = self.clock.now();
+        let checks = self.keyed_checks.fetch_add(1, Ordering::Relaxed);
+        let due = nanos(now) >= self.sweep.next_at.load(Ordering::Relaxed)
+            || (checks % LEN_CHECK_EVERY == LEN_CHECK_EVERY - 1
+                && self.keyed.len() >= self.sweep.at_len.load(Ordering::Relaxed));
+        // One sweep at a time; a check that finds one running goes on without waiting.
+        if !due || self.sweep.running.swap(true, Ordering::Acquire) {
+            return;
+        }
+        self.keyed.retain_recent();
+        self.keyed.shrink_to_fit();
+        let left = self.keyed.len();
+        self.sweep
+            .at_len
+            .store((left * 2).max(MIN_SWEEP_AT), Ordering::Relaxed);
+        self.sweep
+            .next_at
+            .store(nanos(now + self.sweep.every), Ordering::Relaxed);
+        self.sweep.running.store(false, Ordering::Release);
+    }
+
+    #[cfg(test)]
+    fn keys_held(&self) -> usize {
+        self.keyed.len()
+    }
+}
+
+fn nanos(since_start: Duration) -> u64 {
+    u64::try_from(since_start.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn period_per_call(rate: RateSpec) -> Duration {
@@ -323,5 +379,51 @@ mod tests {
         assert_eq!(flags[3], (false, false)); // 40 %
         assert_eq!(flags[4], (true, false)); // 50 %
         assert_eq!(flags[6], (true, true)); // 70 %
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn full_buckets_are_forgotten_and_spent_ones_kept() {
+        // 1 call a second, bursts of 2: a spent bucket is full again after 2 s.
+        let m = AdvancedRateLimitMonitor::new(RateSpec::new(1, Duration::from_secs(1)), 2);
+        for i in 0..100_000 {
+            assert!(m.check(&format!("k{i}")).await.is_admitted());
+        }
+        assert!(m.check("spent").await.is_admitted());
+        assert!(m.check("spent").await.is_admitted());
+        assert!(!m.check("spent").await.is_admitted());
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert!(m.check("spent").await.is_admitted());
+        // Every bucket but `spent`'s is full again: the next keyed check sweeps them out.
+        assert!(m.check("other").await.is_admitted());
+        assert!(
+            m.budgets.keys_held() <= 2,
+            "{} keys held",
+            m.budgets.keys_held()
+        );
+        assert!(
+            m.check("spent").await.is_admitted(),
+            "one call left in its bucket"
+        );
+        assert!(
+            !m.check("spent").await.is_admitted(),
+            "a kept key keeps its state"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_of_new_keys_holds_only_the_last_refills() {
+        let m = TimeBasedRateLimitMonitor::new(Duration::from_secs(1));
+        let mut most = 0;
+        for i in 0..100_000 {
+            assert!(m.check(&format!("k{i}")).await.is_admitted());
+            most = most.max(m.budgets.keys_held());
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        // A key is forgotten 1 s after its call plus one more second; sweeps at most 2 s
+        // apart; and the length is looked at every 256 checks.
+        assert!(
+            most <= 4_000 + MIN_SWEEP_AT + LEN_CHECK_EVERY as usize,
+            "{most} keys held at most"
+        );
     }
 }

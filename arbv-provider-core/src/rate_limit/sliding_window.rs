@@ -22,10 +22,43 @@ pub struct SlidingWindowRateLimitMonitor {
 }
 
 /// The calls still in the window: the monitor's one budget, and one per key.
-#[derive(Default)]
+///
+/// A key whose window has emptied carries no state, and is swept out: when a new key would
+/// take the map past `sweep_at` entries, and at most once a period. The next threshold is
+/// twice the keys left, so a sweep's cost is paid by the insertions or the checks of the
+/// period before it: O(1) per check amortised, and memory proportional to the keys used in
+/// the last period, whatever number of keys has been seen.
 struct Windows {
     global: VecDeque<Instant>,
     keyed: HashMap<String, VecDeque<Instant>>,
+    sweep_at: usize,
+    next_timed_sweep: Instant,
+}
+
+/// The fewest keys a sweep leaves room for, so small maps are not swept on every new key.
+const MIN_SWEEP_AT: usize = 1024;
+
+impl Windows {
+    fn new(period: Duration) -> Self {
+        Self {
+            global: VecDeque::new(),
+            keyed: HashMap::new(),
+            sweep_at: MIN_SWEEP_AT,
+            next_timed_sweep: Instant::now() + period,
+        }
+    }
+
+    /// Drops the windows with no call younger than `period`.
+    fn sweep(&mut self, now: Instant, period: Duration) {
+        self.keyed.retain(|_, calls| {
+            calls
+                .back()
+                .is_some_and(|last| now.duration_since(*last) < period)
+        });
+        self.sweep_at = (self.keyed.len() * 2).max(MIN_SWEEP_AT);
+        self.keyed.shrink_to(self.sweep_at);
+        self.next_timed_sweep = now + period;
+    }
 }
 
 impl SlidingWindowRateLimitMonitor {
@@ -33,7 +66,7 @@ impl SlidingWindowRateLimitMonitor {
     pub fn new(rate: RateSpec) -> Self {
         Self {
             rate,
-            windows: Mutex::default(),
+            windows: Mutex::new(Windows::new(rate.period)),
             providers: AttachedProviders::default(),
         }
     }
@@ -42,27 +75,25 @@ impl SlidingWindowRateLimitMonitor {
         let now = Instant::now();
         let limit = self.rate.count as usize;
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
-        let Windows { global, keyed } = &mut *windows;
+        let period = self.rate.period;
+        if now >= windows.next_timed_sweep {
+            windows.sweep(now, period);
+        }
         let calls = if key.is_empty() {
-            global
+            &mut windows.global
         } else {
-            if !keyed.contains_key(key) {
-                // Drop windows that have emptied before adding one, so keys do not pile up.
-                if keyed.len() >= 1024 {
-                    let period = self.rate.period;
-                    keyed.retain(|_, calls| {
-                        calls
-                            .back()
-                            .is_some_and(|last| now.duration_since(*last) < period)
-                    });
+            if !windows.keyed.contains_key(key) {
+                if windows.keyed.len() >= windows.sweep_at {
+                    windows.sweep(now, period);
                 }
-                keyed.insert(key.to_owned(), VecDeque::with_capacity(limit.min(64)));
+                // No room kept ahead: most keys see few calls before they go idle.
+                windows.keyed.insert(key.to_owned(), VecDeque::new());
             }
-            keyed.get_mut(key).expect("inserted above")
+            windows.keyed.get_mut(key).expect("inserted above")
         };
         while calls
             .front()
-            .is_some_and(|first| now.duration_since(*first) >= self.rate.period)
+            .is_some_and(|first| now.duration_since(*first) >= period)
         {
             calls.pop_front();
         }
@@ -159,5 +190,56 @@ mod tests {
         assert!(m.check("account=a").await.is_admitted());
         assert!(m.check("account=b").await.is_admitted());
         assert!(!m.check("account=a").await.is_admitted());
+    }
+
+    impl SlidingWindowRateLimitMonitor {
+        fn keys_held(&self) -> usize {
+            self.windows.lock().unwrap().keyed.len()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_keys_are_forgotten_and_live_ones_keep_their_window() {
+        let m = SlidingWindowRateLimitMonitor::new(RateSpec::new(2, Duration::from_secs(10)));
+        for i in 0..100_000 {
+            assert!(m.check(&format!("k{i}")).await.is_admitted());
+        }
+        // Live keys are state the window needs, and they are all within the last period.
+        assert!(m.keys_held() <= 100_000);
+        assert!(m.check("k7").await.is_admitted());
+        assert!(!m.check("k7").await.is_admitted(), "k7 has spent its 2");
+
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(m.check("late").await.is_admitted());
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // Ten seconds on: every window but `late`'s has emptied, and
+        // the next check, on any key, sweeps them out.
+        assert!(m.check("").await.is_admitted());
+        assert_eq!(m.keys_held(), 1, "only `late` is still in its window");
+        assert!(m.check("late").await.is_admitted());
+        assert!(
+            !m.check("late").await.is_admitted(),
+            "a live key keeps its window across a sweep"
+        );
+        assert!(
+            m.check("k1").await.is_admitted(),
+            "a forgotten key starts whole"
+        );
+        assert!(m.check("k1").await.is_admitted());
+        assert!(!m.check("k1").await.is_admitted());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_of_new_keys_holds_only_the_last_periods() {
+        // 1 000 new keys a second under a 1 s window: whatever the number seen, the map holds
+        // about one period's worth (and at most twice that, by the sweep threshold).
+        let m = SlidingWindowRateLimitMonitor::new(RateSpec::new(1, Duration::from_secs(1)));
+        let mut most = 0;
+        for i in 0..100_000 {
+            assert!(m.check(&format!("k{i}")).await.is_admitted());
+            most = most.max(m.keys_held());
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert!(most <= 2 * 1_000 + MIN_SWEEP_AT, "{most} keys held at most");
     }
 }
