@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::context::Context;
-use crate::envelope::{Envelope, Status};
+use crate::envelope::{Envelope, MAX_ECHOED_BYTES, Status, shorten};
 use crate::error::DefinitionError;
 use crate::provider::{
     ActionSpec, Call, Handler, InputPart, InvalidInput, LimitSetting, OnLimit, Provider,
@@ -22,7 +22,12 @@ use crate::provider::{
 };
 use crate::rate_limit::{Decision, PerKey, RateLimitMonitor};
 use crate::response::{ActionResponse, format_seconds};
-use crate::validation::{SchemaValidator, Violations};
+use crate::validation::{MAX_ERROR_MESSAGE_BYTES, SchemaValidator, Violations};
+
+/// Inputs (payload plus account) up to this size are parsed and checked on the runtime thread:
+/// that takes well under a millisecond. Larger ones go to the blocking pool, so that a document
+/// that takes long to check does not stall the other tasks of the thread.
+const INLINE_INPUT_BYTES: usize = 64 * 1024;
 
 type ErasedHandler =
     Arc<dyn Fn(Call) -> BoxFuture<'static, Result<ActionResponse, InvalidInput>> + Send + Sync>;
@@ -80,6 +85,10 @@ pub struct Dispatcher {
     actions: Vec<CompiledAction>,
     by_name: HashMap<String, usize>,
     available: Value,
+    max_task_bytes: usize,
+    /// Large inputs read at once: one per core, so hostile tasks queue for the cores instead of
+    /// each taking a thread and the memory of its errors.
+    large_inputs: Arc<tokio::sync::Semaphore>,
 }
 
 impl Dispatcher {
@@ -169,6 +178,10 @@ impl Dispatcher {
             actions,
             by_name,
             available,
+            max_task_bytes: config.max_task_bytes(),
+            large_inputs: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         })
     }
 
@@ -189,8 +202,10 @@ impl Dispatcher {
         task: IncomingTask,
         interrupt: &CancellationToken,
     ) -> CompletedTask {
-        let payload_text = json_text(&task.payload, "{}");
-        let account_text = json_text(&task.account, "{}");
+        // A task too large to read is not echoed either: the result would be larger still.
+        let too_large = task.payload.len() + task.account.len() > self.max_task_bytes;
+        let payload_text = json_text(&task.payload, "{}", too_large);
+        let account_text = json_text(&task.account, "{}", too_large);
         let (status, result) = match self.run(&task, interrupt).await {
             Ok(envelope) | Err(envelope) => (envelope.status, envelope.to_json()),
         };
@@ -209,52 +224,42 @@ impl Dispatcher {
         task: &IncomingTask,
         interrupt: &CancellationToken,
     ) -> Result<Envelope, Envelope> {
-        let action_name = task.action.as_str();
-        let payload = parse_json(&task.payload)
-            .map_err(|e| {
-                self.parse_failure(action_name, format!("payload is not valid JSON: {e}"))
-            })?
-            .unwrap_or_else(|| json!({}));
-        let account = parse_json(&task.account).map_err(|e| {
-            self.parse_failure(action_name, format!("account is not valid JSON: {e}"))
-        })?;
-
-        let Some(&index) = self.by_name.get(action_name) else {
+        let size = task.payload.len() + task.account.len();
+        if size > self.max_task_bytes {
             return Err(self.envelope(
-                action_name,
+                &shorten(&task.action, MAX_ECHOED_BYTES),
+                Status::Error,
+                format!("Task too large: {size} bytes, limit {}", self.max_task_bytes),
+                json!({
+                    "error": format!(
+                        "the task's payload and account hold {size} bytes; this provider reads at most {} (PROVIDER_MAX_TASK_BYTES)",
+                        self.max_task_bytes
+                    ),
+                    "error_code": "TASK_TOO_LARGE",
+                    "size_bytes": size,
+                    "limit_bytes": self.max_task_bytes,
+                }),
+            ));
+        }
+        let Some(&index) = self.by_name.get(task.action.as_str()) else {
+            let action_name = shorten(&task.action, MAX_ECHOED_BYTES);
+            return Err(self.envelope(
+                &action_name,
                 Status::Error,
                 format!("Action '{action_name}' not found"),
                 json!({ "available_actions": self.available }),
             ));
         };
         let action = &self.actions[index];
-
-        if let Some(validator) = &action.payload {
-            validator
-                .check(&payload)
-                .map_err(|v| self.invalid(action_name, InputPart::Payload, &v, validator))?;
-        }
-        match (&account, &action.account) {
-            (None, Some(validator)) if action.spec.account_required => {
-                return Err(self.envelope(
-                    action_name,
-                    Status::Error,
-                    "Account data is required but not provided".to_owned(),
-                    json!({
-                        "errors": [{"path": "", "message": "the task has no account"}],
-                        "missing_params": [],
-                        "schema": validator.schema().as_ref(),
-                    }),
-                ));
-            }
-            (Some(account), Some(validator)) => validator
-                .check(account)
-                .map_err(|v| self.invalid(action_name, InputPart::Account, &v, validator))?,
-            _ => {}
-        }
+        let action_name = task.action.as_str();
 
         let timeout = action.spec.timeout.unwrap_or(self.default_timeout);
+        // The deadline covers reading the input: a document slow to check answers as a timeout.
         let deadline = tokio::time::Instant::now() + timeout;
+        let (payload, account) = self
+            .read_input(task, action, timeout, deadline, interrupt)
+            .await?;
+
         if let Some(limit) = &action.limit {
             self.admit(
                 action_name,
@@ -281,21 +286,11 @@ impl Dispatcher {
             outcome = running => outcome,
             () = tokio::time::sleep_until(deadline) => {
                 context.cancel();
-                return Err(self.envelope(
-                    action_name,
-                    Status::Error,
-                    format!("Task execution timed out after {}s", format_seconds(timeout.as_secs_f64())),
-                    json!({ "timeout_s": timeout.as_secs_f64() }),
-                ));
+                return Err(self.timed_out(action_name, timeout));
             }
             () = interrupt.cancelled() => {
                 context.cancel();
-                return Err(self.envelope(
-                    action_name,
-                    Status::Error,
-                    "Task interrupted: the provider shut down before the action finished".to_owned(),
-                    json!({ "error": "the provider's drain timeout ran out during shutdown", "error_code": "SHUTDOWN" }),
-                ));
+                return Err(self.interrupted(action_name));
             }
         };
         match outcome {
@@ -308,13 +303,9 @@ impl Dispatcher {
                     InputPart::Payload => action.payload.as_ref(),
                     InputPart::Account => action.account.as_ref(),
                 };
-                let violations = Violations {
-                    errors: vec![crate::validation::FieldError {
-                        path: String::new(),
-                        message: invalid.message,
-                    }],
-                    missing: Vec::new(),
-                };
+                // serde's messages quote the offending value.
+                let violations =
+                    Violations::single(shorten(&invalid.message, MAX_ERROR_MESSAGE_BYTES));
                 Err(self.invalid_with(
                     action_name,
                     invalid.part,
@@ -371,6 +362,128 @@ impl Dispatcher {
         }
     }
 
+    /// Parses and checks the task's payload and account against the action's schemas: on this
+    /// thread when they are small, on the blocking pool when large (one per core at once), and
+    /// within the task's deadline. A read that overruns is answered with the timeout; it finishes
+    /// in the background, which is bounded because checking is linear and its lists are capped.
+    async fn read_input(
+        &self,
+        task: &IncomingTask,
+        action: &CompiledAction,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+        interrupt: &CancellationToken,
+    ) -> Result<(Value, Option<Value>), Envelope> {
+        let action_name = task.action.as_str();
+        let read = if task.payload.len() + task.account.len() <= INLINE_INPUT_BYTES {
+            read_input(
+                &task.payload,
+                &task.account,
+                action.payload.as_ref(),
+                action.account.as_ref(),
+                action.spec.account_required,
+            )
+        } else {
+            let (payload, account) = (task.payload.clone(), task.account.clone());
+            let (payload_schema, account_schema) = (action.payload.clone(), action.account.clone());
+            let account_required = action.spec.account_required;
+            let large_inputs = self.large_inputs.clone();
+            let reading = async move {
+                let permit = large_inputs
+                    .acquire_owned()
+                    .await
+                    .expect("the dispatcher never closes its semaphore");
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    read_input(
+                        &payload,
+                        &account,
+                        payload_schema.as_ref(),
+                        account_schema.as_ref(),
+                        account_required,
+                    )
+                })
+                .await
+            };
+            tokio::select! {
+                biased;
+                read = reading => match read {
+                    Ok(read) => read,
+                    Err(join) => {
+                        let message = if join.is_panic() {
+                            panic_message(join.into_panic().as_ref())
+                        } else {
+                            "the runtime is shutting down".to_owned()
+                        };
+                        return Err(self.envelope(
+                            action_name,
+                            Status::Error,
+                            format!("Failed to read the task's input: {message}"),
+                            json!({ "error": message }),
+                        ));
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => return Err(self.timed_out(action_name, timeout)),
+                () = interrupt.cancelled() => return Err(self.interrupted(action_name)),
+            }
+        };
+        read.map_err(|rejected| match rejected {
+            Rejection::Unparsable { part, error } => self.parse_failure(
+                action_name,
+                format!(
+                    "{} is not valid JSON: {}",
+                    part_name(part),
+                    shorten(&error, MAX_ECHOED_BYTES)
+                ),
+            ),
+            Rejection::AccountMissing => self.envelope(
+                action_name,
+                Status::Error,
+                "Account data is required but not provided".to_owned(),
+                json!({
+                    "errors": [{"path": "", "message": "the task has no account"}],
+                    "errors_omitted": 0,
+                    "missing_params": [],
+                    "missing_params_omitted": 0,
+                    "schema": action.account.as_ref().map(|v| v.schema().as_ref()),
+                }),
+            ),
+            Rejection::Invalid { part, violations } => {
+                let validator = match part {
+                    InputPart::Payload => action.payload.as_ref(),
+                    InputPart::Account => action.account.as_ref(),
+                };
+                self.invalid_with(
+                    action_name,
+                    part,
+                    &violations,
+                    validator.map(|v| v.schema().as_ref()),
+                )
+            }
+        })
+    }
+
+    fn timed_out(&self, action: &str, timeout: Duration) -> Envelope {
+        self.envelope(
+            action,
+            Status::Error,
+            format!(
+                "Task execution timed out after {}s",
+                format_seconds(timeout.as_secs_f64())
+            ),
+            json!({ "timeout_s": timeout.as_secs_f64() }),
+        )
+    }
+
+    fn interrupted(&self, action: &str) -> Envelope {
+        self.envelope(
+            action,
+            Status::Error,
+            "Task interrupted: the provider shut down before the action finished".to_owned(),
+            json!({ "error": "the provider's drain timeout ran out during shutdown", "error_code": "SHUTDOWN" }),
+        )
+    }
+
     fn parse_failure(&self, action: &str, error: String) -> Envelope {
         self.envelope(
             action,
@@ -380,16 +493,6 @@ impl Dispatcher {
         )
     }
 
-    fn invalid(
-        &self,
-        action: &str,
-        part: InputPart,
-        violations: &Violations,
-        validator: &SchemaValidator,
-    ) -> Envelope {
-        self.invalid_with(action, part, violations, Some(validator.schema().as_ref()))
-    }
-
     fn invalid_with(
         &self,
         action: &str,
@@ -397,17 +500,15 @@ impl Dispatcher {
         violations: &Violations,
         schema: Option<&Value>,
     ) -> Envelope {
-        let what = match part {
-            InputPart::Payload => "payload",
-            InputPart::Account => "account",
-        };
         self.envelope(
             action,
             Status::Error,
-            format!("Invalid {what}: {}", violations.summary()),
+            format!("Invalid {}: {}", part_name(part), violations.summary()),
             json!({
                 "errors": violations.errors,
+                "errors_omitted": violations.errors_omitted,
                 "missing_params": violations.missing,
+                "missing_params_omitted": violations.missing_omitted,
                 "schema": schema,
             }),
         )
@@ -442,6 +543,65 @@ fn erase<P: Send + Sync + 'static>(provider: Arc<P>, handler: Handler<P>) -> Era
     }
 }
 
+/// Why a task's input was refused before its action ran.
+enum Rejection {
+    Unparsable { part: InputPart, error: String },
+    AccountMissing,
+    Invalid {
+        part: InputPart,
+        violations: Violations,
+    },
+}
+
+fn part_name(part: InputPart) -> &'static str {
+    match part {
+        InputPart::Payload => "payload",
+        InputPart::Account => "account",
+    }
+}
+
+/// Parses the payload (empty reads as `{}`) and the account, then checks each against its
+/// schema. No async in here: a large input runs this on the blocking pool.
+fn read_input(
+    payload: &[u8],
+    account: &[u8],
+    payload_schema: Option<&SchemaValidator>,
+    account_schema: Option<&SchemaValidator>,
+    account_required: bool,
+) -> Result<(Value, Option<Value>), Rejection> {
+    let payload = parse_json(payload)
+        .map_err(|error| Rejection::Unparsable {
+            part: InputPart::Payload,
+            error,
+        })?
+        .unwrap_or_else(|| json!({}));
+    let account = parse_json(account).map_err(|error| Rejection::Unparsable {
+        part: InputPart::Account,
+        error,
+    })?;
+    if let Some(validator) = payload_schema {
+        validator
+            .check(&payload)
+            .map_err(|violations| Rejection::Invalid {
+                part: InputPart::Payload,
+                violations,
+            })?;
+    }
+    match (&account, account_schema) {
+        (None, Some(_)) if account_required => return Err(Rejection::AccountMissing),
+        (Some(account), Some(validator)) => {
+            validator
+                .check(account)
+                .map_err(|violations| Rejection::Invalid {
+                    part: InputPart::Account,
+                    violations,
+                })?
+        }
+        _ => {}
+    }
+    Ok((payload, account))
+}
+
 /// `None` for an empty document or JSON `null`: an absent account, or a payload the caller
 /// reads as `{}`.
 fn parse_json(bytes: &[u8]) -> Result<Option<Value>, String> {
@@ -456,8 +616,8 @@ fn parse_json(bytes: &[u8]) -> Result<Option<Value>, String> {
     }
 }
 
-fn json_text(bytes: &[u8], empty: &str) -> String {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+fn json_text(bytes: &[u8], empty: &str, too_large: bool) -> String {
+    if too_large || bytes.iter().all(u8::is_ascii_whitespace) {
         return empty.to_owned();
     }
     String::from_utf8_lossy(bytes).into_owned()

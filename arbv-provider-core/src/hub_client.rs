@@ -19,6 +19,11 @@ use crate::secret::AuthToken;
 /// How long a `SubmitTaskResult` may take before it is tried again.
 const SUBMIT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// What a hub's answer may hold beyond the task size limit (id, action name, framing), so that a
+/// task over `PROVIDER_MAX_TASK_BYTES` still decodes and is answered `TASK_TOO_LARGE`. A message
+/// over the sum cannot be decoded at all: its id is unknown, so it cannot be answered.
+const DECODE_HEADROOM: usize = 64 * 1024 * 1024;
+
 /// What went wrong talking to the hub. Never carries the token.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HubError {
@@ -115,7 +120,8 @@ impl HubClient {
     /// A client over `channel` for `provider`.
     pub fn new(channel: Channel, provider: Arc<str>, config: &Config) -> Self {
         Self {
-            rpc: RpcClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+            rpc: RpcClient::new(channel)
+                .max_decoding_message_size(config.max_task_bytes().saturating_add(DECODE_HEADROOM)),
             provider,
             token: config.auth_token().clone(),
             poll_deadline: config.poll_deadline(),

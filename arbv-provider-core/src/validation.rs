@@ -1,10 +1,18 @@
 //! Payload and account checks against JSON Schemas compiled once at start-up.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
+
+use jsonschema::ValidationError;
+use jsonschema::error::ValidationErrorKind;
+
+use crate::envelope::display_bounded;
 
 /// The JSON Schema of `T` (draft 2020-12), as schemars generates it.
 pub fn schema_of<T: JsonSchema>() -> Value {
@@ -22,30 +30,72 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// Everything wrong with a document: every error, not only the first.
+/// The most errors an envelope lists; the others are counted in `errors_omitted`.
+pub const MAX_LISTED_ERRORS: usize = 100;
+/// The most missing fields an envelope lists; the others are counted in `missing_omitted`.
+pub const MAX_LISTED_MISSING: usize = 100;
+/// The longest error message kept, in bytes. A type error quotes the offending value, which may
+/// be most of the document.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 256;
+/// Missing fields named in the one-line summary; the rest are counted.
+const SUMMARY_MISSING: usize = 10;
+/// Other errors spelled out in the one-line summary; the rest are counted.
+const SUMMARY_ERRORS: usize = 3;
+
+/// Everything wrong with a document, bounded: the first errors in document order, and how many
+/// more there are. A document with a million errors costs a list of
+/// [`MAX_LISTED_ERRORS`], not a million.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Violations {
-    /// Each error with its path.
+    /// The errors with the smallest paths (at most [`MAX_LISTED_ERRORS`]), sorted by path.
     pub errors: Vec<FieldError>,
-    /// Required fields that are absent, as dotted paths (`customer.address.zip`).
+    /// Errors found but not listed in `errors`.
+    pub errors_omitted: usize,
+    /// Required fields that are absent, as dotted paths (`customer.address.zip`), sorted (at
+    /// most [`MAX_LISTED_MISSING`]). Each also has its entry among the errors.
     pub missing: Vec<String>,
+    /// Missing fields found but not listed in `missing`.
+    pub missing_omitted: usize,
 }
 
 impl Violations {
-    /// One line for the envelope's message: the missing fields first, then the other errors.
+    /// One error about the whole document.
+    pub fn single(message: impl Into<String>) -> Self {
+        Self {
+            errors: vec![FieldError {
+                path: String::new(),
+                message: message.into(),
+            }],
+            ..Self::default()
+        }
+    }
+
+    /// One line for the envelope's message: the missing fields first, then the other errors,
+    /// a few of each and how many more. Linear in the listed errors, which are bounded.
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
-        if !self.missing.is_empty() {
-            parts.push(format!(
+        let missing_total = self.missing.len() + self.missing_omitted;
+        if missing_total > 0 {
+            let shown = self.missing.len().min(SUMMARY_MISSING);
+            let mut part = format!(
                 "Missing required parameters: {}",
-                self.missing.join(", ")
-            ));
+                self.missing[..shown].join(", ")
+            );
+            if missing_total > shown {
+                part.push_str(&format!(" and {} more", missing_total - shown));
+            }
+            parts.push(part);
         }
-        let others: Vec<String> = self
+        // A missing field is named above; its error points where the field would be.
+        let missing: std::collections::HashSet<&str> =
+            self.missing.iter().map(String::as_str).collect();
+        let others_total =
+            (self.errors.len() + self.errors_omitted).saturating_sub(missing_total);
+        let shown: Vec<String> = self
             .errors
             .iter()
-            // A missing field is named above; its error points where the field would be.
-            .filter(|e| !self.missing.contains(&dotted(&e.path)))
+            .filter(|e| !missing.contains(dotted(&e.path).as_str()))
+            .take(SUMMARY_ERRORS.min(others_total))
             .map(|e| {
                 if e.path.is_empty() {
                     e.message.clone()
@@ -54,17 +104,90 @@ impl Violations {
                 }
             })
             .collect();
-        const SHOWN: usize = 3;
-        if others.len() > SHOWN {
-            parts.push(format!(
-                "{}; and {} more",
-                others[..SHOWN].join("; "),
-                others.len() - SHOWN
-            ));
-        } else if !others.is_empty() {
-            parts.push(others.join("; "));
+        let more = others_total.saturating_sub(shown.len());
+        match (shown.is_empty(), more) {
+            (true, 0) => {}
+            (true, more) => parts.push(format!("{more} other errors")),
+            (false, 0) => parts.push(shown.join("; ")),
+            (false, more) => parts.push(format!("{}; and {more} more", shown.join("; "))),
         }
         parts.join("; ")
+    }
+}
+
+/// Keeps the `cap` entries with the smallest keys among all it is offered, and counts the
+/// others: O(log cap) per entry, so a capped list in document order costs linear time.
+struct Smallest<V> {
+    cap: usize,
+    kept: BinaryHeap<Keyed<V>>,
+    offered: usize,
+}
+
+struct Keyed<V> {
+    key: String,
+    order: usize,
+    value: V,
+}
+
+impl<V> PartialEq for Keyed<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl<V> Eq for Keyed<V> {}
+
+impl<V> PartialOrd for Keyed<V> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<V> Ord for Keyed<V> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.key.as_str(), self.order).cmp(&(other.key.as_str(), other.order))
+    }
+}
+
+impl<V> Smallest<V> {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            kept: BinaryHeap::with_capacity(cap + 1),
+            offered: 0,
+        }
+    }
+
+    /// Offers `value`, ordered by `key(&value)`; the key is copied only when the value is kept.
+    fn offer(&mut self, value: V, key: impl Fn(&V) -> Cow<'_, str>) {
+        let order = self.offered;
+        self.offered += 1;
+        let key = key(&value);
+        if self.kept.len() == self.cap
+            && self
+                .kept
+                .peek()
+                .is_none_or(|largest| key.as_ref() >= largest.key.as_str())
+        {
+            return;
+        }
+        let key = key.into_owned();
+        self.kept.push(Keyed { key, order, value });
+        if self.kept.len() > self.cap {
+            self.kept.pop();
+        }
+    }
+
+    /// The kept entries by key, and how many were left out.
+    fn into_sorted(self) -> (Vec<(String, V)>, usize) {
+        let omitted = self.offered - self.kept.len();
+        let kept = self
+            .kept
+            .into_sorted_vec()
+            .into_iter()
+            .map(|k| (k.key, k.value))
+            .collect();
+        (kept, omitted)
     }
 }
 
@@ -106,38 +229,64 @@ impl SchemaValidator {
         &self.schema
     }
 
-    /// Checks `instance`; on failure lists every error.
+    /// Checks `instance`; on failure lists the first errors in document order and counts the
+    /// rest. Linear in the number of errors; each listed message is cut to
+    /// [`MAX_ERROR_MESSAGE_BYTES`].
     pub fn check(&self, instance: &Value) -> Result<(), Violations> {
         if self.validator.is_valid(instance) {
             return Ok(());
         }
-        let mut violations = Violations::default();
+        let mut errors = Smallest::new(MAX_LISTED_ERRORS);
+        let mut missing = Smallest::new(MAX_LISTED_MISSING);
         for error in self.validator.iter_errors(instance) {
-            let mut path = error.instance_path().as_str().to_owned();
-            if let jsonschema::error::ValidationErrorKind::Required { property } = error.kind() {
-                let name = property
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| property.to_string());
-                path = format!("{path}/{}", escape_pointer(&name));
-                violations.missing.push(dotted(&path));
+            if let ValidationErrorKind::Required { .. } = error.kind() {
+                missing.offer(dotted(&pointer(&error)), |field| Cow::Borrowed(field));
             }
-            let message = if self.masked {
-                error.masked().to_string()
-            } else {
-                error.to_string()
-            };
-            violations.errors.push(FieldError { path, message });
+            // Messages are formatted later, only for the errors that are kept.
+            errors.offer(error, pointer);
         }
-        // Document order, whatever order the validator's keywords ran in.
-        violations.errors.sort_by(|a, b| a.path.cmp(&b.path));
-        violations.missing.sort();
-        Err(violations)
+        let (errors, errors_omitted) = errors.into_sorted();
+        let (missing, missing_omitted) = missing.into_sorted();
+        Err(Violations {
+            errors: errors
+                .into_iter()
+                .map(|(path, error)| {
+                    let message = if self.masked {
+                        display_bounded(&error.masked(), MAX_ERROR_MESSAGE_BYTES)
+                    } else {
+                        display_bounded(&error, MAX_ERROR_MESSAGE_BYTES)
+                    };
+                    FieldError { path, message }
+                })
+                .collect(),
+            errors_omitted,
+            missing: missing.into_iter().map(|(field, _)| field).collect(),
+            missing_omitted,
+        })
     }
 }
 
-fn escape_pointer(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
+/// Where the error is, as a JSON pointer; for a missing field, where the field would be.
+fn pointer<'e>(error: &'e ValidationError<'_>) -> Cow<'e, str> {
+    let at = error.instance_path().as_str();
+    match error.kind() {
+        ValidationErrorKind::Required { property } => {
+            let name = match property.as_str() {
+                Some(name) => escape_pointer(name).into_owned(),
+                None => escape_pointer(&property.to_string()).into_owned(),
+            };
+            Cow::Owned(format!("{at}/{name}"))
+        }
+        _ => Cow::Borrowed(at),
+    }
+}
+
+fn escape_pointer(segment: &str) -> Cow<'_, str> {
+    if segment.contains(['~', '/']) {
+        Cow::Owned(segment.replace('~', "~0").replace('/', "~1"))
+    } else {
+        Cow::Borrowed(segment)
+    }
 }
 
 /// `/customer/address/zip` → `customer.address.zip`.
