@@ -632,3 +632,49 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         "the action panicked with a value that is not a string".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut text = "[".repeat(depth).into_bytes();
+        text.extend(std::iter::repeat_n(b']', depth));
+        text
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
+        let deep = nested(100_000);
+        let error = parse_json(&deep).unwrap_err();
+        assert!(error.contains("recursion limit"), "{error}");
+        match read_input(b"{}", &deep, None, None, false) {
+            Err(Rejection::Unparsable {
+                part: InputPart::Account,
+                error,
+            }) => assert!(error.contains("recursion limit"), "{error}"),
+            _ => panic!("a 100k-deep account is refused"),
+        }
+        // Nesting within the limit parses.
+        assert!(parse_json(&nested(100)).unwrap().is_some());
+    }
+
+    #[test]
+    fn input_is_checked_payload_first_then_the_account() {
+        let schema = SchemaValidator::compile(json!({"type": "object", "required": ["a"]})).unwrap();
+        match read_input(b"{}", b"", Some(&schema), Some(&schema), true) {
+            Err(Rejection::Invalid {
+                part: InputPart::Payload,
+                violations,
+            }) => assert_eq!(violations.missing, ["a"]),
+            _ => panic!("the payload misses `a`"),
+        }
+        assert!(matches!(
+            read_input(b"{\"a\": 1}", b" ", Some(&schema), Some(&schema), true),
+            Err(Rejection::AccountMissing)
+        ));
+        let (payload, account) =
+            read_input(b"", b"{\"a\": 2}", None, Some(&schema), true).unwrap_or_else(|_| panic!());
+        assert_eq!((payload, account), (json!({}), Some(json!({"a": 2}))));
+    }
+}

@@ -331,6 +331,81 @@ mod tests {
         );
     }
 
+    fn order_schema() -> Value {
+        json!({
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {"type": "array", "items": {
+                    "type": "object", "required": ["id", "q"],
+                    "properties": {"id": {"type": "string"}, "q": {"type": "integer"}}}}
+            }
+        })
+    }
+
+    #[test]
+    fn lists_are_capped_and_the_rest_counted() {
+        let v = SchemaValidator::compile(order_schema()).unwrap();
+        let items: Vec<Value> = (0..5000).map(|_| json!({})).collect();
+        let err = v.check(&json!({ "items": items })).unwrap_err();
+        assert_eq!(err.errors.len(), MAX_LISTED_ERRORS);
+        assert_eq!(err.errors_omitted, 10_000 - MAX_LISTED_ERRORS);
+        assert_eq!(err.missing.len(), MAX_LISTED_MISSING);
+        assert_eq!(err.missing_omitted, 10_000 - MAX_LISTED_MISSING);
+        // The first in document order (by path), sorted.
+        assert_eq!(err.errors[0].path, "/items/0/id");
+        assert_eq!(err.errors[1].path, "/items/0/q");
+        assert!(err.errors.windows(2).all(|w| w[0].path <= w[1].path));
+        assert_eq!(err.missing[0], "items.0.id");
+        assert!(err.missing.windows(2).all(|w| w[0] <= w[1]));
+        let summary = err.summary();
+        assert!(
+            summary.starts_with("Missing required parameters: items.0.id, items.0.q,"),
+            "{summary}"
+        );
+        assert!(summary.ends_with(" and 9990 more"), "{summary}");
+        assert!(summary.len() < 400, "{summary}");
+    }
+
+    #[test]
+    fn the_summary_counts_other_errors_beyond_the_listed_ones() {
+        let v = SchemaValidator::compile(order_schema()).unwrap();
+        // Missing fields sort first ("/items/0/id" < "/items/0/q"), so they fill the list.
+        let mut items: Vec<Value> = (0..200).map(|_| json!({"q": 1})).collect();
+        items.extend((0..50).map(|_| json!({"id": "x", "q": "bad"})));
+        let err = v.check(&json!({ "items": items })).unwrap_err();
+        assert_eq!(err.errors.len() + err.errors_omitted, 250);
+        assert_eq!(err.missing.len() + err.missing_omitted, 200);
+        let summary = err.summary();
+        assert!(summary.contains("and 190 more"), "{summary}");
+        assert!(summary.ends_with("; 50 other errors"), "{summary}");
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let v = SchemaValidator::compile(json!({"type": "object", "properties": {
+            "n": {"type": "number"}}}))
+        .unwrap();
+        let err = v.check(&json!({"n": "x".repeat(1 << 20)})).unwrap_err();
+        let message = &err.errors[0].message;
+        assert!(message.len() < MAX_ERROR_MESSAGE_BYTES + 32, "{}", message.len());
+        assert!(message.ends_with("… (truncated)"), "{message}");
+    }
+
+    #[test]
+    fn keeps_the_smallest_keys_in_order() {
+        let mut smallest = Smallest::new(3);
+        for (i, key) in ["d", "b", "e", "a", "b", "c"].into_iter().enumerate() {
+            smallest.offer(i, |_| Cow::Borrowed(key));
+        }
+        let (kept, omitted) = smallest.into_sorted();
+        assert_eq!(
+            kept,
+            vec![("a".into(), 3), ("b".into(), 1), ("b".into(), 4)]
+        );
+        assert_eq!(omitted, 3);
+    }
+
     #[test]
     fn masked_messages_hide_values() {
         let v = SchemaValidator::compile(json!({"type": "object", "properties": {
