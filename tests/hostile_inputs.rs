@@ -56,7 +56,10 @@ async fn a_flood_of_schema_errors_is_answered_small_and_others_go_on() {
 
     let e = answer(&hub, &hostile).await;
     let hostile_took = sent.elapsed();
-    assert!(hostile_took < ANSWER_WITHIN, "answered after {hostile_took:?}");
+    assert!(
+        hostile_took < ANSWER_WITHIN,
+        "answered after {hostile_took:?}"
+    );
     let size = e.to_string().len();
     assert!(size < ANSWER_BYTES, "the answer holds {size} bytes");
     assert_eq!(e["status"], "error");
@@ -65,7 +68,10 @@ async fn a_flood_of_schema_errors_is_answered_small_and_others_go_on() {
         message.starts_with("Invalid payload: Missing required parameters: items.0.price, items.0.product_id, items.0.quantity, items.1.price"),
         "{message}"
     );
-    assert!(message.ends_with(&format!(" and {} more", 3 * items - 10)), "{message}");
+    assert!(
+        message.ends_with(&format!(" and {} more", 3 * items - 10)),
+        "{message}"
+    );
     let r = &e["data"]["response"];
     let listed = r["errors"].as_array().unwrap().len();
     assert_eq!(listed, 100);
@@ -92,7 +98,12 @@ async fn reading_the_input_counts_against_the_timeout() {
         .build()
         .unwrap();
     let provider = RunningProvider::start(Basic, config);
-    let id = hub.enqueue_raw(PROVIDER, "process_order", empty_items(100_000), Bytes::new());
+    let id = hub.enqueue_raw(
+        PROVIDER,
+        "process_order",
+        empty_items(100_000),
+        Bytes::new(),
+    );
     let e = answer(&hub, &id).await;
     assert_eq!(e["message"], "Task execution timed out after 0.001s", "{e}");
     provider.stop().await.unwrap();
@@ -132,7 +143,10 @@ async fn oversized_tasks_huge_names_and_deep_nesting_get_small_answers() {
     assert!(size < 4096, "the answer holds {size} bytes");
     let message = e["message"].as_str().unwrap();
     assert!(message.starts_with("Action 'nnnn"), "{message}");
-    assert!(message.ends_with(&format!("… ({} bytes in all)' not found", 1 << 20)), "{message}");
+    assert!(
+        message.ends_with(&format!("… ({} bytes in all)' not found", 1 << 20)),
+        "{message}"
+    );
     assert!(e["data"]["response"]["available_actions"].is_array());
 
     // 100 000 levels of nesting, in the payload and in the account.
@@ -141,7 +155,10 @@ async fn oversized_tasks_huge_names_and_deep_nesting_get_small_answers() {
     let e = answer(&hub, &id).await;
     assert_eq!(e["message"], "Failed to parse task data");
     let error = e["data"]["response"]["error"].as_str().unwrap();
-    assert!(error.starts_with("payload is not valid JSON: recursion limit exceeded"), "{error}");
+    assert!(
+        error.starts_with("payload is not valid JSON: recursion limit exceeded"),
+        "{error}"
+    );
     let id = hub.enqueue_raw(
         PROVIDER,
         "create_profile",
@@ -150,11 +167,17 @@ async fn oversized_tasks_huge_names_and_deep_nesting_get_small_answers() {
     );
     let e = answer(&hub, &id).await;
     let error = e["data"]["response"]["error"].as_str().unwrap();
-    assert!(error.starts_with("account is not valid JSON: recursion limit exceeded"), "{error}");
+    assert!(
+        error.starts_with("account is not valid JSON: recursion limit exceeded"),
+        "{error}"
+    );
 
     // The provider is still fine.
     let id = hub.enqueue(PROVIDER, "echo", json!({"message": "still here"}), None);
-    assert_eq!(answer(&hub, &id).await["data"]["response"]["echo"], "still here");
+    assert_eq!(
+        answer(&hub, &id).await["data"]["response"]["echo"],
+        "still here"
+    );
     provider.stop().await.unwrap();
     server.stop().await;
 }

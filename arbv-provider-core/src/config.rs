@@ -441,10 +441,12 @@ fn parse_seconds(
 
 /// A number of bytes, bare or with a binary unit: `65536`, `64KiB`, `4MiB`, `1GiB`.
 fn parse_bytes(variable: &'static str, value: &str) -> Result<usize, ConfigError> {
-    let invalid = || ConfigError::Invalid {
+    let invalid = || {
+        ConfigError::Invalid {
         variable,
         value: value.to_owned(),
         reason: "give a number of bytes greater than zero, bare or with a unit: 4194304, 512KiB, 4MiB, 1GiB".into(),
+    }
     };
     let trimmed = value.trim();
     let digits = trimmed
@@ -548,7 +550,13 @@ mod tests {
                 .max_task_bytes(),
             DEFAULT_MAX_TASK_BYTES
         );
-        assert!(Config::builder().auth_token("t").max_task_bytes(0).build().is_err());
+        assert!(
+            Config::builder()
+                .auth_token("t")
+                .max_task_bytes(0)
+                .build()
+                .is_err()
+        );
     }
 
     #[test]

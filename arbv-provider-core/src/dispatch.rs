@@ -545,7 +545,10 @@ fn erase<P: Send + Sync + 'static>(provider: Arc<P>, handler: Handler<P>) -> Era
 
 /// Why a task's input was refused before its action ran.
 enum Rejection {
-    Unparsable { part: InputPart, error: String },
+    Unparsable {
+        part: InputPart,
+        error: String,
+    },
     AccountMissing,
     Invalid {
         part: InputPart,
@@ -661,7 +664,8 @@ mod tests {
 
     #[test]
     fn input_is_checked_payload_first_then_the_account() {
-        let schema = SchemaValidator::compile(json!({"type": "object", "required": ["a"]})).unwrap();
+        let schema =
+            SchemaValidator::compile(json!({"type": "object", "required": ["a"]})).unwrap();
         match read_input(b"{}", b"", Some(&schema), Some(&schema), true) {
             Err(Rejection::Invalid {
                 part: InputPart::Payload,

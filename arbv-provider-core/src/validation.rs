@@ -89,8 +89,7 @@ impl Violations {
         // A missing field is named above; its error points where the field would be.
         let missing: std::collections::HashSet<&str> =
             self.missing.iter().map(String::as_str).collect();
-        let others_total =
-            (self.errors.len() + self.errors_omitted).saturating_sub(missing_total);
+        let others_total = (self.errors.len() + self.errors_omitted).saturating_sub(missing_total);
         let shown: Vec<String> = self
             .errors
             .iter()
@@ -158,21 +157,25 @@ impl<V> Smallest<V> {
         }
     }
 
-    /// Offers `value`, ordered by `key(&value)`; the key is copied only when the value is kept.
-    fn offer(&mut self, value: V, key: impl Fn(&V) -> Cow<'_, str>) {
-        let order = self.offered;
+    /// Counts an entry whose key is `key`'s pieces laid end to end, and says whether it is kept;
+    /// if so, the caller passes it to [`keep`](Self::keep). The key is compared in place: no
+    /// allocation for an entry left out.
+    fn admits(&mut self, key: &[&str]) -> bool {
         self.offered += 1;
-        let key = key(&value);
-        if self.kept.len() == self.cap
-            && self
+        self.kept.len() < self.cap
+            || self
                 .kept
                 .peek()
-                .is_none_or(|largest| key.as_ref() >= largest.key.as_str())
-        {
-            return;
-        }
-        let key = key.into_owned();
-        self.kept.push(Keyed { key, order, value });
+                .is_some_and(|largest| cmp_pieces(key, &largest.key) == Ordering::Less)
+    }
+
+    /// Keeps the entry just admitted.
+    fn keep(&mut self, key: String, value: V) {
+        self.kept.push(Keyed {
+            key,
+            order: self.offered,
+            value,
+        });
         if self.kept.len() > self.cap {
             self.kept.pop();
         }
@@ -239,46 +242,76 @@ impl SchemaValidator {
         let mut errors = Smallest::new(MAX_LISTED_ERRORS);
         let mut missing = Smallest::new(MAX_LISTED_MISSING);
         for error in self.validator.iter_errors(instance) {
-            if let ValidationErrorKind::Required { .. } = error.kind() {
-                missing.offer(dotted(&pointer(&error)), |field| Cow::Borrowed(field));
+            let at = error.instance_path().as_str();
+            if let ValidationErrorKind::Required { property } = error.kind() {
+                // Where the field would be: the object's pointer and the field's name.
+                let name = match property.as_str() {
+                    Some(name) => escape_pointer(name),
+                    None => Cow::Owned(escape_pointer(&property.to_string()).into_owned()),
+                };
+                let key = [at, "/", name.as_ref()];
+                if missing.admits(&key) {
+                    missing.keep(key.concat(), ());
+                }
+                if errors.admits(&key) {
+                    let message = display_bounded(&error, MAX_ERROR_MESSAGE_BYTES);
+                    errors.keep(key.concat(), Listed::Missing(message));
+                }
+            } else if errors.admits(&[at]) {
+                // Kept as is; its message is formatted only if it stays among the first.
+                let at = at.to_owned();
+                errors.keep(at, Listed::Other(error));
             }
-            // Messages are formatted later, only for the errors that are kept.
-            errors.offer(error, pointer);
         }
         let (errors, errors_omitted) = errors.into_sorted();
         let (missing, missing_omitted) = missing.into_sorted();
+        let mut missing: Vec<String> = missing.into_iter().map(|(at, ())| dotted(&at)).collect();
+        missing.sort();
         Err(Violations {
             errors: errors
                 .into_iter()
-                .map(|(path, error)| {
-                    let message = if self.masked {
-                        display_bounded(&error.masked(), MAX_ERROR_MESSAGE_BYTES)
-                    } else {
-                        display_bounded(&error, MAX_ERROR_MESSAGE_BYTES)
+                .map(|(path, listed)| {
+                    let message = match listed {
+                        Listed::Missing(message) => message,
+                        Listed::Other(error) if self.masked => {
+                            display_bounded(&error.masked(), MAX_ERROR_MESSAGE_BYTES)
+                        }
+                        Listed::Other(error) => display_bounded(&error, MAX_ERROR_MESSAGE_BYTES),
                     };
                     FieldError { path, message }
                 })
                 .collect(),
             errors_omitted,
-            missing: missing.into_iter().map(|(field, _)| field).collect(),
+            missing,
             missing_omitted,
         })
     }
 }
 
-/// Where the error is, as a JSON pointer; for a missing field, where the field would be.
-fn pointer<'e>(error: &'e ValidationError<'_>) -> Cow<'e, str> {
-    let at = error.instance_path().as_str();
-    match error.kind() {
-        ValidationErrorKind::Required { property } => {
-            let name = match property.as_str() {
-                Some(name) => escape_pointer(name).into_owned(),
-                None => escape_pointer(&property.to_string()).into_owned(),
-            };
-            Cow::Owned(format!("{at}/{name}"))
+/// Compares the concatenation of `pieces` with `other`, without building it.
+fn cmp_pieces(pieces: &[&str], other: &str) -> Ordering {
+    let mut rest = other.as_bytes();
+    for piece in pieces {
+        let piece = piece.as_bytes();
+        let common = piece.len().min(rest.len());
+        match piece[..common].cmp(&rest[..common]) {
+            Ordering::Equal if piece.len() > rest.len() => return Ordering::Greater,
+            Ordering::Equal => rest = &rest[common..],
+            unequal => return unequal,
         }
-        _ => Cow::Borrowed(at),
     }
+    if rest.is_empty() {
+        Ordering::Equal
+    } else {
+        Ordering::Less
+    }
+}
+
+/// An error kept for the list: a missing field's message (which names only the field), or the
+/// error itself, formatted once it is known to be listed.
+enum Listed<'i> {
+    Missing(String),
+    Other(ValidationError<'i>),
 }
 
 fn escape_pointer(segment: &str) -> Cow<'_, str> {
@@ -388,15 +421,39 @@ mod tests {
         .unwrap();
         let err = v.check(&json!({"n": "x".repeat(1 << 20)})).unwrap_err();
         let message = &err.errors[0].message;
-        assert!(message.len() < MAX_ERROR_MESSAGE_BYTES + 32, "{}", message.len());
+        assert!(
+            message.len() < MAX_ERROR_MESSAGE_BYTES + 32,
+            "{}",
+            message.len()
+        );
         assert!(message.ends_with("… (truncated)"), "{message}");
+    }
+
+    #[test]
+    fn compares_pieces_as_their_concatenation() {
+        for (pieces, other) in [
+            (&["/a", "/", "b"][..], "/a/b"),
+            (&["/a", "/", "b"][..], "/a/c"),
+            (&["/a", "/", "b"][..], "/a"),
+            (&["/a"][..], "/a/b"),
+            (&["", "/", "x"][..], "/w"),
+            (&[][..], ""),
+        ] {
+            assert_eq!(
+                cmp_pieces(pieces, other),
+                pieces.concat().as_str().cmp(other),
+                "{pieces:?} {other}"
+            );
+        }
     }
 
     #[test]
     fn keeps_the_smallest_keys_in_order() {
         let mut smallest = Smallest::new(3);
         for (i, key) in ["d", "b", "e", "a", "b", "c"].into_iter().enumerate() {
-            smallest.offer(i, |_| Cow::Borrowed(key));
+            if smallest.admits(&[key]) {
+                smallest.keep(key.to_owned(), i);
+            }
         }
         let (kept, omitted) = smallest.into_sorted();
         assert_eq!(
