@@ -662,6 +662,86 @@ mod tests {
         assert!(parse_json(&nested(100)).unwrap().is_some());
     }
 
+    fn echo_dispatcher(max_task_bytes: usize) -> Dispatcher {
+        let mut def = ProviderDef::<()>::new("sizes");
+        def.action("echo", |_this, call| async move {
+            Ok(ActionResponse::success(call_payload(call)))
+        });
+        let config = Config::builder()
+            .auth_token("t")
+            .max_task_bytes(max_task_bytes)
+            .build()
+            .unwrap();
+        Dispatcher::from_definition(Arc::new(()), def, &config).unwrap()
+    }
+
+    fn call_payload(mut call: Call) -> Value {
+        call.payload::<Value>().unwrap()
+    }
+
+    fn task(action: &str, payload: &str, account: &str) -> IncomingTask {
+        IncomingTask {
+            id: "t-1".into(),
+            action: action.into(),
+            payload: bytes::Bytes::from(payload.to_owned()),
+            account: bytes::Bytes::from(account.to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_over_the_limit_is_answered_unread_and_not_echoed() {
+        let dispatcher = echo_dispatcher(16);
+        let stop = CancellationToken::new();
+        let done = dispatcher
+            .dispatch(task("echo", r#"{"m": "0123456789"}"#, "{}"), &stop)
+            .await;
+        assert_eq!(done.status, Status::Error);
+        assert_eq!((done.payload.as_str(), done.account.as_str()), ("{}", "{}"));
+        let envelope: Value = serde_json::from_str(&done.result).unwrap();
+        assert_eq!(envelope["message"], "Task too large: 21 bytes, limit 16");
+        assert_eq!(envelope["data"]["response"]["error_code"], "TASK_TOO_LARGE");
+        // At the limit, the task is read, run and echoed.
+        let done = dispatcher
+            .dispatch(task("echo", r#"{"m": "0123"}"#, "{}"), &stop)
+            .await;
+        assert_eq!(done.status, Status::Success, "{}", done.result);
+        assert_eq!(done.payload, r#"{"m": "0123"}"#);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_action_name_is_cut_in_the_answer() {
+        let dispatcher = echo_dispatcher(1 << 20);
+        let name = "x".repeat(100_000);
+        let done = dispatcher
+            .dispatch(task(&name, "{}", ""), &CancellationToken::new())
+            .await;
+        assert!(done.result.len() < 2048, "{}", done.result.len());
+        let envelope: Value = serde_json::from_str(&done.result).unwrap();
+        let message = envelope["message"].as_str().unwrap();
+        assert!(
+            message.ends_with("… (100000 bytes in all)' not found"),
+            "{message}"
+        );
+        // The hub gets its own action name back in the TaskResult.
+        assert_eq!(done.action, name);
+    }
+
+    #[tokio::test]
+    async fn a_large_input_gets_the_same_answers_from_the_blocking_pool() {
+        let dispatcher = echo_dispatcher(1 << 20);
+        let big = format!(r#"{{"m": "{}"}}"#, "y".repeat(INLINE_INPUT_BYTES));
+        let done = dispatcher
+            .dispatch(task("echo", &big, ""), &CancellationToken::new())
+            .await;
+        assert_eq!(done.status, Status::Success, "{}", done.result);
+        let bad = format!("[{}", " ".repeat(INLINE_INPUT_BYTES));
+        let done = dispatcher
+            .dispatch(task("echo", &bad, ""), &CancellationToken::new())
+            .await;
+        let envelope: Value = serde_json::from_str(&done.result).unwrap();
+        assert_eq!(envelope["message"], "Failed to parse task data");
+    }
+
     #[test]
     fn input_is_checked_payload_first_then_the_account() {
         let schema =
