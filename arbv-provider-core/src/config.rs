@@ -40,6 +40,12 @@ pub const MIN_IDLE_POLL_CAP: Duration = Duration::from_millis(1);
 /// The deadline of one `GetTask` call: a hub may hold the call open until work arrives.
 pub const DEFAULT_POLL_DEADLINE: Duration = Duration::from_secs(60);
 
+/// The largest task (payload plus account, in bytes) that is parsed; a larger one is answered
+/// `TASK_TOO_LARGE` unread. 4 MiB is the default message limit of most gRPC servers (the Python
+/// hub's among them), so no hub sends more in the ordinary way; parsing a document costs a few
+/// times its size in memory, and its validation more, so the limit bounds what one task can take.
+pub const DEFAULT_MAX_TASK_BYTES: usize = 4 * 1024 * 1024;
+
 /// Names of the environment variables [`Config::from_env`] reads.
 pub mod env {
     /// The provider's name; overrides the name given in code.
@@ -69,6 +75,8 @@ pub mod env {
     pub const HUB_TLS_KEY_FILE: &str = "HUB_TLS_KEY_FILE";
     /// The name checked in the hub's certificate when it is not the address's host.
     pub const HUB_TLS_SERVER_NAME: &str = "HUB_TLS_SERVER_NAME";
+    /// The largest task that is parsed, payload plus account (`4194304`, `512KiB`, `4MiB`).
+    pub const PROVIDER_MAX_TASK_BYTES: &str = "PROVIDER_MAX_TASK_BYTES";
 }
 
 /// Where the hub listens, parsed from `host:port`, `http://…` or `https://…`.
@@ -176,6 +184,7 @@ pub struct Config {
     poll_deadline: Duration,
     max_result_bytes: usize,
     hub_tls: HubTls,
+    max_task_bytes: usize,
 }
 
 impl Config {
@@ -248,6 +257,9 @@ impl Config {
             builder.names.max_result_bytes = env::PROVIDER_MAX_RESULT_BYTES;
         }
         builder.tls = TlsSources::from_lookup(&lookup);
+        if let Some(value) = lookup(env::PROVIDER_MAX_TASK_BYTES) {
+            builder.max_task_bytes = parse_bytes(env::PROVIDER_MAX_TASK_BYTES, &value)?;
+        }
         builder.build()
     }
 
@@ -307,6 +319,11 @@ impl Config {
     pub fn hub_tls(&self) -> &HubTls {
         &self.hub_tls
     }
+
+    /// The largest task, payload plus account in bytes, that is parsed.
+    pub fn max_task_bytes(&self) -> usize {
+        self.max_task_bytes
+    }
 }
 
 /// Builds a [`Config`]; every field but the token has a default.
@@ -322,6 +339,7 @@ pub struct ConfigBuilder {
     drain_timeout: Duration,
     poll_deadline: Duration,
     max_result_bytes: usize,
+    max_task_bytes: usize,
     names: FieldNames,
     tls: TlsSources,
 }
@@ -361,6 +379,7 @@ impl Default for ConfigBuilder {
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             names: FieldNames::default(),
             tls: TlsSources::default(),
+            max_task_bytes: DEFAULT_MAX_TASK_BYTES,
         }
     }
 }
@@ -452,6 +471,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// The largest task, payload plus account in bytes, that is parsed; a larger one is answered
+    /// with a `TASK_TOO_LARGE` error without being read.
+    pub fn max_task_bytes(mut self, bytes: usize) -> Self {
+        self.max_task_bytes = bytes;
+        self
+    }
+
     /// Checks every value and builds the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let auth_token = self
@@ -480,6 +506,13 @@ impl ConfigBuilder {
                 variable: "concurrency",
                 value: "0".into(),
                 reason: "at least one task must be able to run".into(),
+            });
+        }
+        if self.max_task_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                variable: "max_task_bytes",
+                value: "0".into(),
+                reason: "a task of any size would be refused; give at least 1 byte".into(),
             });
         }
         for (variable, value) in [
@@ -536,6 +569,7 @@ impl ConfigBuilder {
             poll_deadline: self.poll_deadline,
             max_result_bytes: self.max_result_bytes,
             hub_tls,
+            max_task_bytes: self.max_task_bytes,
         })
     }
 }
@@ -562,6 +596,35 @@ fn parse_seconds(
         return Err(invalid("give at most a year (31536000 seconds)"));
     }
     Duration::try_from_secs_f64(seconds).map_err(|_| invalid("the number of seconds is too large"))
+}
+
+/// A number of bytes, bare or with a binary unit: `65536`, `64KiB`, `4MiB`, `1GiB`.
+fn parse_bytes(variable: &'static str, value: &str) -> Result<usize, ConfigError> {
+    let invalid = || {
+        ConfigError::Invalid {
+        variable,
+        value: value.to_owned(),
+        reason: "give a number of bytes greater than zero, bare or with a unit: 4194304, 512KiB, 4MiB, 1GiB".into(),
+    }
+    };
+    let trimmed = value.trim();
+    let digits = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits);
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(invalid()),
+    };
+    number
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n > 0)
+        .ok_or_else(invalid)
 }
 
 /// A number of seconds, or a duration with its unit (`50ms`, `2s`, `1m`).
@@ -625,6 +688,7 @@ mod tests {
             ("PROVIDER_CONCURRENCY", "4"),
             ("PROVIDER_IDLE_POLL_CAP", "20ms"),
             ("PROVIDER_DRAIN_TIMEOUT", "5"),
+            ("PROVIDER_MAX_TASK_BYTES", "512KiB"),
         ])
         .unwrap();
         assert_eq!(config.provider_name(), Some("ads"));
@@ -634,6 +698,32 @@ mod tests {
         assert_eq!(config.concurrency(), 4);
         assert_eq!(config.idle_poll_cap(), Duration::from_millis(20));
         assert_eq!(config.drain_timeout(), Duration::from_secs(5));
+        assert_eq!(config.max_task_bytes(), 512 * 1024);
+    }
+
+    #[test]
+    fn task_size_limit_forms() {
+        let bytes = |v: &str| {
+            from(&[("PROVIDER_AUTH_TOKEN", "t"), ("PROVIDER_MAX_TASK_BYTES", v)])
+                .map(|c| c.max_task_bytes())
+        };
+        assert_eq!(bytes("65536").unwrap(), 65536);
+        assert_eq!(bytes(" 4 MiB ").unwrap(), 4 << 20);
+        assert_eq!(bytes("1GiB").unwrap(), 1 << 30);
+        assert_eq!(bytes("10B").unwrap(), 10);
+        assert_eq!(
+            from(&[("PROVIDER_AUTH_TOKEN", "t")])
+                .unwrap()
+                .max_task_bytes(),
+            DEFAULT_MAX_TASK_BYTES
+        );
+        assert!(
+            Config::builder()
+                .auth_token("t")
+                .max_task_bytes(0)
+                .build()
+                .is_err()
+        );
     }
 
     #[test]
@@ -653,6 +743,10 @@ mod tests {
             ("HUB_GRPC_URL", "hub-grpc"),
             ("HUB_GRPC_URL", "ftp://hub:1"),
             ("PROVIDER_IDLE_POLL_CAP", "fast"),
+            ("PROVIDER_MAX_TASK_BYTES", "0"),
+            ("PROVIDER_MAX_TASK_BYTES", "4MB"),
+            ("PROVIDER_MAX_TASK_BYTES", "-1"),
+            ("PROVIDER_MAX_TASK_BYTES", "99999999999999999999999"),
         ] {
             let err = from(&[("PROVIDER_AUTH_TOKEN", "t"), (var, value)])
                 .unwrap_err()

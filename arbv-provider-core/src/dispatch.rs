@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::context::Context;
-use crate::envelope::{Envelope, Status};
+use crate::envelope::{Envelope, MAX_ECHOED_BYTES, Status, shorten};
 use crate::error::DefinitionError;
 use crate::provider::{
     ActionSpec, Call, Handler, InputPart, InvalidInput, LimitSetting, OnLimit, Provider,
@@ -25,7 +25,14 @@ use crate::provider::{
 use crate::rate_limit::{Decision, PerKey, RateLimitMonitor};
 use crate::response::{ActionError, ActionResponse, format_seconds};
 use crate::telemetry::Escaped;
-use crate::validation::{SchemaValidator, Violations};
+use crate::validation::{MAX_ERROR_MESSAGE_BYTES, SchemaValidator, Violations};
+
+/// Inputs (payload plus account) up to this size are parsed and checked on the runtime thread.
+/// Checking costs up to about one error per 3 bytes (`[{},{},…]` against required fields); at
+/// 16 KiB that is a few milliseconds even then, while the hand-off to the blocking pool costs
+/// tens of microseconds. Larger inputs go to the blocking pool, so that a document slow to check
+/// does not stall the other tasks of the thread.
+const INLINE_INPUT_BYTES: usize = 16 * 1024;
 
 type ErasedHandler =
     Arc<dyn Fn(Call) -> BoxFuture<'static, Result<ActionResponse, InvalidInput>> + Send + Sync>;
@@ -83,6 +90,10 @@ pub struct Dispatcher {
     actions: Vec<CompiledAction>,
     by_name: HashMap<String, usize>,
     available: Value,
+    max_task_bytes: usize,
+    /// How many large inputs may be read at once: one per core, so hostile tasks queue for the
+    /// cores instead of each taking a thread and the memory of its errors.
+    large_inputs: Arc<tokio::sync::Semaphore>,
 }
 
 impl Dispatcher {
@@ -176,6 +187,10 @@ impl Dispatcher {
             actions,
             by_name,
             available,
+            max_task_bytes: config.max_task_bytes(),
+            large_inputs: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         })
     }
 
@@ -196,8 +211,10 @@ impl Dispatcher {
         task: IncomingTask,
         interrupt: &CancellationToken,
     ) -> CompletedTask {
-        let payload_text = json_text(&task.payload, "{}");
-        let account_text = json_text(&task.account, "{}");
+        // A task too large to read is not echoed either: the result would be larger still.
+        let too_large = task.payload.len() + task.account.len() > self.max_task_bytes;
+        let payload_text = json_text(&task.payload, "{}", too_large);
+        let account_text = json_text(&task.account, "{}", too_large);
         let (status, result) = match self.run(&task, interrupt).await {
             Ok(envelope) | Err(envelope) => (envelope.status, envelope.to_json()),
         };
@@ -216,52 +233,42 @@ impl Dispatcher {
         task: &IncomingTask,
         interrupt: &CancellationToken,
     ) -> Result<Envelope, Envelope> {
-        let action_name = task.action.as_str();
-        let payload = parse_json(&task.payload)
-            .map_err(|e| {
-                self.parse_failure(action_name, format!("payload is not valid JSON: {e}"))
-            })?
-            .unwrap_or_else(|| json!({}));
-        let account = parse_json(&task.account).map_err(|e| {
-            self.parse_failure(action_name, format!("account is not valid JSON: {e}"))
-        })?;
-
-        let Some(&index) = self.by_name.get(action_name) else {
+        let size = task.payload.len() + task.account.len();
+        if size > self.max_task_bytes {
             return Err(self.envelope(
-                action_name,
+                &shorten(&task.action, MAX_ECHOED_BYTES),
+                Status::Error,
+                format!("Task too large: {size} bytes, limit {}", self.max_task_bytes),
+                json!({
+                    "error": format!(
+                        "the task's payload and account hold {size} bytes; this provider reads at most {} (PROVIDER_MAX_TASK_BYTES)",
+                        self.max_task_bytes
+                    ),
+                    "error_code": "TASK_TOO_LARGE",
+                    "size_bytes": size,
+                    "limit_bytes": self.max_task_bytes,
+                }),
+            ));
+        }
+        let Some(&index) = self.by_name.get(task.action.as_str()) else {
+            let action_name = shorten(&task.action, MAX_ECHOED_BYTES);
+            return Err(self.envelope(
+                &action_name,
                 Status::Error,
                 format!("Action '{action_name}' not found"),
                 json!({ "available_actions": self.available }),
             ));
         };
         let action = &self.actions[index];
-
-        if let Some(validator) = &action.payload {
-            validator
-                .check(&payload)
-                .map_err(|v| self.invalid(action_name, InputPart::Payload, &v, validator))?;
-        }
-        match (&account, &action.account) {
-            (None, Some(validator)) if action.spec.account_required => {
-                return Err(self.envelope(
-                    action_name,
-                    Status::Error,
-                    "Account data is required but not provided".to_owned(),
-                    json!({
-                        "errors": [{"path": "", "message": "the task has no account"}],
-                        "missing_params": [],
-                        "schema": validator.schema().as_ref(),
-                    }),
-                ));
-            }
-            (Some(account), Some(validator)) => validator
-                .check(account)
-                .map_err(|v| self.invalid(action_name, InputPart::Account, &v, validator))?,
-            _ => {}
-        }
+        let action_name = task.action.as_str();
 
         let timeout = action.spec.timeout.unwrap_or(self.default_timeout);
+        // The deadline covers reading the input: a document slow to check answers as a timeout.
         let deadline = tokio::time::Instant::now() + timeout;
+        let (payload, account) = self
+            .read_input(task, action, timeout, deadline, interrupt)
+            .await?;
+
         if let Some(limit) = &action.limit {
             self.admit(
                 action_name,
@@ -288,21 +295,11 @@ impl Dispatcher {
             outcome = running => outcome,
             () = tokio::time::sleep_until(deadline) => {
                 context.cancel();
-                return Err(self.envelope(
-                    action_name,
-                    Status::Error,
-                    format!("Task execution timed out after {}s", format_seconds(timeout.as_secs_f64())),
-                    json!({ "timeout_s": timeout.as_secs_f64() }),
-                ));
+                return Err(self.timed_out(action_name, timeout));
             }
             () = interrupt.cancelled() => {
                 context.cancel();
-                return Err(self.envelope(
-                    action_name,
-                    Status::Error,
-                    "Task interrupted: the provider shut down before the action finished".to_owned(),
-                    json!({ "error": "the provider's drain timeout ran out during shutdown", "error_code": "SHUTDOWN" }),
-                ));
+                return Err(self.interrupted(action_name));
             }
         };
         match outcome {
@@ -315,13 +312,9 @@ impl Dispatcher {
                     InputPart::Payload => action.payload.as_ref(),
                     InputPart::Account => action.account.as_ref(),
                 };
-                let violations = Violations {
-                    errors: vec![crate::validation::FieldError {
-                        path: String::new(),
-                        message: invalid.message,
-                    }],
-                    missing: Vec::new(),
-                };
+                // serde's messages quote the offending value.
+                let violations =
+                    Violations::single(shorten(&invalid.message, MAX_ERROR_MESSAGE_BYTES));
                 Err(self.invalid_with(
                     action_name,
                     invalid.part,
@@ -378,6 +371,128 @@ impl Dispatcher {
         }
     }
 
+    /// Parses and checks the task's payload and account against the action's schemas: on this
+    /// thread when they are small, on the blocking pool when large (one per core at once), and
+    /// within the task's deadline. A read that overruns is answered with the timeout; it finishes
+    /// in the background, which is bounded because checking is linear and its lists are capped.
+    async fn read_input(
+        &self,
+        task: &IncomingTask,
+        action: &CompiledAction,
+        timeout: Duration,
+        deadline: tokio::time::Instant,
+        interrupt: &CancellationToken,
+    ) -> Result<(Value, Option<Value>), Envelope> {
+        let action_name = task.action.as_str();
+        let read = if task.payload.len() + task.account.len() <= INLINE_INPUT_BYTES {
+            read_input(
+                &task.payload,
+                &task.account,
+                action.payload.as_ref(),
+                action.account.as_ref(),
+                action.spec.account_required,
+            )
+        } else {
+            let (payload, account) = (task.payload.clone(), task.account.clone());
+            let (payload_schema, account_schema) = (action.payload.clone(), action.account.clone());
+            let account_required = action.spec.account_required;
+            let large_inputs = self.large_inputs.clone();
+            let reading = async move {
+                let permit = large_inputs
+                    .acquire_owned()
+                    .await
+                    .expect("the dispatcher never closes its semaphore");
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    read_input(
+                        &payload,
+                        &account,
+                        payload_schema.as_ref(),
+                        account_schema.as_ref(),
+                        account_required,
+                    )
+                })
+                .await
+            };
+            tokio::select! {
+                biased;
+                read = reading => match read {
+                    Ok(read) => read,
+                    Err(join) => {
+                        let message = if join.is_panic() {
+                            panic_message(join.into_panic().as_ref())
+                        } else {
+                            "the runtime is shutting down".to_owned()
+                        };
+                        return Err(self.envelope(
+                            action_name,
+                            Status::Error,
+                            format!("Failed to read the task's input: {message}"),
+                            json!({ "error": message }),
+                        ));
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => return Err(self.timed_out(action_name, timeout)),
+                () = interrupt.cancelled() => return Err(self.interrupted(action_name)),
+            }
+        };
+        read.map_err(|rejected| match rejected {
+            Rejection::Unparsable { part, error } => self.parse_failure(
+                action_name,
+                format!(
+                    "{} is not valid JSON: {}",
+                    part_name(part),
+                    shorten(&error, MAX_ECHOED_BYTES)
+                ),
+            ),
+            Rejection::AccountMissing => self.envelope(
+                action_name,
+                Status::Error,
+                "Account data is required but not provided".to_owned(),
+                json!({
+                    "errors": [{"path": "", "message": "the task has no account"}],
+                    "errors_omitted": 0,
+                    "missing_params": [],
+                    "missing_params_omitted": 0,
+                    "schema": action.account.as_ref().map(|v| v.schema().as_ref()),
+                }),
+            ),
+            Rejection::Invalid { part, violations } => {
+                let validator = match part {
+                    InputPart::Payload => action.payload.as_ref(),
+                    InputPart::Account => action.account.as_ref(),
+                };
+                self.invalid_with(
+                    action_name,
+                    part,
+                    &violations,
+                    validator.map(|v| v.schema().as_ref()),
+                )
+            }
+        })
+    }
+
+    fn timed_out(&self, action: &str, timeout: Duration) -> Envelope {
+        self.envelope(
+            action,
+            Status::Error,
+            format!(
+                "Task execution timed out after {}s",
+                format_seconds(timeout.as_secs_f64())
+            ),
+            json!({ "timeout_s": timeout.as_secs_f64() }),
+        )
+    }
+
+    fn interrupted(&self, action: &str) -> Envelope {
+        self.envelope(
+            action,
+            Status::Error,
+            "Task interrupted: the provider shut down before the action finished".to_owned(),
+            json!({ "error": "the provider's drain timeout ran out during shutdown", "error_code": "SHUTDOWN" }),
+        )
+    }
+
     fn parse_failure(&self, action: &str, error: String) -> Envelope {
         self.envelope(
             action,
@@ -387,16 +502,6 @@ impl Dispatcher {
         )
     }
 
-    fn invalid(
-        &self,
-        action: &str,
-        part: InputPart,
-        violations: &Violations,
-        validator: &SchemaValidator,
-    ) -> Envelope {
-        self.invalid_with(action, part, violations, Some(validator.schema().as_ref()))
-    }
-
     fn invalid_with(
         &self,
         action: &str,
@@ -404,17 +509,15 @@ impl Dispatcher {
         violations: &Violations,
         schema: Option<&Value>,
     ) -> Envelope {
-        let what = match part {
-            InputPart::Payload => "payload",
-            InputPart::Account => "account",
-        };
         self.envelope(
             action,
             Status::Error,
-            format!("Invalid {what}: {}", violations.summary()),
+            format!("Invalid {}: {}", part_name(part), violations.summary()),
             json!({
                 "errors": violations.errors,
+                "errors_omitted": violations.errors_omitted,
                 "missing_params": violations.missing,
+                "missing_params_omitted": violations.missing_omitted,
                 "schema": schema,
             }),
         )
@@ -605,6 +708,68 @@ impl Drop for WatchGuard {
     }
 }
 
+/// Why a task's input was refused before its action ran.
+enum Rejection {
+    Unparsable {
+        part: InputPart,
+        error: String,
+    },
+    AccountMissing,
+    Invalid {
+        part: InputPart,
+        violations: Violations,
+    },
+}
+
+fn part_name(part: InputPart) -> &'static str {
+    match part {
+        InputPart::Payload => "payload",
+        InputPart::Account => "account",
+    }
+}
+
+/// Parses the payload (empty reads as `{}`) and the account, then checks each against its
+/// schema. No async in here: a large input runs this on the blocking pool.
+fn read_input(
+    payload: &[u8],
+    account: &[u8],
+    payload_schema: Option<&SchemaValidator>,
+    account_schema: Option<&SchemaValidator>,
+    account_required: bool,
+) -> Result<(Value, Option<Value>), Rejection> {
+    let payload = parse_json(payload)
+        .map_err(|error| Rejection::Unparsable {
+            part: InputPart::Payload,
+            error,
+        })?
+        .unwrap_or_else(|| json!({}));
+    let account = parse_json(account).map_err(|error| Rejection::Unparsable {
+        part: InputPart::Account,
+        error,
+    })?;
+    if let Some(validator) = payload_schema {
+        validator
+            .check(&payload)
+            .map_err(|violations| Rejection::Invalid {
+                part: InputPart::Payload,
+                violations,
+            })?;
+    }
+    match (&account, account_schema) {
+        (None, Some(_)) if account_required => return Err(Rejection::AccountMissing),
+        (Some(account), Some(validator)) => {
+            validator
+                .check(account)
+                .map_err(|violations| Rejection::Invalid {
+                    part: InputPart::Account,
+                    violations,
+                })?
+        }
+        _ => {}
+    }
+    Ok((payload, account))
+}
+
 /// `None` for an empty document or JSON `null`: an absent account, or a payload the caller
 /// reads as `{}`.
 fn parse_json(bytes: &[u8]) -> Result<Option<Value>, String> {
@@ -619,8 +784,8 @@ fn parse_json(bytes: &[u8]) -> Result<Option<Value>, String> {
     }
 }
 
-fn json_text(bytes: &[u8], empty: &str) -> String {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+fn json_text(bytes: &[u8], empty: &str, too_large: bool) -> String {
+    if too_large || bytes.iter().all(u8::is_ascii_whitespace) {
         return empty.to_owned();
     }
     String::from_utf8_lossy(bytes).into_owned()
@@ -682,6 +847,7 @@ impl Dispatcher {
     /// An `error` answer for a task whose dispatch panicked outside the action (the action's
     /// own panics are answered by [`dispatch`](Self::dispatch)).
     pub fn dispatch_failed(&self, task: &IncomingTask, message: &str) -> CompletedTask {
+        let too_large = task.payload.len() + task.account.len() > self.max_task_bytes;
         let envelope = self.envelope(
             &task.action,
             Status::Error,
@@ -692,8 +858,8 @@ impl Dispatcher {
             id: task.id.clone(),
             action: task.action.clone(),
             status: envelope.status,
-            payload: json_text(&task.payload, "{}"),
-            account: json_text(&task.account, "{}"),
+            payload: json_text(&task.payload, "{}", too_large),
+            account: json_text(&task.account, "{}", too_large),
             result: envelope.to_json(),
         }
     }
@@ -759,5 +925,127 @@ mod tests {
             e["message"],
             "Action panicked: kaboom on the action's thread"
         );
+    }
+
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut text = "[".repeat(depth).into_bytes();
+        text.extend(std::iter::repeat_n(b']', depth));
+        text
+    }
+
+    #[test]
+    fn deep_nesting_is_a_parse_error_not_a_stack_overflow() {
+        let deep = nested(100_000);
+        let error = parse_json(&deep).unwrap_err();
+        assert!(error.contains("recursion limit"), "{error}");
+        match read_input(b"{}", &deep, None, None, false) {
+            Err(Rejection::Unparsable {
+                part: InputPart::Account,
+                error,
+            }) => assert!(error.contains("recursion limit"), "{error}"),
+            _ => panic!("a 100k-deep account is refused"),
+        }
+        // Nesting within the limit parses.
+        assert!(parse_json(&nested(100)).unwrap().is_some());
+    }
+
+    fn echo_dispatcher(max_task_bytes: usize) -> Dispatcher {
+        let mut def = ProviderDef::<()>::new("sizes");
+        def.action("echo", |_this, call| async move {
+            Ok(ActionResponse::success(call_payload(call)))
+        });
+        let config = Config::builder()
+            .auth_token("t")
+            .max_task_bytes(max_task_bytes)
+            .build()
+            .unwrap();
+        Dispatcher::from_definition(Arc::new(()), def, &config).unwrap()
+    }
+
+    fn call_payload(mut call: Call) -> Value {
+        call.payload::<Value>().unwrap()
+    }
+
+    fn task(action: &str, payload: &str, account: &str) -> IncomingTask {
+        IncomingTask {
+            id: "t-1".into(),
+            action: action.into(),
+            payload: bytes::Bytes::from(payload.to_owned()),
+            account: bytes::Bytes::from(account.to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_over_the_limit_is_answered_unread_and_not_echoed() {
+        let dispatcher = echo_dispatcher(16);
+        let stop = CancellationToken::new();
+        let done = dispatcher
+            .dispatch(task("echo", r#"{"m": "0123456789"}"#, "{}"), &stop)
+            .await;
+        assert_eq!(done.status, Status::Error);
+        assert_eq!((done.payload.as_str(), done.account.as_str()), ("{}", "{}"));
+        let envelope: Value = serde_json::from_str(&done.result).unwrap();
+        assert_eq!(envelope["message"], "Task too large: 21 bytes, limit 16");
+        assert_eq!(envelope["data"]["response"]["error_code"], "TASK_TOO_LARGE");
+        // At the limit, the task is read, run and echoed.
+        let done = dispatcher
+            .dispatch(task("echo", r#"{"m": "0123"}"#, "{}"), &stop)
+            .await;
+        assert_eq!(done.status, Status::Success, "{}", done.result);
+        assert_eq!(done.payload, r#"{"m": "0123"}"#);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_action_name_is_cut_in_the_answer() {
+        let dispatcher = echo_dispatcher(1 << 20);
+        let name = "x".repeat(100_000);
+        let done = dispatcher
+            .dispatch(task(&name, "{}", ""), &CancellationToken::new())
+            .await;
+        assert!(done.result.len() < 2048, "{}", done.result.len());
+        let envelope: Value = serde_json::from_str(&done.result).unwrap();
+        let message = envelope["message"].as_str().unwrap();
+        assert!(
+            message.ends_with("… (100000 bytes in all)' not found"),
+            "{message}"
+        );
+        // The hub gets its own action name back in the TaskResult.
+        assert_eq!(done.action, name);
+    }
+
+    #[tokio::test]
+    async fn a_large_input_gets_the_same_answers_from_the_blocking_pool() {
+        let dispatcher = echo_dispatcher(1 << 20);
+        let big = format!(r#"{{"m": "{}"}}"#, "y".repeat(INLINE_INPUT_BYTES));
+        let done = dispatcher
+            .dispatch(task("echo", &big, ""), &CancellationToken::new())
+            .await;
+        assert_eq!(done.status, Status::Success, "{}", done.result);
+        let bad = format!("[{}", " ".repeat(INLINE_INPUT_BYTES));
+        let done = dispatcher
+            .dispatch(task("echo", &bad, ""), &CancellationToken::new())
+            .await;
+        let envelope: Value = serde_json::from_str(&done.result).unwrap();
+        assert_eq!(envelope["message"], "Failed to parse task data");
+    }
+
+    #[test]
+    fn input_is_checked_payload_first_then_the_account() {
+        let schema =
+            SchemaValidator::compile(json!({"type": "object", "required": ["a"]})).unwrap();
+        match read_input(b"{}", b"", Some(&schema), Some(&schema), true) {
+            Err(Rejection::Invalid {
+                part: InputPart::Payload,
+                violations,
+            }) => assert_eq!(violations.missing, ["a"]),
+            _ => panic!("the payload misses `a`"),
+        }
+        assert!(matches!(
+            read_input(b"{\"a\": 1}", b" ", Some(&schema), Some(&schema), true),
+            Err(Rejection::AccountMissing)
+        ));
+        let (payload, account) =
+            read_input(b"", b"{\"a\": 2}", None, Some(&schema), true).unwrap_or_else(|_| panic!());
+        assert_eq!((payload, account), (json!({}), Some(json!({"a": 2}))));
     }
 }

@@ -1,5 +1,8 @@
 //! The result envelope every task is answered with, whatever happened (DESIGN §1).
 
+use std::borrow::Cow;
+use std::fmt::{self, Write as _};
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -133,6 +136,69 @@ pub fn default_message(status: Status, action: &str) -> String {
     }
 }
 
+/// The longest piece of a task's input (an action name, a parse error) an envelope repeats, in
+/// bytes: the answer to a hostile task stays small, whatever the task holds.
+pub const MAX_ECHOED_BYTES: usize = 256;
+
+/// `text`, cut to at most `max` bytes (at a character boundary) with a marker saying how long it
+/// was.
+pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(format!(
+        "{}… ({} bytes in all)",
+        &text[..char_floor(text, max)],
+        text.len()
+    ))
+}
+
+/// `value` as text, at most `max` bytes of it, with a marker when cut. Formatting stops at the
+/// limit, so a `Display` that would print a whole document (a schema error quoting its value)
+/// costs only `max`.
+pub fn display_bounded(value: &dyn fmt::Display, max: usize) -> String {
+    let mut out = BoundedText {
+        text: String::new(),
+        max,
+        cut: false,
+    };
+    // An error here means the limit was reached (or the Display failed): keep what was written.
+    let _ = write!(out, "{value}");
+    if out.cut {
+        out.text.push_str("… (truncated)");
+    }
+    out.text
+}
+
+/// The largest character boundary of `text` at or below `at` (`str::floor_char_boundary` is newer
+/// than the workspace's minimum Rust).
+fn char_floor(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+struct BoundedText {
+    text: String,
+    max: usize,
+    cut: bool,
+}
+
+impl fmt::Write for BoundedText {
+    fn write_str(&mut self, piece: &str) -> fmt::Result {
+        let room = self.max - self.text.len();
+        if piece.len() <= room {
+            self.text.push_str(piece);
+            return Ok(());
+        }
+        self.text.push_str(&piece[..char_floor(piece, room)]);
+        self.cut = true;
+        Err(fmt::Error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -162,6 +228,31 @@ mod tests {
                 "now_utc": "2026-03-20T07:30:00.123456+00:00",
                 "response": {"echo": "hi"}}})
         );
+    }
+
+    #[test]
+    fn shortens_long_text_at_a_character_boundary() {
+        assert_eq!(shorten("echo", 8), "echo");
+        let long = "é".repeat(1000);
+        let short = shorten(&long, 7);
+        assert_eq!(short, "ééé… (2000 bytes in all)");
+    }
+
+    #[test]
+    fn stops_formatting_at_the_limit() {
+        struct Endless;
+        impl fmt::Display for Endless {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // Would print forever if the writer did not stop it.
+                loop {
+                    f.write_str("ab")?;
+                }
+            }
+        }
+        assert_eq!(display_bounded(&Endless, 5), "ababa… (truncated)");
+        assert_eq!(display_bounded(&"short", 5), "short");
+        let big = json!({"k": "v".repeat(1 << 20)});
+        assert!(display_bounded(&big, 100).len() < 120);
     }
 
     #[test]

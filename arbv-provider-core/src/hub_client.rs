@@ -27,6 +27,11 @@ pub const HAND_BACK: &str = "x-arbv-hand-back";
 /// The value of [`ACCEPT_HAND_BACK`] and [`HAND_BACK`].
 pub const HAND_BACK_VALUE: &str = "1";
 
+/// What a hub's answer may hold beyond the task size limit (id, action name, framing), so that a
+/// task over `PROVIDER_MAX_TASK_BYTES` still decodes and is answered `TASK_TOO_LARGE`. A message
+/// over the sum cannot be decoded at all: its id is unknown, so it cannot be answered.
+const DECODE_HEADROOM: usize = 64 * 1024 * 1024;
+
 /// What went wrong talking to the hub. Never carries the token.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HubError {
@@ -141,7 +146,8 @@ impl HubClient {
     /// A client over `channel` for `provider`.
     pub fn new(channel: Channel, provider: Arc<str>, config: &Config) -> Self {
         Self {
-            rpc: RpcClient::new(channel).max_decoding_message_size(64 * 1024 * 1024),
+            rpc: RpcClient::new(channel)
+                .max_decoding_message_size(config.max_task_bytes().saturating_add(DECODE_HEADROOM)),
             provider,
             token: config.auth_token().clone(),
             poll_deadline: config.poll_deadline(),
