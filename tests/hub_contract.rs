@@ -367,7 +367,14 @@ async fn inputs_too_large_to_echo_are_replaced_by_their_size() {
     let payload = json!({ "message": "y".repeat(4_500_000) }).to_string();
     hub.push("huge-input", "no_such_action", payload.clone(), "");
     let server = hub.serve().await;
-    let provider = RunningProvider::start(HandWritten, config(&server.url()).build().unwrap());
+    // Read (under the task limit), but too large to repeat within the result limit.
+    let provider = RunningProvider::start(
+        HandWritten,
+        config(&server.url())
+            .max_task_bytes(8 * 1024 * 1024)
+            .build()
+            .unwrap(),
+    );
     assert!(hub.wait_results(1, Duration::from_secs(30)).await);
     provider.stop().await.unwrap();
     let result = &hub.results()[0];

@@ -784,8 +784,13 @@ fn parse_json(bytes: &[u8]) -> Result<Option<Value>, String> {
     }
 }
 
+/// The task's input as JSON text for the `TaskResult`; input too large to repeat is replaced by
+/// `{"omitted_bytes": N}`, the same marker the worker uses for a result still too large.
 fn json_text(bytes: &[u8], empty: &str, too_large: bool) -> String {
-    if too_large || bytes.iter().all(u8::is_ascii_whitespace) {
+    if too_large {
+        return omitted(bytes.len());
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
         return empty.to_owned();
     }
     String::from_utf8_lossy(bytes).into_owned()
@@ -865,6 +870,11 @@ impl Dispatcher {
     }
 }
 
+/// What a `TaskResult` carries in place of input too large to repeat.
+fn omitted(bytes: usize) -> String {
+    json!({ "omitted_bytes": bytes }).to_string()
+}
+
 /// A panic's message, for a log line and an answer.
 pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic_message(panic)
@@ -875,7 +885,7 @@ impl CompletedTask {
     /// is still too large because the task's own input was.
     pub fn omit_inputs(&mut self) {
         for text in [&mut self.payload, &mut self.account] {
-            *text = json!({ "omitted_bytes": text.len() }).to_string();
+            *text = omitted(text.len());
         }
     }
 }
@@ -983,7 +993,10 @@ mod tests {
             .dispatch(task("echo", r#"{"m": "0123456789"}"#, "{}"), &stop)
             .await;
         assert_eq!(done.status, Status::Error);
-        assert_eq!((done.payload.as_str(), done.account.as_str()), ("{}", "{}"));
+        assert_eq!(
+            (done.payload.as_str(), done.account.as_str()),
+            (r#"{"omitted_bytes":21}"#, r#"{"omitted_bytes":2}"#)
+        );
         let envelope: Value = serde_json::from_str(&done.result).unwrap();
         assert_eq!(envelope["message"], "Task too large: 21 bytes, limit 16");
         assert_eq!(envelope["data"]["response"]["error_code"], "TASK_TOO_LARGE");

@@ -32,7 +32,10 @@ pub enum DefinitionError {
 }
 
 /// Why a provider could not start or keep running.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` output is the readable message with its causes, because that is what
+/// `fn main() -> Result<(), Error>` prints when the provider stops with an error.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The configuration is not usable.
     #[error("configuration: {0}")]
@@ -68,4 +71,29 @@ pub enum Error {
     /// The worker stopped and cannot go on (its lanes kept panicking, or it ended on its own).
     #[error("the worker cannot go on: {0}")]
     WorkerFailed(String),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::hub_client::error_chain(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_the_message_main_prints() {
+        let error = Error::ForcedShutdown;
+        assert_eq!(format!("{error:?}"), error.to_string());
+        let error = Error::Listen {
+            addr: "127.0.0.1:1".into(),
+            source: std::io::Error::other("in use"),
+        };
+        assert_eq!(
+            format!("{error:?}"),
+            "could not listen on 127.0.0.1:1: in use"
+        );
+    }
 }
