@@ -41,8 +41,19 @@ fn json_value() -> impl Strategy<Value = Value> {
             prop::collection::btree_map(
                 prop_oneof![
                     prop::sample::select(vec![
-                        "message", "a", "b", "name", "language", "username", "profile", "tags",
-                        "order_id", "items", "customer", "api_key", "permissions",
+                        "message",
+                        "a",
+                        "b",
+                        "name",
+                        "language",
+                        "username",
+                        "profile",
+                        "tags",
+                        "order_id",
+                        "items",
+                        "customer",
+                        "api_key",
+                        "permissions",
                     ])
                     .prop_map(str::to_owned),
                     ".{0,6}",

@@ -173,7 +173,10 @@ fn zero_with_a_unit_is_refused_where_zero_is() {
     // The last one rounds to zero nanoseconds (found by `env_duration_well_formed` too).
     for text in ["0ns", "0s", " 0ms ", "0.0000000001"] {
         assert!(parse_duration(text, false).is_err(), "{text:?}");
-        assert_eq!(parse_duration(text, true).unwrap(), std::time::Duration::ZERO);
+        assert_eq!(
+            parse_duration(text, true).unwrap(),
+            std::time::Duration::ZERO
+        );
     }
 }
 

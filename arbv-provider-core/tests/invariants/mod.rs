@@ -153,7 +153,8 @@ pub fn summary(violations: &Violations) {
         .collect();
     lengths.sort_unstable_by(|a, b| b.cmp(a));
     let longest_three: usize = lengths.iter().take(3).sum();
-    let bound = missing.len() + longest_three + 3 * 4 + format!("; and {} more", lengths.len()).len();
+    let bound =
+        missing.len() + longest_three + 3 * 4 + format!("; and {} more", lengths.len()).len();
     assert!(
         summary.len() <= bound,
         "{} bytes, more than {bound}: {summary:?}",
@@ -208,7 +209,10 @@ pub fn schema_summary(instance: &Value) {
     let text = violations.summary();
     assert!(!text.trim().is_empty(), "{violations:?}");
     for field in &violations.missing {
-        assert!(text.contains(field.as_str()), "{text:?} leaves out {field:?}");
+        assert!(
+            text.contains(field.as_str()),
+            "{text:?} leaves out {field:?}"
+        );
     }
     summary(&violations);
 
