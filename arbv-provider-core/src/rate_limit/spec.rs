@@ -119,7 +119,7 @@ mod tests {
         }
     }
 
-    /// Found by the `rate_spec` fuzz target: the period was written through an f64.
+    /// Found by the property test `rate_spec_well_formed`: the period was written through an f64.
     #[test]
     fn a_long_period_is_written_back_exactly() {
         let spec: RateSpec = "1/21527749996430671s".parse().unwrap();
