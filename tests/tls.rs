@@ -255,7 +255,8 @@ async fn a_hub_requiring_client_certificates_takes_only_a_provider_with_one() {
     let refused = eventually(PATIENCE, || async {
         logs().lines().any(|line| {
             (line.contains(&hub_addr) && line.contains("attempt=2"))
-                || (line.contains("the hub is unreachable") && line.contains("lane="))
+                || ((line.contains("the hub is unreachable") || line.contains("the hub answered"))
+                    && line.contains("lane="))
         })
     })
     .await;

@@ -595,7 +595,13 @@ fn parse_seconds(
     if seconds > MAX_DURATION.as_secs_f64() {
         return Err(invalid("give at most a year (31536000 seconds)"));
     }
-    Duration::try_from_secs_f64(seconds).map_err(|_| invalid("the number of seconds is too large"))
+    let duration = Duration::try_from_secs_f64(seconds)
+        .map_err(|_| invalid("the number of seconds is too large"))?;
+    // Less than a nanosecond rounds to zero.
+    if duration.is_zero() && !allow_zero {
+        return Err(invalid("give a number of seconds greater than zero"));
+    }
+    Ok(duration)
 }
 
 /// A number of bytes, bare or with a binary unit: `65536`, `64KiB`, `4MiB`, `1GiB`.
@@ -635,7 +641,7 @@ fn parse_duration(
 ) -> Result<Duration, ConfigError> {
     let trimmed = value.trim();
     if trimmed.ends_with(|c: char| c.is_ascii_digit()) {
-        return parse_seconds(variable, trimmed, allow_zero);
+        return parse_seconds(variable, value, allow_zero);
     }
     let duration = humantime::parse_duration(trimmed).map_err(|e| ConfigError::Invalid {
         variable,
@@ -649,7 +655,28 @@ fn parse_duration(
             reason: "give at most a year (365d)".into(),
         });
     }
+    if duration.is_zero() && !allow_zero {
+        return Err(ConfigError::Invalid {
+            variable,
+            value: value.to_owned(),
+            reason: "give a duration greater than zero".to_owned(),
+        });
+    }
     Ok(duration)
+}
+
+/// The private parsers of this module, reachable by the property tests and the cargo-fuzz
+/// targets (`fuzz/` in the repository) without making them public API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::time::Duration;
+
+    use super::ConfigError;
+
+    /// `PROVIDER_IDLE_POLL_CAP` and `PROVIDER_DRAIN_TIMEOUT`'s parser.
+    pub fn parse_duration(value: &str, allow_zero: bool) -> Result<Duration, ConfigError> {
+        super::parse_duration("DURATION", value, allow_zero)
+    }
 }
 
 #[cfg(test)]

@@ -995,7 +995,7 @@ mod tests {
         assert_eq!(done.status, Status::Error);
         assert_eq!(
             (done.payload.as_str(), done.account.as_str()),
-            (r#"{"omitted_bytes":21}"#, r#"{"omitted_bytes":2}"#)
+            (r#"{"omitted_bytes":19}"#, r#"{"omitted_bytes":2}"#)
         );
         let envelope: Value = serde_json::from_str(&done.result).unwrap();
         assert_eq!(envelope["message"], "Task too large: 21 bytes, limit 16");

@@ -97,17 +97,18 @@ impl HubError {
     }
 
     fn from_status(status: &tonic::Status, provider: &str) -> Self {
+        // A transport failure (a refused TLS certificate, a reset connection) comes as a bare
+        // "transport error" whose reason is in the source chain: keep it for the log line.
+        let message = match std::error::Error::source(status) {
+            Some(cause) => format!("{}: {}", status.message(), error_chain(cause)),
+            None => status.message().to_owned(),
+        };
         match status.code() {
             Code::Unauthenticated => HubError::Unauthenticated {
                 provider: provider.to_owned(),
             },
-            Code::Unavailable | Code::DeadlineExceeded => {
-                HubError::Unavailable(status.message().to_owned())
-            }
-            code => HubError::Rejected {
-                code,
-                message: status.message().to_owned(),
-            },
+            Code::Unavailable | Code::DeadlineExceeded => HubError::Unavailable(message),
+            code => HubError::Rejected { code, message },
         }
     }
 }

@@ -299,6 +299,37 @@ mod tests {
         }
     }
 
+    /// This copy of the grammar and `RateSpec`'s agree on any text: both accept it with the same
+    /// rate, or both refuse it.
+    fn agrees_with_the_runtime(text: &str) {
+        let runtime = text
+            .parse::<arbv_provider_core::rate_limit::RateSpec>()
+            .ok()
+            .map(|spec| (spec.count, spec.period));
+        let here = parse_rate(text).ok().map(|rate| (rate.count, rate.period));
+        assert_eq!(here, runtime, "{text:?}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        #[test]
+        fn any_text_parses_as_the_runtime_parses_it(text in ".{0,24}") {
+            agrees_with_the_runtime(&text);
+        }
+
+        #[test]
+        fn any_rate_parses_as_the_runtime_parses_it(
+            count in proptest::prop_oneof![proptest::prelude::any::<u32>(), 0u32..3],
+            multiple in proptest::option::of(proptest::prop_oneof![proptest::prelude::any::<u64>(), 0u64..100]),
+            unit in proptest::sample::select(&["s", "sec", "m", "minutes", "h", "hour", "d", "days", "ms", "x", ""][..]),
+            space in proptest::sample::select(&[" ", "", "\t"][..]),
+        ) {
+            let multiple = multiple.map(|m| m.to_string()).unwrap_or_default();
+            agrees_with_the_runtime(&format!("{space}{count}{space}/{space}{multiple}{unit}{space}"));
+        }
+    }
+
     fn rate(text: &str) -> RateLimitArg {
         RateLimitArg::Rate(parse_rate(text).unwrap())
     }

@@ -76,7 +76,13 @@ impl FromStr for RateSpec {
 
 impl fmt::Display for RateSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}s", self.count, self.period.as_secs_f64())
+        // Whole seconds as an integer: through an f64 a period beyond 2^53 s would be rounded and
+        // no longer read back as itself.
+        if self.period.subsec_nanos() == 0 {
+            write!(f, "{}/{}s", self.count, self.period.as_secs())
+        } else {
+            write!(f, "{}/{}s", self.count, self.period.as_secs_f64())
+        }
     }
 }
 
@@ -111,5 +117,13 @@ mod tests {
         ] {
             assert!(text.parse::<RateSpec>().is_err(), "{text}");
         }
+    }
+
+    /// Found by the property test `rate_spec_well_formed`: the period was written through an f64.
+    #[test]
+    fn a_long_period_is_written_back_exactly() {
+        let spec: RateSpec = "1/21527749996430671s".parse().unwrap();
+        assert_eq!(spec.to_string(), "1/21527749996430671s");
+        assert_eq!(spec.to_string().parse::<RateSpec>(), Ok(spec));
     }
 }
