@@ -178,9 +178,15 @@ impl ContractHub {
     /// Serves the `Hub` service on a free loopback port, with tonic's default limits (4 MiB
     /// received).
     pub async fn serve(&self) -> RunningContractHub {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        self.serve_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Serves on `addr`: a hub that stopped comes back on its old address with its queue and
+    /// records, as a hub that keeps its tasks in storage does after a restart.
+    pub async fn serve_on(&self, addr: SocketAddr) -> RunningContractHub {
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .expect("a loopback port is free");
+            .expect("the address is free");
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");

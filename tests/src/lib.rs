@@ -2,6 +2,7 @@
 //! `Provider` trait (no macros), and helpers that start a dev hub and a provider on loopback.
 
 pub mod contract_hub;
+pub mod hubs;
 
 use std::future::Future;
 use std::net::SocketAddr;
