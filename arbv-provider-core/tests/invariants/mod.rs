@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use arbv_provider_core::config::{ConfigError, HubUrl, fuzzing};
-use arbv_provider_core::rate_limit::{PerKey, RateSpec};
+use arbv_provider_core::rate_limit::{PerKey, RateSpec, value_digest};
 use arbv_provider_core::validation::{SchemaValidator, Violations};
 use serde_json::{Value, json};
 
@@ -60,7 +60,7 @@ pub fn env_duration(text: &str, allow_zero: bool) {
 }
 
 /// `per`: a parsed path starts at `account` or `payload`, names non-empty fields, and keys a
-/// task by the value found at that path (objects only), `<none>` when there is none.
+/// task by a digest of the value found at that path (objects only), `<none>` when there is none.
 pub fn per_key(text: &str, payload: &Value, account: Option<&Value>) {
     let Ok(per) = PerKey::parse(text) else {
         return;
@@ -84,10 +84,14 @@ pub fn per_key(text: &str, payload: &Value, account: Option<&Value>) {
         path.split('.')
             .try_fold(root, |value, field| value.as_object()?.get(field))
     });
+    // The value itself never reaches the key: only a fixed-length digest of it.
     match found {
-        Some(Value::String(s)) => assert_eq!(value, s),
+        Some(Value::String(s)) => assert_eq!(value, value_digest(s.as_bytes())),
         Some(Value::Null) | None => assert_eq!(value, "<none>"),
-        Some(other) => assert_eq!(value, other.to_string()),
+        Some(other) => assert_eq!(value, value_digest(other.to_string().as_bytes())),
+    }
+    if value != "<none>" {
+        assert_eq!(value.len(), 17, "{value:?}");
     }
     if source == "payload" {
         assert_eq!(key, per.key(payload, None), "the account plays no part");

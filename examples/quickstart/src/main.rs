@@ -70,9 +70,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
         })
         .collect();
+    let mut unanswered = 0;
     for (action, id) in ids {
         let Some(envelope) = hub.wait_result(&id, Duration::from_secs(10)).await else {
             println!("  ?  {action:<15} no answer within 10 s");
+            unanswered += 1;
             continue;
         };
         let status = envelope["status"].as_str().unwrap_or("?");
@@ -107,5 +109,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = stop.send(());
     provider.await??;
     server.stop().await;
+    if unanswered > 0 {
+        return Err(format!("{unanswered} task(s) got no answer: every task should get one").into());
+    }
     Ok(())
 }
