@@ -353,7 +353,8 @@ async fn a_blocking_action_does_not_stall_the_others() {
         HandWritten,
         config(&server.url()).concurrency(2).build().unwrap(),
     );
-    let blocking = hub.enqueue(PROVIDER, "blocking_sleep", json!({"ms": 1500}), None);
+    // 5 s: the echo beside it has that long to be answered, however loaded the machine.
+    let blocking = hub.enqueue(PROVIDER, "blocking_sleep", json!({"ms": 5000}), None);
     assert!(
         arbv_tests::eventually(Duration::from_secs(5), || async {
             hub.task(&blocking).unwrap().state == arbv_provider::dev_hub::TaskState::Leased
@@ -371,7 +372,7 @@ async fn a_blocking_action_does_not_stall_the_others() {
         .wait_result(&blocking, Duration::from_secs(10))
         .await
         .unwrap();
-    assert_eq!(e["data"]["response"], json!({"slept_ms": 1500}));
+    assert_eq!(e["data"]["response"], json!({"slept_ms": 5000}));
     provider.stop().await.unwrap();
     server.stop().await;
 }
