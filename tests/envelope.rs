@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use arbv_provider::dev_hub::DevHub;
-use arbv_tests::{HandWritten, PROVIDER, RunningProvider, call, config, start_hub};
+use arbv_tests::contract_hub::ContractHub;
+use arbv_tests::{HandWritten, PROVIDER, RunningProvider, TOKEN, call, config, start_hub};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -278,20 +279,71 @@ async fn every_row_of_the_envelope_table() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_result_echoes_payload_and_account_and_the_status() {
+async fn in_utc_now_and_now_utc_read_the_same_and_a_task_is_delivered_once() {
     let (hub, server, provider) = setup("UTC").await;
     let e = call(&hub, "echo", json!({"message": "x"}), None).await;
     assert_eq!(
         e["data"]["now"], e["data"]["now_utc"],
         "UTC stamps both the same"
     );
-    // The TaskResult's own fields are checked by the independent hub test (resilience.rs);
-    // here the dev hub's record shows one delivery and one result.
     let tasks = hub.tasks();
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].deliveries, 1);
     provider.stop().await.unwrap();
     server.stop().await;
+}
+
+/// The `TaskResult` around the envelope, as a hub that records what it is sent receives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_result_echoes_payload_and_account_and_the_status() {
+    let hub = ContractHub::builder(TOKEN).build();
+    // Payloads and accounts as the hub sent them, spacing and key order included.
+    let key = "0123456789abcdef0123456789abcdef";
+    let with_account = format!(r#"{{ "api_key" : "{key}", "z": 1, "a": [ 2 ] }}"#);
+    let tasks = [
+        ("ok", "echo", r#"{ "message" : "x",  "extra": null }"#, ""),
+        ("warned", "warn", "{}", ""),
+        (
+            "failed",
+            "fail",
+            r#"{"b": 1, "a": 2}"#,
+            r#"{"note": "unused"}"#,
+        ),
+        ("accounted", "with_account", "{}", with_account.as_str()),
+        ("unknown", "nope", "[1, 2]", ""),
+    ];
+    for (id, action, payload, account) in tasks {
+        hub.push(id, action, payload, account);
+    }
+    let server = hub.serve().await;
+    let provider = RunningProvider::start(HandWritten, config(&server.url()).build().unwrap());
+    assert!(hub.wait_results(tasks.len(), Duration::from_secs(20)).await);
+    provider.stop().await.unwrap();
+    server.stop().await;
+
+    let results = hub.results();
+    assert_eq!(results.len(), tasks.len(), "one result each");
+    let mut statuses = Vec::new();
+    for (id, action, payload, account) in tasks {
+        let result = results.iter().find(|r| r.id == id).unwrap();
+        assert_eq!(result.action, action);
+        assert_eq!(result.payload, payload, "{id}: the payload as sent");
+        let expected_account = if account.is_empty() { "{}" } else { account };
+        assert_eq!(
+            result.account, expected_account,
+            "{id}: the account as sent"
+        );
+        let envelope: Value = serde_json::from_str(&result.result).unwrap();
+        assert_eq!(
+            result.status, envelope["status"],
+            "{id}: the envelope's status"
+        );
+        statuses.push(result.status.clone());
+    }
+    assert_eq!(
+        statuses,
+        ["success", "warning", "error", "success", "error"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +353,8 @@ async fn a_blocking_action_does_not_stall_the_others() {
         HandWritten,
         config(&server.url()).concurrency(2).build().unwrap(),
     );
-    let blocking = hub.enqueue(PROVIDER, "blocking_sleep", json!({"ms": 1500}), None);
+    // 5 s: the echo beside it has that long to be answered, however loaded the machine.
+    let blocking = hub.enqueue(PROVIDER, "blocking_sleep", json!({"ms": 5000}), None);
     assert!(
         arbv_tests::eventually(Duration::from_secs(5), || async {
             hub.task(&blocking).unwrap().state == arbv_provider::dev_hub::TaskState::Leased
@@ -319,7 +372,7 @@ async fn a_blocking_action_does_not_stall_the_others() {
         .wait_result(&blocking, Duration::from_secs(10))
         .await
         .unwrap();
-    assert_eq!(e["data"]["response"], json!({"slept_ms": 1500}));
+    assert_eq!(e["data"]["response"], json!({"slept_ms": 5000}));
     provider.stop().await.unwrap();
     server.stop().await;
 }

@@ -3,13 +3,15 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
+// tokio's clock, so tests can pause it and move leases on without sleeping.
+use tokio::time::Instant;
 
 use crate::secret::AuthToken;
 
@@ -458,26 +460,32 @@ mod tests {
         state.enqueue(provider, "echo", Bytes::from_static(b"{}"), Bytes::new())
     }
 
-    #[test]
-    fn every_lease_that_runs_out_is_offered_again_and_only_those() {
+    #[tokio::test(start_paused = true)]
+    async fn every_lease_that_runs_out_is_offered_again_and_only_those() {
         let lease = Duration::from_millis(400);
         let state = state(lease);
         // One queue per provider, so each take below can only return its own task.
         let a = enqueue(&state, "p1");
         let b = enqueue(&state, "p2");
         assert_eq!(state.take_next("p1").unwrap().id, a);
-        std::thread::sleep(lease / 2);
+        tokio::time::advance(lease / 2).await;
         assert_eq!(state.take_next("p2").unwrap().id, b);
-        assert!(state.take_next("p1").is_none(), "a's lease has not run out");
-
-        std::thread::sleep(lease + lease / 4);
-        // The scan that offers `a` again must not forget `b`, leased later.
+        tokio::time::advance(lease / 2 - Duration::from_millis(1)).await;
+        assert!(
+            state.take_next("p1").is_none(),
+            "a's lease has 1 ms left: not offered yet"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        // The scan that offers `a` again (its lease just ran out) must not offer `b`, whose
+        // lease has half its time left, nor forget it.
         assert_eq!(state.take_next("p1").unwrap().id, a);
-        assert_eq!(state.take_next("p2").unwrap().id, b);
+        assert!(state.take_next("p2").is_none(), "b's lease still runs");
         assert_eq!(state.task(&a).unwrap().deliveries, 2);
+        tokio::time::advance(lease / 2).await;
+        assert_eq!(state.take_next("p2").unwrap().id, b, "b's lease ran out");
 
         state.complete(&a, "p1", "{}".into()).ok().unwrap();
-        std::thread::sleep(lease + lease / 4);
+        tokio::time::advance(lease * 2).await;
         assert!(
             state.take_next("p1").is_none(),
             "an answered task is not offered again"
@@ -543,8 +551,8 @@ mod tests {
         assert_eq!(state.tasks().len(), 2);
     }
 
-    #[test]
-    fn counters_match_the_records_through_requeues_duplicates_and_forgetting() {
+    #[tokio::test(start_paused = true)]
+    async fn counters_match_the_records_through_requeues_duplicates_and_forgetting() {
         let lease = Duration::from_millis(200);
         let state = State::new(AuthToken::new("t"), Duration::ZERO, lease, 3);
         let ids: Vec<String> = (0..8).map(|_| enqueue(&state, "p")).collect();
@@ -553,7 +561,7 @@ mod tests {
             state.take_next("p").unwrap().id,
         ];
         assert_eq!(counts(&state), (6, 2, 0, 0));
-        std::thread::sleep(lease + lease / 2);
+        tokio::time::advance(lease).await;
         // Both leases ran out: both are queued again, one is taken, and a late result for
         // the other (queued again, not leased) still counts once.
         let again = state.take_next("p").unwrap().id;

@@ -110,7 +110,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     provider.await??;
     server.stop().await;
     if unanswered > 0 {
-        return Err(format!("{unanswered} task(s) got no answer: every task should get one").into());
+        return Err(
+            format!("{unanswered} task(s) got no answer: every task should get one").into(),
+        );
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The rate-limit example provider. Its actions are a contract other checks rely on; each
-//! answers `{"result": "<action name>"}`:
+//! answers `{"result": "<action name>", "pid": <the serving process's id>}` (the pid shows
+//! which process served a task when several share a budget):
 //!
 //! - `default_action`: the provider-wide default, `"2/s"`;
 //! - `fast_action`: `"10/s"`;
@@ -60,6 +61,11 @@ pub fn shared_limit() -> RedisRateLimitMonitor {
         .expect("the Redis URL was checked")
 }
 
+/// An action's answer: its name and the id of the process that ran it.
+fn answer(action: &str) -> Value {
+    json!({ "result": action, "pid": std::process::id() })
+}
+
 /// The rate-limit example provider.
 #[derive(Debug, Default)]
 pub struct RateLimited;
@@ -69,31 +75,31 @@ impl RateLimited {
     /// Limited by the provider-wide default: 2 a second.
     #[action]
     pub async fn default_action(&self) -> Value {
-        json!({ "result": "default_action" })
+        answer("default_action")
     }
 
     /// 10 a second.
     #[action(rate_limit = "10/s")]
     pub async fn fast_action(&self) -> Value {
-        json!({ "result": "fast_action" })
+        answer("fast_action")
     }
 
     /// Never limited.
     #[action(rate_limit = none)]
     pub async fn unlimited_action(&self) -> Value {
-        json!({ "result": "unlimited_action" })
+        answer("unlimited_action")
     }
 
     /// 2 a minute for each account.
     #[action(rate_limit = "2/m", per = "account.account_id")]
     pub async fn per_account(&self, account: LimitedAccount) -> Value {
         let _ = account;
-        json!({ "result": "per_account" })
+        answer("per_account")
     }
 
     /// One budget shared through Redis by every process running this provider.
     #[action(rate_limit = shared_limit)]
     pub async fn shared_action(&self) -> Value {
-        json!({ "result": "shared_action" })
+        answer("shared_action")
     }
 }

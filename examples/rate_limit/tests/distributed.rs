@@ -1,7 +1,9 @@
 //! One Redis budget shared by three provider processes, under demand well above it: at most N
-//! admitted in any window, at least 0.95 N in each; with Redis gone the fail-closed policy
+//! admitted in any window, at least 0.95 N in each, and every process among those admitted
+//! (each answer carries the pid of the process that served it); with Redis gone the fail-closed policy
 //! answers `limit` and nothing crashes; when Redis returns, admission resumes.
 
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -40,6 +42,10 @@ impl Providers {
 
     fn all_running(&mut self) -> bool {
         self.0.iter_mut().all(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    fn pids(&self) -> BTreeSet<u64> {
+        self.0.iter().map(|c| u64::from(c.id())).collect()
     }
 }
 
@@ -95,13 +101,29 @@ async fn clear(redis_url: &str) {
         .unwrap();
 }
 
-async fn wait_until_polling(hub: &DevHub) {
-    // Each provider answers a probe once it is connected.
-    for _ in 0..3 {
+/// The pid of the process that served an answer.
+fn pid(envelope: &Value) -> u64 {
+    envelope["data"]["response"]["pid"]
+        .as_u64()
+        .expect("the example's answers carry their process's pid")
+}
+
+/// Probes until every process has answered one: all are connected and taking tasks.
+async fn wait_until_polling(hub: &DevHub, providers: &Providers) {
+    let expected = providers.pids();
+    let mut answered = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while answered != expected {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "within 60 s only {answered:?} of {expected:?} answered a probe"
+        );
         let id = hub.enqueue(PROVIDER, "unlimited_action", json!({}), None);
-        hub.wait_result(&id, Duration::from_secs(60))
+        let answer = hub
+            .wait_result(&id, Duration::from_secs(60))
             .await
             .expect("the providers connect");
+        answered.insert(pid(&answer));
     }
 }
 
@@ -115,16 +137,24 @@ async fn three_processes_share_one_redis_budget() {
         .build();
     let server = hub.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let mut providers = Providers::start(&server, &redis_url, 3);
-    wait_until_polling(&hub).await;
+    wait_until_polling(&hub, &providers).await;
 
     let ids = demand(&hub, 7.0).await;
     let answers = answers(&hub, &ids).await;
     assert!(providers.all_running());
-    let mut admitted: Vec<f64> = answers
+    let successes: Vec<&Value> = answers
         .iter()
         .filter(|e| e["status"] == "success")
-        .map(stamp)
         .collect();
+    // Each process spent the shared budget: one process serving everything would pass the
+    // window counts below as well.
+    let served: BTreeSet<u64> = successes.iter().map(|e| pid(e)).collect();
+    assert_eq!(
+        served,
+        providers.pids(),
+        "every process admitted tasks under the shared budget"
+    );
+    let mut admitted: Vec<f64> = successes.iter().map(|e| stamp(e)).collect();
     admitted.sort_by(f64::total_cmp);
     let limited: Vec<&Value> = answers.iter().filter(|e| e["status"] == "limit").collect();
     assert_eq!(
@@ -182,7 +212,7 @@ async fn with_redis_gone_the_policy_holds_and_admission_resumes_when_it_returns(
         .build();
     let server = hub.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let mut providers = Providers::start(&server, &redis.url(), 3);
-    wait_until_polling(&hub).await;
+    wait_until_polling(&hub, &providers).await;
 
     let before = answers(&hub, &demand(&hub, 1.0).await).await;
     assert!(
