@@ -3,8 +3,7 @@
 //! does not deserialise is answered without quoting it. One binary of its own, since it
 //! installs the global log subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use arbv_provider::dev_hub::DevHub;
@@ -91,32 +90,9 @@ impl Provider for Hostile {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Every log line of this binary, at every level, from the first test that asks.
 fn logs() -> String {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    let captured = LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .init();
-        captured
-    });
-    String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned()
+    arbv_tests::logs::global(tracing::Level::TRACE).text()
 }
 
 async fn answers(hub: &DevHub, action: &str, account: &Value, n: usize) -> Vec<Value> {

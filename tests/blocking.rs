@@ -4,8 +4,7 @@
 //! dropped. One binary of its own, since it installs the global log subscriber.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Condvar, LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::Duration;
 
 use arbv_provider::dev_hub::TaskState;
@@ -107,40 +106,13 @@ impl Provider for Blocky {
     }
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Every log line of this binary, from the first test that asks.
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        captured
-    })
+fn logs() -> &'static arbv_tests::logs::LogBuffer {
+    arbv_tests::logs::global(tracing::Level::DEBUG)
 }
 
 fn log_lines_with(words: &[&str]) -> Vec<String> {
-    let text = String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned();
-    text.lines()
-        .filter(|line| words.iter().all(|w| line.contains(w)))
-        .map(str::to_owned)
-        .collect()
+    logs().lines_with(words)
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -3,47 +3,11 @@
 //! `wait_time` 1 s; each monitor logs one warning per outage however many calls come during
 //! it, and one line when Redis answers again.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arbv_provider::rate_limit::{Decision, RateLimitMonitor, RateSpec, RedisRateLimitMonitor};
+use arbv_tests::logs::LogBuffer;
 use arbv_tests::services::PrivateRedis;
-
-/// Every log line written while the guard of [`Logs::capture`] lives, on this thread.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    /// Lines holding every one of `parts`.
-    fn count(&self, parts: &[&str]) -> usize {
-        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
-        text.lines()
-            .filter(|line| parts.iter().all(|part| line.contains(part)))
-            .count()
-    }
-}
 
 const DOWN: &str = "Redis is unreachable for the shared rate limit";
 const BACK: &str = "Redis answers again";
@@ -73,8 +37,8 @@ async fn an_outage_admits_when_failing_open_refuses_when_closed_and_warns_once_e
     let Some(mut redis) = PrivateRedis::start() else {
         return;
     };
-    let logs = Logs::default();
-    let _capture = logs.capture();
+    let logs = LogBuffer::default();
+    let _capture = logs.capture_thread(tracing::Level::INFO);
     let rate = RateSpec::new(2, Duration::from_secs(60));
     let open_key = format!("arbv-test:{}:fail-open", std::process::id());
     let closed_key = format!("arbv-test:{}:fail-closed", std::process::id());
@@ -112,7 +76,7 @@ async fn an_outage_admits_when_failing_open_refuses_when_closed_and_warns_once_e
         }
         for key in [&open_key, &closed_key] {
             assert_eq!(
-                logs.count(&["WARN", DOWN, key]),
+                logs.lines_with(&["WARN", DOWN, key]).len(),
                 outage,
                 "one warning per outage for {key}, not one per call"
             );
@@ -127,7 +91,7 @@ async fn an_outage_admits_when_failing_open_refuses_when_closed_and_warns_once_e
             assert_eq!(figures["current_count"], 1);
         }
         for key in [&open_key, &closed_key] {
-            assert_eq!(logs.count(&["INFO", BACK, key]), outage, "{key}");
+            assert_eq!(logs.lines_with(&["INFO", BACK, key]).len(), outage, "{key}");
         }
         // Spend the budget again, so the next outage starts from a full window.
         for monitor in [&open, &closed] {

@@ -1,34 +1,14 @@
 //! The hub token never reaches a log line, at any level, even when the hub refuses it.
 //! One test in its own binary, since it installs the global log subscriber.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arbv_tests::{HandWritten, PROVIDER, RunningProvider, call, start_hub};
 use serde_json::json;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_stays_out_of_every_log_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = arbv_tests::logs::global(tracing::Level::TRACE);
 
     let (hub, server) = start_hub(Duration::ZERO).await;
     let wrong = "wrong-token-9f8e7d6c5b4a";
@@ -54,7 +34,7 @@ async fn the_token_stays_out_of_every_log_line() {
     right.stop().await.unwrap();
     server.stop().await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("refused the provider's token"),
         "the refusal is logged clearly:\n{logs}"

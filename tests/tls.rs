@@ -3,9 +3,7 @@
 //! certificate to a hub that requires one. One binary with one global log subscriber: some
 //! cases read the logs to see that the provider keeps retrying and says why.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arbv_provider::dev_hub::{DevHub, RunningServer};
@@ -23,33 +21,9 @@ const HUB_NAME: &str = "hub.test";
 /// How long a case waits for something it expects (the machine may be loaded).
 const PATIENCE: Duration = Duration::from_secs(30);
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The log lines of every test in this binary so far (the subscriber is installed once).
 fn logs() -> String {
-    static CAPTURED: OnceLock<Captured> = OnceLock::new();
-    let captured = CAPTURED.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        captured
-    });
-    String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned()
+    arbv_tests::logs::global(tracing::Level::INFO).text()
 }
 
 /// Waits until some log line holds every one of `parts`.
@@ -226,15 +200,9 @@ async fn a_hub_the_provider_cannot_verify_gets_no_calls_and_the_provider_keeps_r
 // the logs of this case alone.
 #[tokio::test]
 async fn a_hub_requiring_client_certificates_takes_only_a_provider_with_one() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let _logs = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish(),
-    );
-    let logs = || String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    let captured = arbv_tests::logs::LogBuffer::default();
+    let _logs = captured.capture_thread(tracing::Level::INFO);
+    let logs = || captured.text();
     let pki = Pki::new();
     let (hub, server, url) = tls_hub(&pki, true).await;
     let base = || {

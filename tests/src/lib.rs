@@ -3,6 +3,7 @@
 
 pub mod contract_hub;
 pub mod hubs;
+pub mod logs;
 
 use std::future::Future;
 use std::net::SocketAddr;
