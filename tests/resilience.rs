@@ -338,15 +338,22 @@ mod a_wrong_token_is_retried_with_growing_pauses_up_to_the_cap {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hub_that_is_not_up_at_start_is_reached_when_it_comes_up() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // No hub on the port yet: whatever connects there is hung up on at once.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap();
     let provider = RunningProvider::start(
         HandWritten,
         config(&format!("http://{port}")).build().unwrap(),
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Observed, not slept on: the provider tries, is refused, and tries again.
+    for attempt in 1..=2 {
+        let (socket, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+            .await
+            .unwrap_or_else(|_| panic!("connection attempt {attempt} never came"))
+            .unwrap();
+        drop(socket);
+    }
+    drop(listener);
     let hub = DevHub::builder().token(TOKEN).build();
     let server = hub.serve(port).await.unwrap();
     let e = call(&hub, "echo", json!({"message": "late"}), None).await;
