@@ -6,12 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arbv_provider_core::hub_client::{ACCEPT_HAND_BACK, HAND_BACK, HAND_BACK_VALUE};
 use arbv_provider_core::proto::hub_client::HubClient;
 use arbv_provider_core::proto::hub_server::{Hub, HubServer};
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataValue;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
@@ -109,8 +111,9 @@ pub async fn serve_trivial(hub: TrivialHub, stop: CancellationToken) -> SocketAd
 }
 
 /// A client that does nothing but the two RPCs: `lanes` loops over one HTTP/2 connection, each
-/// taking a task and answering it with a canned result, following tasks handed back with a
-/// result exactly as a provider does. It runs until the process ends.
+/// taking a task and answering it with a canned result, asking for and following tasks handed
+/// back with a result exactly as a provider does (only answers the hub marks as handed back).
+/// It runs until the process ends.
 pub async fn trivial_client(url: String, token: String, lanes: usize) {
     let channel: Channel = Endpoint::from_shared(url)
         .expect("a valid hub URL")
@@ -146,15 +149,27 @@ pub async fn trivial_client(url: String, token: String, lanes: usize) {
                         result: result.clone(),
                         account: "{}".into(),
                     };
-                    task = match rpc.submit_task_result(answer).await {
-                        Ok(next) => next.into_inner(),
-                        Err(_) => Task::default(),
+                    let mut request = Request::new(answer);
+                    request.metadata_mut().insert(
+                        ACCEPT_HAND_BACK,
+                        MetadataValue::from_static(HAND_BACK_VALUE),
+                    );
+                    task = match rpc.submit_task_result(request).await {
+                        Ok(next) if is_handed_back(&next) => next.into_inner(),
+                        Ok(_) | Err(_) => Task::default(),
                     };
                 }
             }
         });
     }
     while set.join_next().await.is_some() {}
+}
+
+fn is_handed_back(answer: &Response<Task>) -> bool {
+    answer
+        .metadata()
+        .get(HAND_BACK)
+        .is_some_and(|value| value == HAND_BACK_VALUE)
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
