@@ -1,4 +1,4 @@
-//! Every row of the envelope table (DESIGN §1), end to end: a hand-written provider, the dev hub,
+//! Every row of the envelope table (README, "What every task gets back"), end to end: a hand-written provider, the dev hub,
 //! real gRPC on loopback. Each answer is checked field by field.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! From a task to its one envelope: parse, find the action, validate, run it under its timeout,
-//! catch its panic, and answer every case exactly as DESIGN §1 prescribes.
+//! catch its panic, and answer every case exactly as the envelope table in the README prescribes.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;

@@ -1,4 +1,4 @@
-//! The result envelope every task is answered with, whatever happened (DESIGN §1).
+//! The result envelope every task is answered with, whatever happened (the README's envelope table).
 
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};

@@ -1,4 +1,4 @@
-//! A real hub for local development and tests: it implements the wire contract (DESIGN §1),
+//! A real hub for local development and tests: it implements the wire contract (`proto/hub.proto`),
 //! checks tokens, routes tasks by provider name, holds `GetTask` open until work arrives, and
 //! re-delivers a task whose result never came. In process, or standalone with `arbv hub`.
 

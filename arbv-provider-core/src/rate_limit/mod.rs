@@ -141,7 +141,7 @@ pub trait RateLimitMonitorExt: RateLimitMonitor {
         })
     }
 
-    /// Acquires (waiting at most `max_wait`), then runs `request`: the seed's
+    /// Acquires (waiting at most `max_wait`), then runs `request`: the Python framework's
     /// `make_safe_request`. Guards a call to an outside API from inside an action.
     fn make_safe_request<'a, F, Fut, T>(
         &'a self,

@@ -140,7 +140,7 @@ fn period_per_call(rate: RateSpec) -> Duration {
     (rate.period / rate.count.max(1)).max(Duration::from_nanos(1))
 }
 
-/// At least `min_delay` between two admitted calls: the seed's `TimeBasedRateLimitMonitor`.
+/// At least `min_delay` between two admitted calls: the Python framework's `TimeBasedRateLimitMonitor`.
 pub struct TimeBasedRateLimitMonitor {
     min_delay: Duration,
     budgets: Budgets,
@@ -185,7 +185,7 @@ impl RateLimitMonitor for TimeBasedRateLimitMonitor {
 
 /// A token bucket: `rate` on average, `burst` at once, with warning and critical thresholds
 /// of the bucket's use that log and show in the figures (`call_usage`, `is_near_limit`,
-/// `is_critical`): the seed's `AdvancedRateLimitMonitor`.
+/// `is_critical`): the Python framework's `AdvancedRateLimitMonitor`.
 pub struct AdvancedRateLimitMonitor {
     rate: RateSpec,
     burst: u32,
@@ -214,7 +214,7 @@ impl AdvancedRateLimitMonitor {
         }
     }
 
-    /// `requests_per_minute` on average with bursts of `burst_size`, as the seed writes it.
+    /// `requests_per_minute` on average with bursts of `burst_size`, as the Python framework writes it.
     pub fn per_minute(requests_per_minute: u32, burst_size: u32) -> Self {
         Self::new(
             RateSpec::new(requests_per_minute, Duration::from_secs(60)),

@@ -58,7 +58,7 @@ impl Default for RedisFailurePolicy {
 pub struct RedisUrlError(String);
 
 /// `rate` shared by every process and machine whose monitor names the same `key` on the same
-/// Redis. The seed's `RedisRateLimitMonitor`, made atomic.
+/// Redis. The Python framework's `RedisRateLimitMonitor`, made atomic.
 ///
 /// ```no_run
 /// use arbv_provider_core::rate_limit::{RedisRateLimitMonitor, RateSpec};
