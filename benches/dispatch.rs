@@ -6,7 +6,8 @@ use std::hint::black_box;
 
 use arbv_benches::{ECHO_PAYLOAD, order_payload};
 use arbv_provider::Config;
-use arbv_provider_core::dispatch::{Dispatcher, IncomingTask};
+use arbv_provider_core::dispatch::Dispatcher;
+use arbv_provider_core::task::IncomingTask;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio_util::sync::CancellationToken;

@@ -193,7 +193,7 @@ impl Config {
         ConfigBuilder::default()
     }
 
-    /// Reads the configuration from the process environment (see [`env`]).
+    /// Reads the configuration from the process environment (see [`env`](mod@env)).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }

@@ -24,6 +24,7 @@ use crate::provider::{
 };
 use crate::rate_limit::{Decision, PerKey, RateLimitMonitor};
 use crate::response::{ActionError, ActionResponse, format_seconds};
+use crate::task::{CompletedTask, IncomingTask, omitted};
 use crate::telemetry::Escaped;
 use crate::validation::{MAX_ERROR_MESSAGE_BYTES, SchemaValidator, Violations};
 
@@ -50,36 +51,6 @@ struct CompiledLimit {
     monitor: Arc<dyn RateLimitMonitor>,
     per: Option<PerKey>,
     wait: bool,
-}
-
-/// A task as the hub sent it.
-#[derive(Clone, Debug, Default)]
-pub struct IncomingTask {
-    /// The hub's id.
-    pub id: String,
-    /// The action's name.
-    pub action: String,
-    /// UTF-8 JSON (empty counts as `{}`).
-    pub payload: bytes::Bytes,
-    /// UTF-8 JSON, or empty when the task has no account.
-    pub account: bytes::Bytes,
-}
-
-/// A task's answer, ready to submit (the hub client adds the provider's name and token).
-#[derive(Clone, Debug)]
-pub struct CompletedTask {
-    /// The task's id.
-    pub id: String,
-    /// The task's action.
-    pub action: String,
-    /// The envelope's status.
-    pub status: Status,
-    /// The task's payload as JSON text.
-    pub payload: String,
-    /// The task's account as JSON text (`{}` when none).
-    pub account: String,
-    /// The envelope as JSON text.
-    pub result: String,
 }
 
 /// Runs tasks against one provider's compiled action table.
@@ -870,24 +841,9 @@ impl Dispatcher {
     }
 }
 
-/// What a `TaskResult` carries in place of input too large to repeat.
-fn omitted(bytes: usize) -> String {
-    json!({ "omitted_bytes": bytes }).to_string()
-}
-
 /// A panic's message, for a log line and an answer.
 pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     panic_message(panic)
-}
-
-impl CompletedTask {
-    /// Replaces the echoed payload and account with `{"omitted_bytes": N}`: for an answer that
-    /// is still too large because the task's own input was.
-    pub fn omit_inputs(&mut self) {
-        for text in [&mut self.payload, &mut self.account] {
-            *text = omitted(text.len());
-        }
-    }
 }
 
 #[cfg(test)]

@@ -120,7 +120,7 @@ struct ClientIdentity {
     key: PemFile,
 }
 
-/// TLS settings for an `https://` hub, checked and read at start (see [`env`]'s `HUB_TLS_*`).
+/// TLS settings for an `https://` hub, checked and read at start (see [`env`](mod@crate::config::env)'s `HUB_TLS_*`).
 #[derive(Clone, Debug, Default)]
 pub struct HubTls {
     ca: Option<PemFile>,

@@ -10,10 +10,10 @@ use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::Config;
-use crate::dispatch::{CompletedTask, IncomingTask};
 use crate::proto::hub_client::HubClient as RpcClient;
 use crate::proto::{ProviderRequest, Task, TaskResult};
 use crate::secret::AuthToken;
+use crate::task::{CompletedTask, IncomingTask};
 
 /// How long a `SubmitTaskResult` may take before it is tried again.
 const SUBMIT_DEADLINE: Duration = Duration::from_secs(30);

@@ -20,6 +20,7 @@ pub mod response;
 pub mod secret;
 pub mod serve;
 pub mod shutdown;
+pub mod task;
 pub mod telemetry;
 pub mod validation;
 pub mod worker;

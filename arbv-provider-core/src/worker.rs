@@ -15,9 +15,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
-use crate::dispatch::{CompletedTask, Dispatcher, IncomingTask};
+use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::hub_client::{HubClient, HubError, SubmitFailure, reconnect_backoff};
+use crate::task::{CompletedTask, IncomingTask};
 use crate::telemetry::Escaped;
 
 /// The longest pause between retries of an unreachable hub, and of a result it did not take.

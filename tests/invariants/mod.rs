@@ -4,8 +4,9 @@
 //! example provider.
 
 use arbv_provider_core::Config;
-use arbv_provider_core::dispatch::{CompletedTask, Dispatcher, IncomingTask};
+use arbv_provider_core::dispatch::Dispatcher;
 use arbv_provider_core::envelope::Envelope;
+use arbv_provider_core::task::{CompletedTask, IncomingTask};
 use serde_json::Value;
 
 /// The name the `basic` example provider serves under.
