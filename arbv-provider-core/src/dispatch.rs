@@ -47,6 +47,17 @@ struct CompiledAction {
     run: ErasedHandler,
 }
 
+impl CompiledAction {
+    /// The JSON Schema of the payload or the account, for an answer that refuses it.
+    fn schema(&self, part: InputPart) -> Option<&Value> {
+        let validator = match part {
+            InputPart::Payload => self.payload.as_ref(),
+            InputPart::Account => self.account.as_ref(),
+        };
+        validator.map(|v| v.schema().as_ref())
+    }
+}
+
 struct CompiledLimit {
     monitor: Arc<dyn RateLimitMonitor>,
     per: Option<PerKey>,
@@ -183,7 +194,7 @@ impl Dispatcher {
         interrupt: &CancellationToken,
     ) -> CompletedTask {
         // A task too large to read is not echoed either: the result would be larger still.
-        let too_large = task.payload.len() + task.account.len() > self.max_task_bytes;
+        let too_large = task.input_bytes() > self.max_task_bytes;
         let payload_text = json_text(&task.payload, "{}", too_large);
         let account_text = json_text(&task.account, "{}", too_large);
         let (status, result) = match self.run(&task, interrupt).await {
@@ -204,7 +215,7 @@ impl Dispatcher {
         task: &IncomingTask,
         interrupt: &CancellationToken,
     ) -> Result<Envelope, Envelope> {
-        let size = task.payload.len() + task.account.len();
+        let size = task.input_bytes();
         if size > self.max_task_bytes {
             return Err(self.envelope(
                 &shorten(&task.action, MAX_ECHOED_BYTES),
@@ -279,19 +290,10 @@ impl Dispatcher {
                 Ok(self.envelope(action_name, status, message.unwrap_or_default(), response))
             }
             Ok(Err(invalid)) => {
-                let validator = match invalid.part {
-                    InputPart::Payload => action.payload.as_ref(),
-                    InputPart::Account => action.account.as_ref(),
-                };
                 // serde's messages quote the offending value.
                 let violations =
                     Violations::single(shorten(&invalid.message, MAX_ERROR_MESSAGE_BYTES));
-                Err(self.invalid_with(
-                    action_name,
-                    invalid.part,
-                    &violations,
-                    validator.map(|v| v.schema().as_ref()),
-                ))
+                Err(self.invalid(action_name, action, invalid.part, &violations))
             }
             Err(panic) => {
                 let message = panic_message(panic.as_ref());
@@ -355,7 +357,7 @@ impl Dispatcher {
         interrupt: &CancellationToken,
     ) -> Result<(Value, Option<Value>), Envelope> {
         let action_name = task.action.as_str();
-        let read = if task.payload.len() + task.account.len() <= INLINE_INPUT_BYTES {
+        let read = if task.input_bytes() <= INLINE_INPUT_BYTES {
             read_input(
                 &task.payload,
                 &task.account,
@@ -425,20 +427,11 @@ impl Dispatcher {
                     "errors_omitted": 0,
                     "missing_params": [],
                     "missing_params_omitted": 0,
-                    "schema": action.account.as_ref().map(|v| v.schema().as_ref()),
+                    "schema": action.schema(InputPart::Account),
                 }),
             ),
             Rejection::Invalid { part, violations } => {
-                let validator = match part {
-                    InputPart::Payload => action.payload.as_ref(),
-                    InputPart::Account => action.account.as_ref(),
-                };
-                self.invalid_with(
-                    action_name,
-                    part,
-                    &violations,
-                    validator.map(|v| v.schema().as_ref()),
-                )
+                self.invalid(action_name, action, part, &violations)
             }
         })
     }
@@ -473,15 +466,15 @@ impl Dispatcher {
         )
     }
 
-    fn invalid_with(
+    fn invalid(
         &self,
-        action: &str,
+        action_name: &str,
+        action: &CompiledAction,
         part: InputPart,
         violations: &Violations,
-        schema: Option<&Value>,
     ) -> Envelope {
         self.envelope(
-            action,
+            action_name,
             Status::Error,
             format!("Invalid {}: {}", part_name(part), violations.summary()),
             json!({
@@ -489,7 +482,7 @@ impl Dispatcher {
                 "errors_omitted": violations.errors_omitted,
                 "missing_params": violations.missing,
                 "missing_params_omitted": violations.missing_omitted,
-                "schema": schema,
+                "schema": action.schema(part),
             }),
         )
     }
@@ -767,7 +760,8 @@ fn json_text(bytes: &[u8], empty: &str, too_large: bool) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// A panic's message, for a log line and an answer.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = panic.downcast_ref::<String>() {
@@ -823,7 +817,7 @@ impl Dispatcher {
     /// An `error` answer for a task whose dispatch panicked outside the action (the action's
     /// own panics are answered by [`dispatch`](Self::dispatch)).
     pub fn dispatch_failed(&self, task: &IncomingTask, message: &str) -> CompletedTask {
-        let too_large = task.payload.len() + task.account.len() > self.max_task_bytes;
+        let too_large = task.input_bytes() > self.max_task_bytes;
         let envelope = self.envelope(
             &task.action,
             Status::Error,
@@ -839,11 +833,6 @@ impl Dispatcher {
             result: envelope.to_json(),
         }
     }
-}
-
-/// A panic's message, for a log line and an answer.
-pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic_message(panic)
 }
 
 #[cfg(test)]

@@ -18,6 +18,13 @@ pub struct IncomingTask {
     pub account: bytes::Bytes,
 }
 
+impl IncomingTask {
+    /// The size of what the task carries, payload plus account, in bytes.
+    pub fn input_bytes(&self) -> usize {
+        self.payload.len() + self.account.len()
+    }
+}
+
 /// A task's answer, ready to submit (the hub client adds the provider's name and token).
 #[derive(Clone, Debug)]
 pub struct CompletedTask {

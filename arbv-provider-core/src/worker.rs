@@ -258,7 +258,7 @@ impl Worker {
             .catch_unwind()
             .await;
         dispatched.unwrap_or_else(|panic| {
-            let message = crate::dispatch::panic_text(panic.as_ref());
+            let message = crate::dispatch::panic_message(panic.as_ref());
             tracing::error!(task_id = %Escaped(&kept.id), action = %Escaped(&kept.action), panic = %Escaped(&message), "running the task panicked outside its action");
             self.dispatcher.dispatch_failed(&kept, &message)
         })
