@@ -7,6 +7,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::Config;
@@ -26,6 +27,18 @@ pub const ACCEPT_HAND_BACK: &str = "x-arbv-accept-hand-back";
 pub const HAND_BACK: &str = "x-arbv-hand-back";
 /// The value of [`ACCEPT_HAND_BACK`] and [`HAND_BACK`].
 pub const HAND_BACK_VALUE: &str = "1";
+
+/// Raises a hand-back flag ([`ACCEPT_HAND_BACK`] on a request, [`HAND_BACK`] on an answer).
+pub fn raise_hand_back_flag(metadata: &mut MetadataMap, flag: &'static str) {
+    metadata.insert(flag, MetadataValue::from_static(HAND_BACK_VALUE));
+}
+
+/// Whether a hand-back flag ([`ACCEPT_HAND_BACK`] or [`HAND_BACK`]) is raised.
+pub fn hand_back_flag_raised(metadata: &MetadataMap, flag: &str) -> bool {
+    metadata
+        .get(flag)
+        .is_some_and(|value| value == HAND_BACK_VALUE)
+}
 
 /// What a hub's answer may hold beyond the task size limit (id, action name, framing), so that a
 /// task over `PROVIDER_MAX_TASK_BYTES` still decodes and is answered `TASK_TOO_LARGE`. A message
@@ -255,21 +268,14 @@ impl HubClient {
         // instructions per task under load, measured with callgrind). Our own timer bounds it.
         let mut request = tonic::Request::new(request);
         if accept_hand_back {
-            request.metadata_mut().insert(
-                ACCEPT_HAND_BACK,
-                tonic::metadata::MetadataValue::from_static(HAND_BACK_VALUE),
-            );
+            raise_hand_back_flag(request.metadata_mut(), ACCEPT_HAND_BACK);
         }
         let mut rpc = self.rpc.clone();
         let answer = tokio::time::timeout(SUBMIT_DEADLINE, rpc.submit_task_result(request))
             .await
             .map_err(|_| HubError::Unavailable("SubmitTaskResult did not answer in 30s".into()))?;
         let answer = answer.map_err(|status| HubError::from_status(&status, &self.provider))?;
-        let handed_back = answer
-            .metadata()
-            .get(HAND_BACK)
-            .is_some_and(|value| value == HAND_BACK_VALUE);
-        if !accept_hand_back || !handed_back {
+        if !accept_hand_back || !hand_back_flag_raised(answer.metadata(), HAND_BACK) {
             return Ok(None);
         }
         let next = into_incoming(answer.into_inner());

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arbv_provider_core::hub_client::{ACCEPT_HAND_BACK, HAND_BACK, HAND_BACK_VALUE};
+use arbv_provider_core::hub_client::{
+    ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag,
+};
 use arbv_provider_core::proto::hub_client::HubClient;
 use arbv_provider_core::proto::hub_server::{Hub, HubServer};
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataValue;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
@@ -150,12 +151,11 @@ pub async fn trivial_client(url: String, token: String, lanes: usize) {
                         account: "{}".into(),
                     };
                     let mut request = Request::new(answer);
-                    request.metadata_mut().insert(
-                        ACCEPT_HAND_BACK,
-                        MetadataValue::from_static(HAND_BACK_VALUE),
-                    );
+                    raise_hand_back_flag(request.metadata_mut(), ACCEPT_HAND_BACK);
                     task = match rpc.submit_task_result(request).await {
-                        Ok(next) if is_handed_back(&next) => next.into_inner(),
+                        Ok(next) if hand_back_flag_raised(next.metadata(), HAND_BACK) => {
+                            next.into_inner()
+                        }
                         Ok(_) | Err(_) => Task::default(),
                     };
                 }
@@ -163,13 +163,6 @@ pub async fn trivial_client(url: String, token: String, lanes: usize) {
         });
     }
     while set.join_next().await.is_some() {}
-}
-
-fn is_handed_back(answer: &Response<Task>) -> bool {
-    answer
-        .metadata()
-        .get(HAND_BACK)
-        .is_some_and(|value| value == HAND_BACK_VALUE)
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.

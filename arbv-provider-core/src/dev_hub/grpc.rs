@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::RunningServer;
 use super::state::{Delivery, State, SubmitRefusal};
-use crate::hub_client::{ACCEPT_HAND_BACK, HAND_BACK, HAND_BACK_VALUE};
+use crate::hub_client::{ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag};
 use crate::proto::hub_server::{Hub, HubServer};
 use crate::proto::{ProviderRequest, Task, TaskResult};
 
@@ -93,10 +93,7 @@ impl Hub for HubService {
         &self,
         request: Request<TaskResult>,
     ) -> Result<Response<Task>, Status> {
-        let accepts_hand_back = request
-            .metadata()
-            .get(ACCEPT_HAND_BACK)
-            .is_some_and(|value| value == HAND_BACK_VALUE);
+        let accepts_hand_back = hand_back_flag_raised(request.metadata(), ACCEPT_HAND_BACK);
         let result = request.into_inner();
         self.state.count_submit();
         if !self.state.token_ok(&result.auth_token) {
@@ -129,10 +126,7 @@ impl Hub for HubService {
             return Ok(Response::new(Task::default()));
         };
         let mut answer = Response::new(to_task(next));
-        answer.metadata_mut().insert(
-            HAND_BACK,
-            tonic::metadata::MetadataValue::from_static(HAND_BACK_VALUE),
-        );
+        raise_hand_back_flag(answer.metadata_mut(), HAND_BACK);
         Ok(answer)
     }
 }
