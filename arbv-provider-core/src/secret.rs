@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use subtle::ConstantTimeEq;
+
 /// The provider's hub token. It has no `Display`, and its `Debug` prints `AuthToken(***)`,
 /// so it cannot end up in a log line or an error message by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -16,6 +18,12 @@ impl AuthToken {
     /// The token itself, for the one place that needs it: the request to the hub.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// True when `given` is this token, compared in time that does not depend on where the two
+    /// differ (only the length can be told apart), for a hub checking a client's token.
+    pub fn matches(&self, given: &str) -> bool {
+        self.0.as_bytes().ct_eq(given.as_bytes()).into()
     }
 
     /// True when the token is empty.
@@ -52,5 +60,23 @@ mod tests {
         assert_eq!(format!("{token:?}"), "AuthToken(***)");
         assert_eq!(format!("{token:#?}"), "AuthToken(***)");
         assert_eq!(token.expose(), "super-secret-value");
+    }
+
+    #[test]
+    fn matches_only_the_same_token() {
+        let token = AuthToken::new("secret-token");
+        assert!(token.matches("secret-token"));
+        for wrong in [
+            "",
+            "secret",
+            "secret-token2",
+            "secret-tokeN",
+            " secret-token",
+        ] {
+            assert!(!token.matches(wrong), "{wrong:?}");
+        }
+        let empty = AuthToken::new("");
+        assert!(empty.matches(""));
+        assert!(!empty.matches("x"));
     }
 }

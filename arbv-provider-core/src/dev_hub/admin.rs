@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::state::tokens_match;
 use super::{DevHub, RunningServer};
 
 /// The longest `?wait=` a request may ask for.
@@ -69,7 +68,7 @@ async fn require_admin_token(State(hub): State<DevHub>, request: Request, next: 
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(bearer_token);
-        if !given.is_some_and(|given| tokens_match(expected, given)) {
+        if !given.is_some_and(|given| expected.matches(given)) {
             let mut refusal = error(
                 StatusCode::UNAUTHORIZED,
                 "this dev hub's admin API needs its admin token: send `Authorization: Bearer <token>` \
