@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use arbv_provider_grammar::{Bare, parse_duration, parse_size};
 use chrono_tz::Tz;
 
 use crate::endpoint::{HubTls, TlsSources};
@@ -34,7 +35,7 @@ pub const MIN_MAX_RESULT_BYTES: usize = 16 * 1024;
 /// The largest `PROVIDER_MAX_RESULT_BYTES`: gRPC frames a message's length in 32 bits.
 pub const MAX_MAX_RESULT_BYTES: usize = u32::MAX as usize;
 /// The longest timeout or drain accepted: longer ones are mistakes, and overflow timers.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+pub const MAX_DURATION: Duration = arbv_provider_grammar::MAX_DURATION;
 /// The shortest idle poll cap: under it an idle provider would poll in a hot loop.
 pub const MIN_IDLE_POLL_CAP: Duration = Duration::from_millis(1);
 /// The deadline of one `GetTask` call: a hub may hold the call open until work arrives.
@@ -46,7 +47,9 @@ pub const DEFAULT_POLL_DEADLINE: Duration = Duration::from_secs(60);
 /// times its size in memory, and its validation more, so the limit bounds what one task can take.
 pub const DEFAULT_MAX_TASK_BYTES: usize = 4 * 1024 * 1024;
 
-/// Names of the environment variables [`Config::from_env`] reads.
+/// Names of the environment variables [`Config::from_env`] reads. Durations take seconds
+/// (`2.5`) or the grammar of `#[action(timeout = "...")]` (`500ms`, `1.5s`, `1m 30s`); sizes
+/// take bytes or a binary unit (`512KiB`, `4MiB`).
 pub mod env {
     /// The provider's name; overrides the name given in code.
     pub const PROVIDER_NAME: &str = "PROVIDER_NAME";
@@ -54,7 +57,7 @@ pub mod env {
     pub const PROVIDER_AUTH_TOKEN: &str = "PROVIDER_AUTH_TOKEN";
     /// `host:port`, `http://host:port` or `https://host:port` (TLS).
     pub const HUB_GRPC_URL: &str = "HUB_GRPC_URL";
-    /// Seconds an action may run, fractions allowed (`2.5`).
+    /// How long an action may run: seconds (`2.5`) or a duration with its unit (`1.5s`, `2m`).
     pub const TASK_EXECUTION_TIMEOUT: &str = "TASK_EXECUTION_TIMEOUT";
     /// IANA time zone of the envelope's `now` (`Europe/Moscow`).
     pub const PROVIDER_TIMEZONE: &str = "PROVIDER_TIMEZONE";
@@ -64,7 +67,7 @@ pub mod env {
     pub const PROVIDER_IDLE_POLL_CAP: &str = "PROVIDER_IDLE_POLL_CAP";
     /// How long shutdown waits for tasks in flight (`30s`, or seconds: `30`).
     pub const PROVIDER_DRAIN_TIMEOUT: &str = "PROVIDER_DRAIN_TIMEOUT";
-    /// The largest encoded result submitted as it is, in bytes.
+    /// The largest encoded result submitted as it is (`4128768`, `1MiB`).
     pub const PROVIDER_MAX_RESULT_BYTES: &str = "PROVIDER_MAX_RESULT_BYTES";
     /// A PEM file of a private CA trusted for an `https://` hub, besides the system and webpki
     /// roots.
@@ -211,7 +214,7 @@ impl Config {
             builder.hub_url = Some((env::HUB_GRPC_URL, url));
         }
         if let Some(value) = lookup(env::TASK_EXECUTION_TIMEOUT) {
-            builder.task_timeout = parse_seconds(env::TASK_EXECUTION_TIMEOUT, &value, false)?;
+            builder.task_timeout = env_duration(env::TASK_EXECUTION_TIMEOUT, &value, false)?;
             builder.names.task_timeout = env::TASK_EXECUTION_TIMEOUT;
         }
         if let Some(zone) = lookup(env::PROVIDER_TIMEZONE) {
@@ -230,7 +233,7 @@ impl Config {
                 })?;
         }
         if let Some(value) = lookup(env::PROVIDER_IDLE_POLL_CAP) {
-            builder.idle_poll_cap = parse_duration(env::PROVIDER_IDLE_POLL_CAP, &value, true)?;
+            builder.idle_poll_cap = env_duration(env::PROVIDER_IDLE_POLL_CAP, &value, true)?;
             if builder.idle_poll_cap < MIN_IDLE_POLL_CAP {
                 return Err(ConfigError::Invalid {
                     variable: env::PROVIDER_IDLE_POLL_CAP,
@@ -241,24 +244,16 @@ impl Config {
             builder.names.idle_poll_cap = env::PROVIDER_IDLE_POLL_CAP;
         }
         if let Some(value) = lookup(env::PROVIDER_DRAIN_TIMEOUT) {
-            builder.drain_timeout = parse_duration(env::PROVIDER_DRAIN_TIMEOUT, &value, true)?;
+            builder.drain_timeout = env_duration(env::PROVIDER_DRAIN_TIMEOUT, &value, true)?;
             builder.names.drain_timeout = env::PROVIDER_DRAIN_TIMEOUT;
         }
         if let Some(value) = lookup(env::PROVIDER_MAX_RESULT_BYTES) {
-            builder.max_result_bytes = value.trim().parse::<usize>().map_err(|_| {
-                ConfigError::Invalid {
-                    variable: env::PROVIDER_MAX_RESULT_BYTES,
-                    value: value.clone(),
-                    reason: format!(
-                        "give a whole number of bytes from {MIN_MAX_RESULT_BYTES} to {MAX_MAX_RESULT_BYTES}"
-                    ),
-                }
-            })?;
+            builder.max_result_bytes = env_size(env::PROVIDER_MAX_RESULT_BYTES, &value)?;
             builder.names.max_result_bytes = env::PROVIDER_MAX_RESULT_BYTES;
         }
         builder.tls = TlsSources::from_lookup(&lookup);
         if let Some(value) = lookup(env::PROVIDER_MAX_TASK_BYTES) {
-            builder.max_task_bytes = parse_bytes(env::PROVIDER_MAX_TASK_BYTES, &value)?;
+            builder.max_task_bytes = env_size(env::PROVIDER_MAX_TASK_BYTES, &value)?;
         }
         builder.build()
     }
@@ -574,109 +569,38 @@ impl ConfigBuilder {
     }
 }
 
-/// Seconds as a decimal number (`1`, `2.5`).
-fn parse_seconds(
+/// A duration from the environment, in the grammar of `#[action(timeout = "...")]` plus bare
+/// seconds (`30`, `2.5`), which environment variables have always meant.
+fn env_duration(
     variable: &'static str,
     value: &str,
     allow_zero: bool,
 ) -> Result<Duration, ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid {
+    let invalid = |reason: String| ConfigError::Invalid {
         variable,
         value: value.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
-    let seconds: f64 = value
-        .trim()
-        .parse()
-        .map_err(|_| invalid("give a number of seconds, e.g. 30 or 2.5"))?;
-    if !seconds.is_finite() || seconds < 0.0 || (!allow_zero && seconds == 0.0) {
-        return Err(invalid("give a number of seconds greater than zero"));
-    }
-    if seconds > MAX_DURATION.as_secs_f64() {
-        return Err(invalid("give at most a year (31536000 seconds)"));
-    }
-    let duration = Duration::try_from_secs_f64(seconds)
-        .map_err(|_| invalid("the number of seconds is too large"))?;
-    // Less than a nanosecond rounds to zero.
+    let duration =
+        parse_duration(value, Bare::Seconds).map_err(|error| invalid(error.to_string()))?;
     if duration.is_zero() && !allow_zero {
-        return Err(invalid("give a number of seconds greater than zero"));
+        return Err(invalid("give a duration greater than zero".into()));
     }
     Ok(duration)
 }
 
-/// A number of bytes, bare or with a binary unit: `65536`, `64KiB`, `4MiB`, `1GiB`.
-fn parse_bytes(variable: &'static str, value: &str) -> Result<usize, ConfigError> {
-    let invalid = || {
-        ConfigError::Invalid {
+/// A number of bytes from the environment, bare or with a binary unit (`4MiB`).
+fn env_size(variable: &'static str, value: &str) -> Result<usize, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
         variable,
         value: value.to_owned(),
-        reason: "give a number of bytes greater than zero, bare or with a unit: 4194304, 512KiB, 4MiB, 1GiB".into(),
-    }
+        reason,
     };
-    let trimmed = value.trim();
-    let digits = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(digits);
-    let scale: usize = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return Err(invalid()),
-    };
-    number
-        .parse::<usize>()
+    let bytes = parse_size(value).map_err(|error| invalid(error.to_string()))?;
+    usize::try_from(bytes)
         .ok()
-        .and_then(|n| n.checked_mul(scale))
         .filter(|&n| n > 0)
-        .ok_or_else(invalid)
-}
-
-/// A number of seconds, or a duration with its unit (`50ms`, `2s`, `1m`).
-fn parse_duration(
-    variable: &'static str,
-    value: &str,
-    allow_zero: bool,
-) -> Result<Duration, ConfigError> {
-    let trimmed = value.trim();
-    if trimmed.ends_with(|c: char| c.is_ascii_digit()) {
-        return parse_seconds(variable, value, allow_zero);
-    }
-    let duration = humantime::parse_duration(trimmed).map_err(|e| ConfigError::Invalid {
-        variable,
-        value: value.to_owned(),
-        reason: format!("{e}; give seconds (2.5) or a duration with its unit (50ms, 2s, 1m)"),
-    })?;
-    if duration > MAX_DURATION {
-        return Err(ConfigError::Invalid {
-            variable,
-            value: value.to_owned(),
-            reason: "give at most a year (365d)".into(),
-        });
-    }
-    if duration.is_zero() && !allow_zero {
-        return Err(ConfigError::Invalid {
-            variable,
-            value: value.to_owned(),
-            reason: "give a duration greater than zero".to_owned(),
-        });
-    }
-    Ok(duration)
-}
-
-/// The private parsers of this module, reachable by the property tests and the cargo-fuzz
-/// targets (`fuzz/` in the repository) without making them public API.
-#[doc(hidden)]
-pub mod fuzzing {
-    use std::time::Duration;
-
-    use super::ConfigError;
-
-    /// `PROVIDER_IDLE_POLL_CAP` and `PROVIDER_DRAIN_TIMEOUT`'s parser.
-    pub fn parse_duration(value: &str, allow_zero: bool) -> Result<Duration, ConfigError> {
-        super::parse_duration("DURATION", value, allow_zero)
-    }
+        .ok_or_else(|| invalid("give a number of bytes greater than zero".into()))
 }
 
 #[cfg(test)]
@@ -754,6 +678,69 @@ mod tests {
     }
 
     #[test]
+    fn durations_take_seconds_or_units() {
+        let timeout = |v: &str| {
+            from(&[("PROVIDER_AUTH_TOKEN", "t"), ("TASK_EXECUTION_TIMEOUT", v)])
+                .map(|c| c.task_timeout())
+        };
+        assert_eq!(timeout("2.5").unwrap(), Duration::from_millis(2500));
+        assert_eq!(timeout("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(timeout("1m 30s").unwrap(), Duration::from_secs(90));
+        let drain = from(&[
+            ("PROVIDER_AUTH_TOKEN", "t"),
+            ("PROVIDER_DRAIN_TIMEOUT", "1.5s"),
+        ]);
+        assert_eq!(drain.unwrap().drain_timeout(), Duration::from_millis(1500));
+        let result = from(&[
+            ("PROVIDER_AUTH_TOKEN", "t"),
+            ("PROVIDER_MAX_RESULT_BYTES", "1MiB"),
+        ]);
+        assert_eq!(result.unwrap().max_result_bytes(), 1 << 20);
+        // Over gRPC's 32-bit frame length: the bound is checked on the byte count.
+        let result = from(&[
+            ("PROVIDER_AUTH_TOKEN", "t"),
+            ("PROVIDER_MAX_RESULT_BYTES", "5GiB"),
+        ]);
+        let error = result.unwrap_err().to_string();
+        assert!(
+            error.contains("PROVIDER_MAX_RESULT_BYTES") && error.contains("5368709120"),
+            "{error}"
+        );
+    }
+
+    /// Found by property tests of an earlier parser: zero written with a unit, or seconds below
+    /// a nanosecond, passed where zero is refused.
+    #[test]
+    fn zero_in_any_form_is_refused_where_zero_is() {
+        for text in ["0ns", "0s", " 0ms ", "0", "0.0000000001"] {
+            let timeout = from(&[
+                ("PROVIDER_AUTH_TOKEN", "t"),
+                ("TASK_EXECUTION_TIMEOUT", text),
+            ]);
+            assert!(timeout.is_err(), "{text:?}");
+            let drain = from(&[
+                ("PROVIDER_AUTH_TOKEN", "t"),
+                ("PROVIDER_DRAIN_TIMEOUT", text),
+            ]);
+            assert_eq!(drain.unwrap().drain_timeout(), Duration::ZERO, "{text:?}");
+        }
+    }
+
+    /// Found by a property test: a refused number was reported trimmed, not as given.
+    #[test]
+    fn a_refused_value_is_reported_as_given() {
+        let error = from(&[
+            ("PROVIDER_AUTH_TOKEN", "t"),
+            ("PROVIDER_DRAIN_TIMEOUT", ":0\u{b}"),
+        ])
+        .unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Invalid { value, .. } if value == ":0\u{b}"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
     fn missing_token_is_an_error_naming_the_variable() {
         let err = from(&[]).unwrap_err().to_string();
         assert!(err.contains("PROVIDER_AUTH_TOKEN"), "{err}");
@@ -801,7 +788,7 @@ mod tests {
             ("PROVIDER_MAX_RESULT_BYTES", "0"),
             ("PROVIDER_MAX_RESULT_BYTES", "1000"),
             ("PROVIDER_MAX_RESULT_BYTES", "-5"),
-            ("PROVIDER_MAX_RESULT_BYTES", "4MiB"),
+            ("PROVIDER_MAX_RESULT_BYTES", "4MB"),
             ("PROVIDER_MAX_RESULT_BYTES", "99999999999"),
         ] {
             let err = from(&[("PROVIDER_AUTH_TOKEN", "t"), (var, value)])

@@ -142,9 +142,9 @@ impl Dispatcher {
                 .as_deref()
                 .map(PerKey::parse)
                 .transpose()
-                .map_err(|reason| DefinitionError::Per {
+                .map_err(|error| DefinitionError::Per {
                     action: spec.name.to_string(),
-                    reason,
+                    reason: error.to_string(),
                 })?;
             let limit = monitor.map(|monitor| CompiledLimit {
                 monitor,

@@ -1,4 +1,5 @@
-//! Property tests of the parsers and the validation summary: the checks the cargo-fuzz targets in
+//! Property tests of the `per` keys, hub URLs and the validation summary (the grammar of
+//! durations and rates has its own, in `arbv-provider-grammar`): the checks the cargo-fuzz targets in
 //! `fuzz/` run for hours, run here on a few hundred generated inputs each, in seconds.
 
 mod invariants;
@@ -66,48 +67,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-const UNITS: &[&str] = &[
-    "s", "sec", "second", "seconds", "m", "min", "minute", "minutes", "h", "hour", "hours", "d",
-    "day", "days", "ms", "x", "",
-];
-
 proptest! {
     #![proptest_config(config(512))]
-
-    #[test]
-    fn rate_spec_any_text(text in ".{0,24}") {
-        invariants::rate_spec(&text);
-    }
-
-    #[test]
-    fn rate_spec_well_formed(
-        count in prop_oneof![any::<u32>(), 0u32..3],
-        multiple in prop::option::of(prop_oneof![any::<u64>(), 0u64..100]),
-        unit in prop::sample::select(UNITS),
-        space in prop::sample::select(&[" ", "", "\t"][..]),
-    ) {
-        let multiple = multiple.map(|m| m.to_string()).unwrap_or_default();
-        invariants::rate_spec(&format!("{space}{count}{space}/{space}{multiple}{unit}{space}"));
-    }
-
-    #[test]
-    fn env_duration_any_text(text in ".{0,24}", allow_zero in any::<bool>()) {
-        invariants::env_duration(&text, allow_zero);
-    }
-
-    #[test]
-    fn env_duration_well_formed(
-        number in prop_oneof![
-            any::<u64>().prop_map(|n| n.to_string()),
-            (0u64..100).prop_map(|n| n.to_string()),
-            any::<f64>().prop_map(|f| f.to_string()),
-            (0.0f64..10.0).prop_map(|f| f.to_string()),
-        ],
-        unit in prop::sample::select(&["", "ns", "us", "ms", "s", "m", "h", "d", "w", "y", "x", " s"][..]),
-        allow_zero in any::<bool>(),
-    ) {
-        invariants::env_duration(&format!("{number}{unit}"), allow_zero);
-    }
 
     #[test]
     fn per_key_any_path_and_documents(
@@ -164,29 +125,4 @@ proptest! {
     fn summary_of_schema_refusals(instance in json_value()) {
         invariants::schema_summary(&instance);
     }
-}
-
-/// Found by `env_duration_well_formed`: zero written with a unit, or a number of seconds below a
-/// nanosecond, passed where zero is refused.
-#[test]
-fn zero_with_a_unit_is_refused_where_zero_is() {
-    use arbv_provider_core::config::fuzzing::parse_duration;
-    // The last one rounds to zero nanoseconds (found by `env_duration_well_formed` too).
-    for text in ["0ns", "0s", " 0ms ", "0.0000000001"] {
-        assert!(parse_duration(text, false).is_err(), "{text:?}");
-        assert_eq!(
-            parse_duration(text, true).unwrap(),
-            std::time::Duration::ZERO
-        );
-    }
-}
-
-/// Found by `env_duration_any_text`: a number of seconds was reported trimmed, not as given.
-#[test]
-fn a_refused_number_is_reported_as_given() {
-    let error = arbv_provider_core::config::fuzzing::parse_duration(":0\u{b}", true).unwrap_err();
-    assert!(
-        matches!(&error, arbv_provider_core::ConfigError::Invalid { value, .. } if value == ":0\u{b}"),
-        "{error:?}"
-    );
 }

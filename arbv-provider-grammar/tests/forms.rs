@@ -9,6 +9,8 @@ use arbv_provider_grammar::{
 };
 use proptest::prelude::*;
 
+mod invariants;
+
 const MS: u64 = 1_000_000;
 
 #[test]
@@ -251,72 +253,34 @@ fn sizes() {
     }
 }
 
-/// A duration written by humantime (`1h 2m 3s 4ms 5us 6ns`) reads back exactly.
-fn written_back(nanos: u64) {
-    let duration = Duration::from_nanos(nanos);
-    let written = humantime::format_duration(duration).to_string();
-    assert_eq!(
-        parse_duration(&written, Bare::Refused),
-        Ok(duration),
-        "{written:?}"
-    );
-}
+const UNITS: &[&str] = &[
+    "s", "sec", "second", "seconds", "m", "min", "minute", "minutes", "h", "hour", "hours", "d",
+    "day", "days", "ms", "x", "",
+];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
-    /// Any text: a parsed duration is at most a year, and a refusal is one of the two errors.
     #[test]
-    fn any_text_is_a_duration_or_a_clear_refusal(text in ".{0,24}") {
-        for bare in [Bare::Seconds, Bare::Refused] {
-            if let Ok(duration) = parse_duration(&text, bare) {
-                prop_assert!(duration <= MAX_DURATION);
-            }
-        }
+    fn rate_any_text(text in ".{0,24}") {
+        invariants::rate_spec(&text);
     }
 
     #[test]
-    fn durations_up_to_a_year_read_back(nanos in 0..=MAX_DURATION.as_nanos() as u64) {
-        written_back(nanos);
-    }
-
-    #[test]
-    fn a_decimal_second_is_exact(whole in 0u64..100_000, millis in 0u64..1000) {
-        let text = format!("{whole}.{millis:03}s");
-        prop_assert_eq!(
-            parse_duration(&text, Bare::Refused),
-            Ok(Duration::from_millis(whole * 1000 + millis))
-        );
-        let bare = format!("{whole}.{millis:03}");
-        prop_assert_eq!(
-            parse_duration(&bare, Bare::Seconds),
-            Ok(Duration::from_millis(whole * 1000 + millis))
-        );
-    }
-
-    #[test]
-    fn a_parsed_rate_is_written_back_as_itself(text in ".{0,24}") {
-        if let Ok(spec) = text.parse::<RateSpec>() {
-            prop_assert!(spec.count >= 1);
-            prop_assert!(spec.period >= Duration::from_secs(1) && spec.period.subsec_nanos() == 0);
-            prop_assert_eq!(spec.to_string().parse::<RateSpec>(), Ok(spec));
-        }
-    }
-
-    #[test]
-    fn any_rate_form(
+    fn rate_well_formed(
         count in prop_oneof![any::<u32>(), 0u32..3],
         multiple in proptest::option::of(prop_oneof![any::<u64>(), 0u64..100]),
-        unit in proptest::sample::select(&["s", "sec", "m", "minutes", "h", "hour", "d", "days", "ms", "x", ""][..]),
+        unit in proptest::sample::select(UNITS),
         space in proptest::sample::select(&[" ", "", "\t"][..]),
     ) {
         let written = multiple.map(|m| m.to_string()).unwrap_or_default();
         let text = format!("{space}{count}{space}/{space}{written}{unit}{space}");
+        invariants::rate_spec(&text);
         let unit_secs = match unit {
-            "s" | "sec" => Some(1u64),
-            "m" | "minutes" => Some(60),
-            "h" | "hour" => Some(3600),
-            "d" | "days" => Some(86_400),
+            "s" | "sec" | "second" | "seconds" => Some(1u64),
+            "m" | "min" | "minute" | "minutes" => Some(60),
+            "h" | "hour" | "hours" => Some(3600),
+            "d" | "day" | "days" => Some(86_400),
             _ => None,
         };
         let expected = unit_secs
@@ -324,5 +288,35 @@ proptest! {
             .and_then(|unit| multiple.unwrap_or(1).checked_mul(unit))
             .map(|secs| RateSpec::new(count, Duration::from_secs(secs)));
         prop_assert_eq!(text.parse::<RateSpec>().ok(), expected, "{:?}", text);
+    }
+
+    #[test]
+    fn duration_any_text(text in ".{0,24}") {
+        invariants::duration(&text);
+    }
+
+    #[test]
+    fn duration_well_formed(
+        number in prop_oneof![
+            any::<u64>().prop_map(|n| n.to_string()),
+            (0u64..100).prop_map(|n| n.to_string()),
+            any::<f64>().prop_map(|f| f.to_string()),
+            (0.0f64..10.0).prop_map(|f| f.to_string()),
+        ],
+        unit in proptest::sample::select(&["", "ns", "us", "ms", "s", "m", "h", "d", "w", "y", "x", " s"][..]),
+    ) {
+        invariants::duration(&format!("{number}{unit}"));
+    }
+
+    #[test]
+    fn durations_up_to_a_year_read_back(nanos in 0..=MAX_DURATION.as_nanos() as u64) {
+        invariants::duration(&humantime::format_duration(Duration::from_nanos(nanos)).to_string());
+    }
+
+    #[test]
+    fn a_decimal_second_is_exact(whole in 0u64..100_000, millis in 0u64..1000) {
+        let expected = Ok(Duration::from_millis(whole * 1000 + millis));
+        prop_assert_eq!(parse_duration(&format!("{whole}.{millis:03}s"), Bare::Refused), expected);
+        prop_assert_eq!(parse_duration(&format!("{whole}.{millis:03}"), Bare::Seconds), expected);
     }
 }

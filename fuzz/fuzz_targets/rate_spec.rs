@@ -2,7 +2,7 @@
 
 #![no_main]
 
-#[path = "../../arbv-provider-core/tests/invariants/mod.rs"]
+#[path = "../../arbv-provider-grammar/tests/invariants/mod.rs"]
 #[allow(dead_code)]
 mod invariants;
 

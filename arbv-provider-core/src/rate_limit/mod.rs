@@ -6,13 +6,13 @@ mod clock;
 mod monitors;
 mod redis;
 mod sliding_window;
-mod spec;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arbv_provider_grammar::{PerPath, PerPathError, PerSource};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -21,7 +21,7 @@ pub use self::clock::TokioClock;
 pub use self::monitors::{AdvancedRateLimitMonitor, NoRateLimitMonitor, TimeBasedRateLimitMonitor};
 pub use self::redis::{RedisFailurePolicy, RedisRateLimitMonitor};
 pub use self::sliding_window::SlidingWindowRateLimitMonitor;
-pub use self::spec::{RateSpec, RateSpecError};
+pub use arbv_provider_grammar::{RateSpec, RateSpecError};
 
 /// A monitor's figures: `wait_time` aside, what it counts (`current_count`, `limit`, …).
 pub type Figures = Map<String, Value>;
@@ -255,41 +255,14 @@ pub fn in_process(
 /// Which budget a task spends: `per = "account.ad_account_id"` or `per = "payload.user.id"`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PerKey {
-    source: KeySource,
-    path: Vec<String>,
-    text: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum KeySource {
-    Payload,
-    Account,
+    path: PerPath,
 }
 
 impl PerKey {
-    /// Parses `account.<field>[.<field>…]` or `payload.<field>[.<field>…]`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut parts = text.split('.');
-        let source = match parts.next() {
-            Some("account") => KeySource::Account,
-            Some("payload") => KeySource::Payload,
-            _ => {
-                return Err(format!(
-                    "per = {text:?} must start with `account.` or `payload.`"
-                ));
-            }
-        };
-        let path: Vec<String> = parts.map(str::to_owned).collect();
-        if path.is_empty() || path.iter().any(String::is_empty) {
-            return Err(format!(
-                "per = {text:?} must name a field, e.g. \"account.ad_account_id\""
-            ));
-        }
-        Ok(Self {
-            source,
-            path,
-            text: text.to_owned(),
-        })
+    /// Parses `account.<field>[.<field>…]` or `payload.<field>[.<field>…]`, the grammar
+    /// `#[action(per = "...")]` checks at compile time.
+    pub fn parse(text: &str) -> Result<Self, PerPathError> {
+        PerPath::parse(text).map(|path| Self { path })
     }
 
     /// The budget key for a task: the field's path as written and a digest of its value,
@@ -298,22 +271,22 @@ impl PerKey {
     /// log, and a key is short however long the value. A missing field is its own budget
     /// (`…=<none>`).
     pub fn key(&self, payload: &Value, account: Option<&Value>) -> String {
-        let root = match self.source {
-            KeySource::Payload => Some(payload),
-            KeySource::Account => account,
+        let root = match self.path.source() {
+            PerSource::Payload => Some(payload),
+            PerSource::Account => account,
         };
-        let digest = match root.and_then(|r| self.path.iter().try_fold(r, |v, field| v.get(field)))
-        {
+        let fields = self.path.fields();
+        let digest = match root.and_then(|r| fields.iter().try_fold(r, |v, field| v.get(field))) {
             Some(Value::String(s)) => value_digest(s.as_bytes()),
             Some(Value::Null) | None => "<none>".to_owned(),
             Some(other) => value_digest(other.to_string().as_bytes()),
         };
-        format!("{}={digest}", self.text)
+        format!("{}={digest}", self.path)
     }
 
     /// As written.
     pub fn as_str(&self) -> &str {
-        &self.text
+        self.path.as_str()
     }
 }
 

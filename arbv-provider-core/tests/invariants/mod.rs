@@ -3,61 +3,10 @@
 //! finding of one is a failing case of the other. Each function panics when its input breaks a
 //! property.
 
-use std::time::Duration;
-
-use arbv_provider_core::config::{ConfigError, HubUrl, fuzzing};
-use arbv_provider_core::rate_limit::{PerKey, RateSpec, value_digest};
+use arbv_provider_core::config::HubUrl;
+use arbv_provider_core::rate_limit::{PerKey, value_digest};
 use arbv_provider_core::validation::{SchemaValidator, Violations};
 use serde_json::{Value, json};
-
-/// `"N/period"`: a parsed rate has a count and a whole, non-zero period, and reads back the
-/// same once written out; a refusal names the text as given.
-pub fn rate_spec(text: &str) {
-    let spec = match text.parse::<RateSpec>() {
-        Ok(spec) => spec,
-        Err(error) => {
-            assert_eq!(error.0, text, "the error names the text");
-            return;
-        }
-    };
-    assert!(spec.count >= 1, "{text:?} -> {spec:?}");
-    assert!(
-        spec.period >= Duration::from_secs(1) && spec.period.subsec_nanos() == 0,
-        "{text:?} -> {spec:?}"
-    );
-    let written = spec.to_string();
-    assert_eq!(
-        written.parse::<RateSpec>(),
-        Ok(spec),
-        "{text:?} was written back as {written:?}"
-    );
-}
-
-/// An environment duration: zero only where allowed, a refusal is a `ConfigError::Invalid`,
-/// and a duration written with its units (`1m 30s 5ms`) reads back exactly.
-pub fn env_duration(text: &str, allow_zero: bool) {
-    let duration = match fuzzing::parse_duration(text, allow_zero) {
-        Ok(duration) => duration,
-        Err(error) => {
-            assert!(
-                matches!(&error, ConfigError::Invalid { value, .. } if value == text),
-                "{text:?}: {error:?}"
-            );
-            return;
-        }
-    };
-    assert!(
-        allow_zero || !duration.is_zero(),
-        "{text:?} read as zero, which is refused"
-    );
-    // Beyond a few thousand years humantime's own writer and reader disagree; not ours to test.
-    if duration < Duration::from_secs(1 << 36) {
-        let written = humantime::format_duration(duration).to_string();
-        let again = fuzzing::parse_duration(&written, allow_zero)
-            .unwrap_or_else(|e| panic!("{text:?} -> {written:?} is refused: {e}"));
-        assert_eq!(again, duration, "{text:?} -> {written:?}");
-    }
-}
 
 /// `per`: a parsed path starts at `account` or `payload`, names non-empty fields, and keys a
 /// task by a digest of the value found at that path (objects only), `<none>` when there is none.
