@@ -1,17 +1,16 @@
-//! The arguments of `#[provider(...)]` and `#[action(...)]`, parsed with darling.
+//! The arguments of `#[provider(...)]` and `#[action(...)]`, parsed with darling; each key's
+//! value is a type of `value`.
 //!
 //! To add a key: add a field to the struct and its name to the struct's `KEYS`. A unit test
 //! checks that every listed key reaches darling.
 
-use std::time::Duration;
-
 use darling::ast::NestedMeta;
-use darling::util::path_to_string;
+use darling::util::{SpannedValue, path_to_string};
 use darling::{Error, FromMeta};
 use proc_macro2::TokenStream;
-use syn::{Attribute, Lit, LitStr, Meta};
+use syn::{Attribute, LitStr, Meta};
 
-use crate::limit::{Burst, MinDelay, Per, RateLimitArg, WaitOnLimit};
+use crate::value::{Burst, MinDelay, OnLimit, Per, RateLimitArg, Timeout};
 
 /// The arguments of `#[provider(...)]`.
 #[derive(Debug, Default, FromMeta)]
@@ -45,13 +44,13 @@ pub struct ActionArgs {
     /// Its own rate limit, `none`, or a monitor built in code.
     pub rate_limit: Option<RateLimitArg>,
     /// Token-bucket burst size refining the rate.
-    pub burst: Option<Burst>,
+    pub burst: Option<SpannedValue<Burst>>,
     /// Minimum spacing between calls.
-    pub min_delay: Option<MinDelay>,
+    pub min_delay: Option<SpannedValue<MinDelay>>,
     /// The field whose values have separate budgets.
-    pub per: Option<Per>,
-    /// `on_limit = "wait"`.
-    pub on_limit: Option<WaitOnLimit>,
+    pub per: Option<SpannedValue<Per>>,
+    /// What a task over the limit gets.
+    pub on_limit: Option<SpannedValue<OnLimit>>,
 }
 
 impl ActionArgs {
@@ -150,86 +149,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// A duration written as a string (`timeout = "30s"`), parsed at compile time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeout(pub Duration);
-
-const DURATION_FORMS: &str =
-    "write a number and a unit, such as \"500ms\", \"30s\", \"1.5s\", \"1m\" or \"2h\"";
-
-impl FromMeta for Timeout {
-    fn from_value(value: &Lit) -> darling::Result<Self> {
-        let Lit::Str(text) = value else {
-            return Err(
-                Error::custom(format!("the timeout is a string: {DURATION_FORMS}"))
-                    .with_span(value),
-            );
-        };
-        parse_duration(&text.value())
-            .map(Timeout)
-            .map_err(|message| Error::custom(message).with_span(text))
-    }
-}
-
-/// Parses a timeout: a plain decimal and a unit (`"1.5s"`, `"500ms"`), or anything humantime
-/// accepts (`"1m 30s"`). Zero is refused: a task with no time to run would always fail. The
-/// result fits in `u64` nanoseconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    parse_duration_of("timeout", text)
-}
-
-/// [`parse_duration`] for the key `what` (`timeout`, `min_delay`), named in the errors.
-pub fn parse_duration_of(what: &str, text: &str) -> Result<Duration, String> {
-    let trimmed = text.trim();
-    let duration = decimal_duration(trimmed)
-        .or_else(|| humantime::parse_duration(trimmed).ok())
-        .ok_or_else(|| format!("invalid duration \"{text}\": {DURATION_FORMS}"))?;
-    if u64::try_from(duration.as_nanos()).is_err() {
-        return Err(format!(
-            "a {what} of \"{text}\" is too long: keep it under 500 years"
-        ));
-    }
-    if duration.is_zero() {
-        let why = if what == "timeout" {
-            "leaves no time to run"
-        } else {
-            "does nothing"
-        };
-        return Err(format!(
-            "a {what} of \"{text}\" {why}: give a duration above zero, such as \"30s\""
-        ));
-    }
-    Ok(duration)
-}
-
-/// `<digits>[.<digits>]<unit>` with unit `ms`, `s`, `m` or `h`, computed in whole nanoseconds
-/// (humantime has no fractions).
-fn decimal_duration(text: &str) -> Option<Duration> {
-    let unit_at = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
-    let (number, unit) = text.split_at(unit_at);
-    let unit_nanos: u128 = match unit.trim_start() {
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        "h" => 3_600_000_000_000,
-        _ => return None,
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() || fraction.contains('.') || number.ends_with('.') {
-        return None;
-    }
-    let mut nanos = whole.parse::<u128>().ok()?.checked_mul(unit_nanos)?;
-    // Digits past the 12th are below a nanosecond even for hours.
-    let fraction = &fraction[..fraction.len().min(12)];
-    if !fraction.is_empty() {
-        let scale = 10u128.pow(u32::try_from(fraction.len()).ok()?);
-        nanos += fraction.parse::<u128>().ok()? * unit_nanos / scale;
-    }
-    Some(Duration::from_nanos(u64::try_from(nanos).ok()?))
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use syn::parse_quote;
 
@@ -237,26 +160,27 @@ mod tests {
         ActionArgs::from_attr(&attr).map_err(|e| e.to_string())
     }
 
+    /// The forms themselves are the grammar crate's to test; here, that its errors reach the
+    /// user with the key named.
     #[test]
-    fn durations() {
-        let ok = |text: &str| parse_duration(text).unwrap();
-        assert_eq!(ok("30s"), Duration::from_secs(30));
-        assert_eq!(ok("500ms"), Duration::from_millis(500));
-        assert_eq!(ok("1m"), Duration::from_secs(60));
-        assert_eq!(ok("1.5s"), Duration::from_millis(1500));
-        assert_eq!(ok("0.25m"), Duration::from_secs(15));
-        assert_eq!(ok("2h"), Duration::from_secs(7200));
-        assert_eq!(ok("1m 30s"), Duration::from_secs(90));
-        for bad in ["10x", "s", "1.s", ".5s", "1.2.3s", "", "-1s", "30"] {
-            let err = parse_duration(bad).unwrap_err();
-            assert!(err.contains("\"500ms\""), "{bad}: {err}");
-        }
-        assert!(parse_duration("0s").unwrap_err().contains("above zero"));
-        assert!(parse_duration("0.0h").unwrap_err().contains("above zero"));
+    fn durations_are_checked_in_the_runtime_grammar() {
+        let timeout = |text: &str| {
+            let text = syn::LitStr::new(text, proc_macro2::Span::call_site());
+            action(parse_quote!(#[action(timeout = #text)])).map(|a| a.timeout.unwrap().0)
+        };
+        assert_eq!(timeout("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(timeout("1m 30s").unwrap(), Duration::from_secs(90));
+        let malformed = timeout("30").unwrap_err();
         assert!(
-            parse_duration("1000years")
-                .unwrap_err()
-                .contains("too long")
+            malformed.contains("invalid duration \"30\"") && malformed.contains("\"500ms\""),
+            "{malformed}"
+        );
+        assert!(timeout("0s").unwrap_err().contains("leaves no time to run"));
+        assert!(timeout("400d").unwrap_err().contains("too long"));
+        let delay = action(parse_quote!(#[action(min_delay = "0ms")])).unwrap_err();
+        assert!(
+            delay.contains("a min_delay of \"0ms\" does nothing"),
+            "{delay}"
         );
     }
 

@@ -1,7 +1,16 @@
 //! Errors collected over one expansion and reported together, each at its own tokens.
 //!
-//! `syn::Error` rather than darling's accumulator: `syn::Error::new_spanned` keeps the first and
-//! the last token of what it points at, so rustc underlines all of `&mut self`, not only `&`.
+//! The protocol, the same in every stage:
+//! - an attribute's values are parsed by darling (`attr`, `value`), whose `darling::Result`
+//!   gathers every bad key of one attribute, each at its value;
+//! - every other stage takes `&mut Errors`, records each mistake as a `syn::Error` at the
+//!   tokens it is about, and carries on with what it could read (`Option` for a part that
+//!   cannot be used); small helpers that find one mistake return `syn::Result`;
+//! - nothing returns a bare message, and nothing stops at the first error.
+//!
+//! `syn::Error` rather than darling's accumulator for the collection: `syn::Error::new_spanned`
+//! keeps the first and the last token of what it points at, so rustc underlines all of
+//! `&mut self`, not only `&`.
 
 use std::fmt::Display;
 

@@ -8,7 +8,7 @@ use quote::{ToTokens, quote};
 use syn::{ImplItem, Item};
 
 use crate::errors::Errors;
-use crate::model::{ProviderDef, is_action_attr};
+use crate::model::{ProviderModel, is_action_attr};
 use crate::{check, render};
 
 /// `#[provider(args)] item`: the impl block as written minus `#[action]` attributes, then the
@@ -20,9 +20,9 @@ pub fn provider(args: TokenStream, item: TokenStream) -> TokenStream {
         Err(error) => return with_error(item, error),
     };
     let mut errors = Errors::default();
-    let generated = ProviderDef::from_impl(args, &item_impl, &mut errors).map(|def| {
-        check::check(&def, &mut errors);
-        render::provider(&def)
+    let generated = ProviderModel::from_impl(args, &item_impl, &mut errors).map(|model| {
+        check::check(&model, &mut errors);
+        render::provider(&model)
     });
     strip_action_attrs(&mut item_impl);
     let errors = errors.into_compile_errors();

@@ -2,9 +2,10 @@
 //! (`use arbv_provider::prelude::*;`): the code they generate names it.
 //!
 //! The work is plain `proc_macro2` code, one stage per module: `attr` parses the attribute
-//! arguments, `model` reads the impl block into a typed model, `check` runs the checks
-//! across actions and `render` quotes the output; `expand` strings them together, and `errors`
-//! collects what goes wrong on the way.
+//! arguments (each key's value a type of `value`, checked in the runtime's grammar), `model`
+//! reads the impl block into a typed model (`limit` resolves the rate-limit keys on the way),
+//! `check` runs the checks across keys and actions, and `render` quotes the output; `expand`
+//! strings them together, and `errors` collects what goes wrong on the way.
 
 mod attr;
 mod check;
@@ -13,6 +14,7 @@ mod expand;
 mod limit;
 mod model;
 mod render;
+mod value;
 
 use proc_macro::TokenStream;
 

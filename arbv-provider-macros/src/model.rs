@@ -12,15 +12,18 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{
     Attribute, Expr, ExprLit, FnArg, GenericArgument, Ident, ImplItem, ImplItemFn, ItemImpl, Lit,
-    Meta, Pat, PatType, Path, PathArguments, PathSegment, ReturnType, Type,
+    LitStr, Meta, Pat, PatType, Path, PathArguments, PathSegment, ReturnType, Signature, Type,
 };
+
+use darling::util::SpannedValue;
 
 use crate::attr::{ActionArgs, ProviderArgs};
 use crate::errors::Errors;
-use crate::limit::{self, ActionLimit, LimitKeys, Per, RateLimitArg};
+use crate::limit::{self, ActionLimit, LimitKeys};
+use crate::value::{OnLimit, Per, RateLimitArg};
 
 /// A `#[provider]` impl block.
-pub struct ProviderDef {
+pub struct ProviderModel {
     /// The type the impl block is for.
     pub self_ty: Type,
     /// The provider's default name.
@@ -28,7 +31,7 @@ pub struct ProviderDef {
     /// The rate limit of actions that declare none.
     pub default_limit: Option<RateLimitArg>,
     /// The actions, in declaration order.
-    pub actions: Vec<ActionDef>,
+    pub actions: Vec<ActionModel>,
     /// The paths the `#[action]` attributes were written with (`action`,
     /// `arbv_provider::action`), one of each. The attributes are removed before rustc resolves
     /// them, so the output names these paths to keep the user's `use ...::action` from looking
@@ -37,7 +40,7 @@ pub struct ProviderDef {
 }
 
 /// One `#[action]` method.
-pub struct ActionDef {
+pub struct ActionModel {
     /// The name the hub calls it by.
     pub name: String,
     /// Where the name comes from: the `name = "..."` string, else the method's name.
@@ -51,9 +54,9 @@ pub struct ActionDef {
     /// What guards it.
     pub limit: ActionLimit,
     /// The field whose values have separate budgets.
-    pub per: Option<Per>,
-    /// `on_limit = "wait"`.
-    pub wait_on_limit: bool,
+    pub per: Option<SpannedValue<Per>>,
+    /// What a task over the limit gets, as written.
+    pub on_limit: Option<SpannedValue<OnLimit>>,
     /// An `async fn`; a plain `fn` runs on a thread of its own.
     pub is_async: bool,
     /// Takes `&self` (else it is called as `Self::method(..)`).
@@ -94,7 +97,7 @@ pub enum Output {
     Json,
 }
 
-impl ProviderDef {
+impl ProviderModel {
     /// Reads a `#[provider(args)]` impl block. `None` when the block cannot be a provider at
     /// all (a trait impl, a generic impl); the reason is in `errors`.
     pub fn from_impl(args: TokenStream, item: &ItemImpl, errors: &mut Errors) -> Option<Self> {
@@ -113,7 +116,7 @@ impl ProviderDef {
         for impl_item in &item.items {
             let attrs = match impl_item {
                 ImplItem::Fn(method) => {
-                    actions.extend(ActionDef::from_method(
+                    actions.extend(ActionModel::from_method(
                         method,
                         args.rate_limit.as_ref(),
                         errors,
@@ -171,120 +174,46 @@ fn provider_type_name(item: &ItemImpl) -> syn::Result<String> {
         })
 }
 
-impl ActionDef {
-    /// Reads a method; `None` when it has no `#[action]` or cannot be wired.
+impl ActionModel {
+    /// Reads a method; `None` when it has no `#[action]` or cannot be wired. Every mistake is
+    /// recorded, in the order of the stages: the attribute, the signature, the name, the limit.
     fn from_method(
         method: &ImplItemFn,
         provider_limit: Option<&RateLimitArg>,
         errors: &mut Errors,
     ) -> Option<Self> {
-        let mut attrs = method.attrs.iter().filter(|a| is_action_attr(a));
-        let attr = attrs.next()?;
-        for again in attrs {
-            errors.spanned(again, "`#[action]` is given twice: keep one");
-        }
+        let attr = single_action_attr(method, errors)?;
         let args = errors
             .handle(ActionArgs::from_attr(attr))
             .unwrap_or_default();
         let sig = &method.sig;
-        let mut wireable = true;
-        let mut reject = |tokens: &dyn ToTokens, message: String| {
-            errors.spanned(tokens, message);
-            wireable = false;
-        };
-
-        if let Some(unsafety) = &sig.unsafety {
-            reject(unsafety, "an action cannot be an `unsafe fn`".into());
-        }
-        if !sig.generics.params.is_empty() {
-            reject(
-                &sig.generics.params,
-                "an action cannot be generic: the macro must know every type".into(),
-            );
-        }
-        let mut has_receiver = false;
-        let mut params: Vec<Param> = Vec::new();
-        for input in &sig.inputs {
-            match input {
-                FnArg::Receiver(receiver)
-                    if receiver.reference.is_some()
-                        && receiver.mutability.is_none()
-                        && receiver.colon_token.is_none() =>
-                {
-                    has_receiver = true;
-                }
-                FnArg::Receiver(receiver) => reject(
-                    receiver,
-                    "an action takes `&self` (or no receiver): the provider is shared by tasks \
-                     running at once"
-                        .into(),
-                ),
-                FnArg::Typed(arg) => match Param::bind(arg) {
-                    Ok(param) if params.iter().any(|p| p.role() == param.role()) => {
-                        reject(arg, format!("this action already takes {}", param.role()));
-                    }
-                    Ok(param) => params.push(param),
-                    Err((tokens, message)) => reject(&tokens, message),
-                },
-            }
-        }
-
-        let (name, name_span) = match &args.name {
-            Some(lit) => (lit.value(), lit.span()),
-            None => (sig.ident.unraw().to_string(), sig.ident.span()),
-        };
-        if let Some(lit) = args.name.as_ref().filter(|lit| lit.value().is_empty()) {
-            reject(lit, "an action's name cannot be empty".into());
-        }
-        let description = match &args.description {
-            Some(lit) => lit.value(),
-            None => doc_comment(&method.attrs),
-        };
+        let inputs = Inputs::bind(sig, errors);
+        let name = action_name(args.name.as_ref(), sig, errors);
         let keys = LimitKeys {
             rate_limit: args.rate_limit.as_ref(),
-            burst: args.burst,
-            min_delay: args.min_delay,
+            burst: args.burst.as_ref(),
+            min_delay: args.min_delay.as_ref(),
         };
-        let limit = match limit::resolve(keys, provider_limit) {
-            Ok(limit) => limit,
-            Err(conflicts) => {
-                conflicts.into_iter().for_each(|e| errors.push(e));
-                ActionLimit::Inherit
-            }
-        };
-        let limited = match &limit {
-            ActionLimit::Off => false,
-            ActionLimit::Inherit => {
-                provider_limit.is_some_and(|l| !matches!(l, RateLimitArg::None))
-            }
-            ActionLimit::InProcess { .. } | ActionLimit::Monitor(_) => true,
-        };
-        if let Some(per) = &args.per {
-            let takes = |role: Role| params.iter().any(|p| p.role() == role);
-            if !limited {
-                errors.spanned(&per.lit, "`per` splits a rate limit, and this action has none: add `rate_limit = \"N/period\"`");
-            } else if per.from_account && !takes(Role::Account) {
-                errors.spanned(&per.lit, "`per = \"account.…\"` needs the action to take an `account` parameter, whose schema says the field exists");
-            } else if !per.from_account && !takes(Role::Payload) {
-                errors.spanned(&per.lit, "`per = \"payload.…\"` needs the action to take a `payload` parameter, whose schema says the field exists");
-            }
-        }
-        let wait_on_limit = args.on_limit.is_some_and(|w| w.0);
-        if wait_on_limit && !limited {
-            errors.spanned(
-                attr,
-                "`on_limit = \"wait\"` waits for a rate limit, and this action has none",
-            );
-        }
-        wireable.then(|| Self {
+        let limit = limit::resolve(keys, provider_limit, errors);
+        let (
+            Inputs {
+                has_receiver,
+                params,
+            },
+            (name, name_span),
+        ) = (inputs?, name?);
+        Some(Self {
             name,
             name_span,
             method: sig.ident.clone(),
-            description,
+            description: match &args.description {
+                Some(lit) => lit.value(),
+                None => doc_comment(&method.attrs),
+            },
             timeout: args.timeout.map(|t| t.0),
             limit,
             per: args.per,
-            wait_on_limit,
+            on_limit: args.on_limit,
             is_async: sig.asyncness.is_some(),
             has_receiver,
             params,
@@ -294,6 +223,16 @@ impl ActionDef {
                 ReturnType::Default => sig.ident.span(),
             },
         })
+    }
+
+    /// True with `on_limit = "wait"`.
+    pub fn waits_on_limit(&self) -> bool {
+        self.on_limit.is_some_and(|o| *o == OnLimit::Wait)
+    }
+
+    /// True when the action takes a parameter of this role.
+    pub fn takes(&self, role: Role) -> bool {
+        self.params.iter().any(|p| p.role() == role)
     }
 
     /// The payload type, if the action takes one.
@@ -320,11 +259,101 @@ impl ActionDef {
     }
 }
 
-/// The role of a parameter, for "takes it twice" errors.
+/// The method's `#[action]` attribute, if it has one; a second one is an error.
+fn single_action_attr<'a>(method: &'a ImplItemFn, errors: &mut Errors) -> Option<&'a Attribute> {
+    let mut attrs = method.attrs.iter().filter(|a| is_action_attr(a));
+    let attr = attrs.next()?;
+    for again in attrs {
+        errors.spanned(again, "`#[action]` is given twice: keep one");
+    }
+    Some(attr)
+}
+
+/// The name the hub calls the action by, and where it is written: `name = "..."`, else the
+/// method's name.
+fn action_name(
+    explicit: Option<&LitStr>,
+    sig: &Signature,
+    errors: &mut Errors,
+) -> Option<(String, Span)> {
+    match explicit {
+        Some(lit) if lit.value().is_empty() => {
+            errors.spanned(lit, "an action's name cannot be empty");
+            None
+        }
+        Some(lit) => Some((lit.value(), lit.span())),
+        None => Some((sig.ident.unraw().to_string(), sig.ident.span())),
+    }
+}
+
+/// What a method's signature takes: a receiver or none, and each parameter by its role.
+struct Inputs {
+    has_receiver: bool,
+    params: Vec<Param>,
+}
+
+impl Inputs {
+    /// Binds every input; `None` when one cannot be wired (each such input is recorded).
+    fn bind(sig: &Signature, errors: &mut Errors) -> Option<Self> {
+        let mut wireable = true;
+        let mut reject = |error: syn::Error| {
+            errors.push(error);
+            wireable = false;
+        };
+        if let Some(unsafety) = &sig.unsafety {
+            reject(syn::Error::new_spanned(
+                unsafety,
+                "an action cannot be an `unsafe fn`",
+            ));
+        }
+        if !sig.generics.params.is_empty() {
+            reject(syn::Error::new_spanned(
+                &sig.generics.params,
+                "an action cannot be generic: the macro must know every type",
+            ));
+        }
+        let mut inputs = Inputs {
+            has_receiver: false,
+            params: Vec::new(),
+        };
+        for input in &sig.inputs {
+            match input {
+                FnArg::Receiver(receiver)
+                    if receiver.reference.is_some()
+                        && receiver.mutability.is_none()
+                        && receiver.colon_token.is_none() =>
+                {
+                    inputs.has_receiver = true;
+                }
+                FnArg::Receiver(receiver) => reject(syn::Error::new_spanned(
+                    receiver,
+                    "an action takes `&self` (or no receiver): the provider is shared by tasks \
+                     running at once",
+                )),
+                FnArg::Typed(arg) => match Param::bind(arg) {
+                    Ok(param) if inputs.params.iter().any(|p| p.role() == param.role()) => {
+                        reject(syn::Error::new_spanned(
+                            arg,
+                            format!("this action already takes {}", param.role()),
+                        ));
+                    }
+                    Ok(param) => inputs.params.push(param),
+                    Err(error) => reject(error),
+                },
+            }
+        }
+        wireable.then_some(inputs)
+    }
+}
+
+/// The role of a parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub enum Role {
+    /// `payload: T`.
     Payload,
+    /// `account: A`.
     Account,
+    /// `ctx: &Context`.
     Context,
 }
 
@@ -339,9 +368,8 @@ impl std::fmt::Display for Role {
 }
 
 impl Param {
-    /// Classifies a parameter by its name (`payload`, `account`) or type (`Context`); on
-    /// failure, the tokens to point at and the message.
-    fn bind(arg: &PatType) -> Result<Self, (TokenStream, String)> {
+    /// Classifies a parameter by its name (`payload`, `account`) or type (`Context`).
+    fn bind(arg: &PatType) -> syn::Result<Self> {
         let name = match &*arg.pat {
             Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
                 Some(pat.ident.unraw().to_string())
@@ -359,8 +387,8 @@ impl Param {
             }
             _ => match context_by_ref(&arg.ty) {
                 Some(by_ref) => Ok(Param::Context { by_ref }),
-                None => Err((
-                    arg.to_token_stream(),
+                None => Err(syn::Error::new_spanned(
+                    arg,
                     format!(
                         "cannot bind parameter `{}`: name it `payload` or `account`, or give it \
                          the type `&Context`",
@@ -381,7 +409,7 @@ impl Param {
 }
 
 /// Payload and account are deserialised from the task into values the action owns.
-fn owned(ty: &Type, role: &str) -> Result<Type, (TokenStream, String)> {
+fn owned(ty: &Type, role: &str) -> syn::Result<Type> {
     match ungroup(ty) {
         Type::Reference(reference) => {
             let elem = reference.elem.to_token_stream().to_string();
@@ -390,16 +418,16 @@ fn owned(ty: &Type, role: &str) -> Result<Type, (TokenStream, String)> {
             } else {
                 elem
             };
-            Err((
-                ty.to_token_stream(),
+            Err(syn::Error::new_spanned(
+                ty,
                 format!(
                     "`{role}` is deserialised from the task, so the action owns it: take \
                      `{owned}`, not a reference"
                 ),
             ))
         }
-        Type::ImplTrait(_) => Err((
-            ty.to_token_stream(),
+        Type::ImplTrait(_) => Err(syn::Error::new_spanned(
+            ty,
             format!("`{role}` needs a named type to deserialise into, not `impl Trait`"),
         )),
         _ => Ok(ty.clone()),
@@ -531,13 +559,13 @@ mod tests {
     use syn::parse_quote;
 
     /// The model (if any) and every error message.
-    fn read(args: TokenStream, item: ItemImpl) -> (Option<ProviderDef>, Vec<String>) {
+    fn read(args: TokenStream, item: ItemImpl) -> (Option<ProviderModel>, Vec<String>) {
         let mut errors = Errors::default();
-        let def = ProviderDef::from_impl(args, &item, &mut errors);
+        let def = ProviderModel::from_impl(args, &item, &mut errors);
         (def, errors.messages())
     }
 
-    fn read_ok(args: TokenStream, item: ItemImpl) -> ProviderDef {
+    fn read_ok(args: TokenStream, item: ItemImpl) -> ProviderModel {
         let (def, errors) = read(args, item);
         assert!(errors.is_empty(), "{errors:?}");
         def.unwrap()

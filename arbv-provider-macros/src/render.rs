@@ -1,6 +1,6 @@
 //! Quotes the model into the `Provider` impl. The generated code only wires: it registers one
-//! handler per action on the core's `ProviderDef`; taking the input apart, validation and
-//! responses are the core's work.
+//! handler per action on the runtime's `ProviderDef`; taking the input apart, validation and
+//! responses are the runtime's work.
 //!
 //! Every path goes through `::arbv_provider::__private`, so the output compiles whatever the
 //! user has imported (or not, under `#![no_implicit_prelude]`).
@@ -9,18 +9,21 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::limit::{ActionLimit, Rate, RateLimitArg};
-use crate::model::{ActionDef, Output, Param, ProviderDef};
+use arbv_provider_grammar::RateSpec;
+
+use crate::limit::ActionLimit;
+use crate::model::{ActionModel, Output, Param, ProviderModel};
+use crate::value::RateLimitArg;
 
 /// The `impl Provider` for the provider's type, in a `const _` block so that nothing it names
 /// leaks into the user's module.
-pub fn provider(def: &ProviderDef) -> TokenStream {
+pub fn provider(model: &ProviderModel) -> TokenStream {
     let private = private();
-    let self_ty = &def.self_ty;
-    let name = &def.name;
-    let actions = def.actions.iter().map(action);
-    let attr_paths = &def.attr_paths;
-    let default_limit = match &def.default_limit {
+    let self_ty = &model.self_ty;
+    let name = &model.name;
+    let actions = model.actions.iter().map(action);
+    let attr_paths = &model.attr_paths;
+    let default_limit = match &model.default_limit {
         Some(RateLimitArg::Rate(rate)) => {
             let monitor = in_process(Some(*rate), None, None);
             Some(quote!(def.rate_limit(#monitor);))
@@ -32,7 +35,7 @@ pub fn provider(def: &ProviderDef) -> TokenStream {
         Some(RateLimitArg::None) | None => None,
     };
     // Without actions or a default limit `def` is never mutated; `mut` would warn.
-    let mutability = (!def.actions.is_empty() || default_limit.is_some()).then(|| quote!(mut));
+    let mutability = (!model.actions.is_empty() || default_limit.is_some()).then(|| quote!(mut));
     quote! {
         const _: () = {
             // The `#[action]` attributes are gone; naming their paths keeps the user's import
@@ -60,7 +63,7 @@ fn private() -> TokenStream {
 
 /// The core's in-process monitor for these settings, with every number a literal.
 fn in_process(
-    rate: Option<Rate>,
+    rate: Option<RateSpec>,
     burst: Option<u32>,
     min_delay: Option<std::time::Duration>,
 ) -> TokenStream {
@@ -69,7 +72,7 @@ fn in_process(
         Literal::u64_suffixed(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     };
     let rate = match rate {
-        Some(Rate { count, period }) => {
+        Some(RateSpec { count, period }) => {
             let count = Literal::u32_suffixed(count);
             let period = nanos(period);
             quote!(#private::Some(#private::RateSpec::new(#count, #private::Duration::from_nanos(#period))))
@@ -99,48 +102,138 @@ fn monitor_from(path: &syn::Path) -> TokenStream {
 }
 
 /// `def.action(..)` (or `def.blocking_action(..)`) and the builder calls that describe it.
-fn action(action: &ActionDef) -> TokenStream {
+fn action(action: &ActionModel) -> TokenStream {
+    let register = register(action);
+    let declarations = declarations(action);
+    quote!(#register #(#declarations)*;)
+}
+
+/// The handler: take the input apart, call the method, turn its value into a response.
+fn register(action: &ActionModel) -> TokenStream {
     let private = private();
     let name = &action.name;
-    let method = &action.method;
+    let bindings = bindings(action);
+    let value = call(action);
+    // Converted here, with the argument at the return type's span: rustc reports a type that
+    // is no response at that argument, so the error lands on the method's signature rather
+    // than on `#[provider]`.
+    let respond =
+        quote_spanned!(action.output_span=> #private::IntoResponse::into_response(output));
+    let params = handler_params(action);
+    if action.is_async {
+        quote! {
+            def.action(#name, |#params| async move {
+                #(#bindings)*
+                let output = #value;
+                #private::Ok(#respond)
+            })
+        }
+    } else {
+        quote! {
+            def.blocking_action(#name, |#params| {
+                #(#bindings)*
+                let output = #value;
+                #private::Ok(#respond)
+            })
+        }
+    }
+}
 
-    // Take the input apart in a fixed order; bounds sit at the user's types so that a type
-    // that cannot be deserialised is reported there.
+/// Takes the input apart in a fixed order; bounds sit at the user's types so that a type that
+/// cannot be deserialised is reported there.
+fn bindings(action: &ActionModel) -> Vec<TokenStream> {
+    let private = private();
     let mut bindings = Vec::new();
+    if let Some(ty) = action.payload() {
+        let take = quote_spanned!(ty.span()=> call.payload::<#ty>());
+        bindings.push(quote!(let payload = #take?;));
+    }
+    if let Some((ty, optional)) = action.account() {
+        let take = if optional {
+            quote_spanned!(ty.span()=> call.account::<#private::Option<#ty>>())
+        } else {
+            quote_spanned!(ty.span()=> call.account::<#ty>())
+        };
+        bindings.push(quote!(let account = #take?;));
+    }
+    if action.takes_context() {
+        bindings.push(quote!(let ctx = ::core::clone::Clone::clone(call.context());));
+    }
+    bindings
+}
+
+/// The method called with the bound parameters, awaited if async, wrapped as JSON if its value
+/// is not a response already.
+fn call(action: &ActionModel) -> TokenStream {
+    let private = private();
+    let method = &action.method;
+    let args = action.params.iter().map(|param| match param {
+        Param::Payload(_) => quote!(payload),
+        Param::Account { .. } => quote!(account),
+        Param::Context { by_ref: true } => quote!(&ctx),
+        Param::Context { by_ref: false } => quote!(ctx),
+    });
+    let receiver = action.has_receiver.then(|| quote!(&this,));
+    let mut value = quote!(Self::#method(#receiver #(#args),*));
+    if action.is_async {
+        value = quote!(#value.await);
+    }
+    if action.output == Output::Json {
+        value = quote!(#private::Json(#value));
+    }
+    value
+}
+
+/// The closure's parameters, unused ones named `_x` and without an unneeded `mut`: warnings
+/// from generated code would land in the user's crate.
+fn handler_params(action: &ActionModel) -> TokenStream {
+    let private = private();
+    let this = if action.has_receiver {
+        quote!(this)
+    } else {
+        quote!(_this)
+    };
+    let call = if action.payload().is_some() || action.account().is_some() {
+        quote!(mut call)
+    } else if action.takes_context() {
+        quote!(call)
+    } else {
+        quote!(_call)
+    };
+    quote!(#this: #private::Arc<Self>, #call: #private::Call)
+}
+
+/// The builder calls that declare the action: description, input types, timeout, limit.
+fn declarations(action: &ActionModel) -> Vec<TokenStream> {
+    let private = private();
     let mut builders = Vec::new();
     if !action.description.is_empty() {
         let description = &action.description;
         builders.push(quote!(.description(#description)));
     }
     if let Some(ty) = action.payload() {
-        let take = quote_spanned!(ty.span()=> call.payload::<#ty>());
-        bindings.push(quote!(let payload = #take?;));
         builders.push(quote_spanned!(ty.span()=> .payload::<#ty>()));
     }
     if let Some((ty, optional)) = action.account() {
-        let (take, declare) = if optional {
-            (
-                quote_spanned!(ty.span()=> call.account::<#private::Option<#ty>>()),
-                quote_spanned!(ty.span()=> .optional_account::<#ty>()),
-            )
+        builders.push(if optional {
+            quote_spanned!(ty.span()=> .optional_account::<#ty>())
         } else {
-            (
-                quote_spanned!(ty.span()=> call.account::<#ty>()),
-                quote_spanned!(ty.span()=> .account::<#ty>()),
-            )
-        };
-        bindings.push(quote!(let account = #take?;));
-        builders.push(declare);
-    }
-    if action.takes_context() {
-        bindings.push(quote!(let ctx = ::core::clone::Clone::clone(call.context());));
+            quote_spanned!(ty.span()=> .account::<#ty>())
+        });
     }
     if let Some(timeout) = action.timeout {
-        // `attr::parse_duration` refuses anything longer.
+        // The grammar refuses anything longer than a year, far below u64 nanoseconds.
         let nanos = Literal::u64_suffixed(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
         builders.push(quote!(.timeout(#private::Duration::from_nanos(#nanos))));
     }
+    builders.extend(limit_declarations(action));
+    builders
+}
 
+/// `.rate_limit(..)`, `.no_rate_limit()`, `.per(..)`, `.on_limit(..)`.
+fn limit_declarations(action: &ActionModel) -> Vec<TokenStream> {
+    let private = private();
+    let mut builders = Vec::new();
     match &action.limit {
         ActionLimit::Inherit => {}
         ActionLimit::Off => builders.push(quote!(.no_rate_limit())),
@@ -158,64 +251,11 @@ fn action(action: &ActionDef) -> TokenStream {
         }
     }
     if let Some(per) = &action.per {
-        let text = &per.text;
+        let text = per.0.as_str();
         builders.push(quote!(.per(#text)));
     }
-    if action.wait_on_limit {
+    if action.waits_on_limit() {
         builders.push(quote!(.on_limit(#private::OnLimit::Wait)));
     }
-
-    let args = action.params.iter().map(|param| match param {
-        Param::Payload(_) => quote!(payload),
-        Param::Account { .. } => quote!(account),
-        Param::Context { by_ref: true } => quote!(&ctx),
-        Param::Context { by_ref: false } => quote!(ctx),
-    });
-    let receiver = action.has_receiver.then(|| quote!(&this,));
-    let mut value = quote!(Self::#method(#receiver #(#args),*));
-    if action.is_async {
-        value = quote!(#value.await);
-    }
-    if action.output == Output::Json {
-        value = quote!(#private::Json(#value));
-    }
-    // Converted here, with the argument at the return type's span: rustc reports a type that
-    // is no response at that argument, so the error lands on the method's signature rather
-    // than on `#[provider]`.
-    let respond =
-        quote_spanned!(action.output_span=> #private::IntoResponse::into_response(output));
-
-    // Name unused closure parameters `_x` and drop an unneeded `mut`: warnings from generated
-    // code would land in the user's crate.
-    let this = if action.has_receiver {
-        quote!(this)
-    } else {
-        quote!(_this)
-    };
-    let call = if action.payload().is_some() || action.account().is_some() {
-        quote!(mut call)
-    } else if action.takes_context() {
-        quote!(call)
-    } else {
-        quote!(_call)
-    };
-    let params = quote!(#this: #private::Arc<Self>, #call: #private::Call);
-    let register = if action.is_async {
-        quote! {
-            def.action(#name, |#params| async move {
-                #(#bindings)*
-                let output = #value;
-                #private::Ok(#respond)
-            })
-        }
-    } else {
-        quote! {
-            def.blocking_action(#name, |#params| {
-                #(#bindings)*
-                let output = #value;
-                #private::Ok(#respond)
-            })
-        }
-    };
-    quote!(#register #(#builders)*;)
+    builders
 }
