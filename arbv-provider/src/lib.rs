@@ -5,9 +5,10 @@ pub use arbv_provider_core::{
     ConfigError, Context, DefinitionError, Envelope, Error, IntoResponse, InvalidInput, Json,
     Provider, ProviderDef, Runtime, Serve, Status, serve_until, serve_with,
 };
-pub use arbv_provider_core::{
-    config, dev_hub, envelope, rate_limit, shutdown, telemetry, validation,
-};
+pub use arbv_provider_core::{config, envelope, rate_limit, shutdown, telemetry, validation};
+
+#[cfg(feature = "dev-hub")]
+pub use arbv_provider_core::dev_hub;
 pub use arbv_provider_macros::{action, provider};
 
 /// Everything a provider file needs: `use arbv_provider::prelude::*;`.
