@@ -1,4 +1,5 @@
-#![doc = include_str!("../../README.md")]
+// README.md is a symlink to the workspace README, so the packaged crate carries it.
+#![doc = include_str!("../README.md")]
 
 pub use arbv_provider_core::{
     ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, Call, Config, ConfigBuilder,
