@@ -1,11 +1,14 @@
 //! Compiles `proto/hub.proto` with protox, so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../proto");
+    let proto_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
     let proto_file = format!("{proto_dir}/hub.proto");
     println!("cargo:rerun-if-changed={proto_file}");
     let descriptors = protox::compile([&proto_file], [proto_dir])?;
+    // A provider is a client: the server stubs are for the dev hub (and hubs written for tests).
+    let server = std::env::var_os("CARGO_FEATURE_DEV_HUB").is_some();
     tonic_prost_build::configure()
+        .build_server(server)
         .bytes(".")
         .compile_fds(descriptors)?;
     Ok(())

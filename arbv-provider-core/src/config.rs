@@ -8,7 +8,9 @@ use std::time::Duration;
 use arbv_provider_grammar::{Bare, parse_duration, parse_size};
 use chrono_tz::Tz;
 
-use crate::endpoint::{HubTls, TlsSources};
+#[cfg(feature = "tls")]
+use crate::endpoint::HubTls;
+use crate::endpoint::TlsSources;
 use crate::secret::AuthToken;
 
 /// Tasks in flight at once by default. Actions are mostly I/O-bound (calls to outside APIs), so
@@ -159,6 +161,18 @@ pub enum ConfigError {
     /// TLS settings that do not fit together or do not fit the hub address.
     #[error("{0}")]
     Tls(String),
+    /// The configuration asks for something a cargo feature brings, and this build was made
+    /// without it (an `https://` hub or a `HUB_TLS_*` setting without `tls`).
+    #[error(
+        "{needed_by} needs the `{feature}` feature of arbv-provider, which this build leaves out: \
+         turn it on in Cargo.toml (arbv-provider = {{ version = \"...\", features = [\"{feature}\"] }})"
+    )]
+    FeatureOff {
+        /// The feature to turn on.
+        feature: &'static str,
+        /// The setting that needs it, as given (`HUB_GRPC_URL=https://…`).
+        needed_by: String,
+    },
 }
 
 /// Everything the runtime needs to know about where and how to run.
@@ -186,6 +200,7 @@ pub struct Config {
     drain_timeout: Duration,
     poll_deadline: Duration,
     max_result_bytes: usize,
+    #[cfg(feature = "tls")]
     hub_tls: HubTls,
     max_task_bytes: usize,
 }
@@ -311,6 +326,7 @@ impl Config {
     }
 
     /// The TLS settings for an `https://` hub (files already read).
+    #[cfg(feature = "tls")]
     pub fn hub_tls(&self) -> &HubTls {
         &self.hub_tls
     }
@@ -487,7 +503,10 @@ impl ConfigBuilder {
             value: url.clone(),
             reason,
         })?;
+        #[cfg(feature = "tls")]
         let hub_tls = self.tls.load(url_source, &hub_url)?;
+        #[cfg(not(feature = "tls"))]
+        self.tls.refuse(url_source, &hub_url)?;
         let timezone = match self.timezone {
             None => Tz::UTC,
             Some((source, zone)) => zone.trim().parse::<Tz>().map_err(|_| ConfigError::Invalid {
@@ -563,6 +582,7 @@ impl ConfigBuilder {
             drain_timeout: self.drain_timeout,
             poll_deadline: self.poll_deadline,
             max_result_bytes: self.max_result_bytes,
+            #[cfg(feature = "tls")]
             hub_tls,
             max_task_bytes: self.max_task_bytes,
         })
@@ -633,7 +653,7 @@ mod tests {
         let config = from(&[
             ("PROVIDER_NAME", "ads"),
             ("PROVIDER_AUTH_TOKEN", "t"),
-            ("HUB_GRPC_URL", "https://hub.example.com"),
+            ("HUB_GRPC_URL", "http://hub.example.com:50051"),
             ("TASK_EXECUTION_TIMEOUT", "2.5"),
             ("PROVIDER_TIMEZONE", "Europe/Moscow"),
             ("PROVIDER_CONCURRENCY", "4"),
@@ -643,13 +663,42 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.provider_name(), Some("ads"));
-        assert!(config.hub_url().is_tls());
+        assert_eq!(config.hub_url().as_str(), "http://hub.example.com:50051");
         assert_eq!(config.task_timeout(), Duration::from_millis(2500));
         assert_eq!(config.timezone(), chrono_tz::Europe::Moscow);
         assert_eq!(config.concurrency(), 4);
         assert_eq!(config.idle_poll_cap(), Duration::from_millis(20));
         assert_eq!(config.drain_timeout(), Duration::from_secs(5));
         assert_eq!(config.max_task_bytes(), 512 * 1024);
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn an_https_hub_turns_tls_on() {
+        let config = from(&[
+            ("PROVIDER_AUTH_TOKEN", "t"),
+            ("HUB_GRPC_URL", "https://hub.example.com"),
+        ])
+        .unwrap();
+        assert!(config.hub_url().is_tls());
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn without_tls_an_https_hub_or_a_tls_setting_names_the_feature() {
+        for vars in [
+            &[("HUB_GRPC_URL", "https://hub.example.com")][..],
+            &[("HUB_TLS_SERVER_NAME", "hub.internal")][..],
+        ] {
+            let mut vars = vars.to_vec();
+            vars.push(("PROVIDER_AUTH_TOKEN", "t"));
+            let error = from(&vars).unwrap_err();
+            assert!(
+                matches!(error, ConfigError::FeatureOff { feature: "tls", .. }),
+                "{error}"
+            );
+            assert!(error.to_string().contains(vars[0].0), "{error}");
+        }
     }
 
     #[test]

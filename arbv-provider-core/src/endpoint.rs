@@ -1,16 +1,24 @@
 //! How the provider reaches the hub: the gRPC endpoint, TLS for `https://` (system and webpki
-//! roots, a private CA, a client certificate for mTLS), and the warning when the token would
-//! travel in clear text.
+//! roots, a private CA, a client certificate for mTLS; the `tls` feature), and the warning when
+//! the token would travel in clear text.
 
+#[cfg(feature = "tls")]
 use std::fmt;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+#[cfg(feature = "tls")]
+use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(feature = "tls")]
 use rustls::RootCertStore;
+#[cfg(feature = "tls")]
 use rustls::pki_types::pem::PemObject;
+#[cfg(feature = "tls")]
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::Endpoint;
+#[cfg(feature = "tls")]
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::config::{Config, ConfigError, HubUrl, env};
 use crate::error::Error;
@@ -23,18 +31,21 @@ pub fn endpoint(config: &Config) -> Result<Endpoint, Error> {
         url: url.to_string(),
         reason: crate::hub_client::error_chain(&e),
     };
-    let mut endpoint = Endpoint::from_shared(url.as_str().to_owned())
+    let endpoint = Endpoint::from_shared(url.as_str().to_owned())
         .map_err(failed)?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(10))
         .keep_alive_while_idle(true);
+    // Without the `tls` feature there is no https:// address here: `Config` refuses one.
+    #[cfg(feature = "tls")]
     if url.is_tls() {
-        endpoint = endpoint
+        return endpoint
             .tls_config(client_tls(config.hub_tls()))
-            .map_err(failed)?;
-    } else if sends_token_in_clear(url) {
+            .map_err(failed);
+    }
+    if sends_token_in_clear(url) {
         tracing::warn!(
             hub = %url,
             "the hub address is plain http and not a loopback address: the provider's token \
@@ -46,6 +57,7 @@ pub fn endpoint(config: &Config) -> Result<Endpoint, Error> {
 
 /// The TLS client settings: webpki roots, the system's roots when it has any, the private CA,
 /// the client certificate and the name to check.
+#[cfg(feature = "tls")]
 fn client_tls(tls: &HubTls) -> ClientTlsConfig {
     let mut config = ClientTlsConfig::new().with_webpki_roots();
     // tonic refuses to build a connector when native roots are asked for and the system has
@@ -101,12 +113,14 @@ pub fn is_loopback_host(host: &str) -> bool {
 
 /// A PEM file read at start. `Debug` shows its path only, never its contents: for the client
 /// key the contents are a secret.
+#[cfg(feature = "tls")]
 #[derive(Clone)]
 struct PemFile {
     path: PathBuf,
     contents: Vec<u8>,
 }
 
+#[cfg(feature = "tls")]
 impl fmt::Debug for PemFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "PemFile({:?})", self.path)
@@ -114,6 +128,7 @@ impl fmt::Debug for PemFile {
 }
 
 /// A client certificate and its key, for hubs that require mTLS.
+#[cfg(feature = "tls")]
 #[derive(Clone, Debug)]
 struct ClientIdentity {
     cert: PemFile,
@@ -121,6 +136,7 @@ struct ClientIdentity {
 }
 
 /// TLS settings for an `https://` hub, checked and read at start (see [`env`](mod@crate::config::env)'s `HUB_TLS_*`).
+#[cfg(feature = "tls")]
 #[derive(Clone, Debug, Default)]
 pub struct HubTls {
     ca: Option<PemFile>,
@@ -128,6 +144,7 @@ pub struct HubTls {
     server_name: Option<String>,
 }
 
+#[cfg(feature = "tls")]
 impl HubTls {
     /// The private CA file trusted besides the system and webpki roots.
     pub fn ca_file(&self) -> Option<&Path> {
@@ -146,7 +163,8 @@ impl HubTls {
 }
 
 /// Where the TLS settings come from: paths and names as given, each with the variable (or
-/// builder method) that gave it, read and checked by [`TlsSources::load`].
+/// builder method) that gave it, read and checked by `TlsSources::load` (or, without the `tls`
+/// feature, refused by `TlsSources::refuse`).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TlsSources {
     pub(crate) ca_file: Option<(&'static str, PathBuf)>,
@@ -173,9 +191,9 @@ impl TlsSources {
         }
     }
 
-    /// Checks the settings against the hub address and reads the files.
-    pub(crate) fn load(self, url_source: &str, url: &HubUrl) -> Result<HubTls, ConfigError> {
-        let given: Vec<&str> = [
+    /// The variables (or builder methods) that gave a setting.
+    fn given(&self) -> Vec<&'static str> {
+        [
             self.ca_file.as_ref().map(|s| s.0),
             self.cert_file.as_ref().map(|s| s.0),
             self.key_file.as_ref().map(|s| s.0),
@@ -183,7 +201,31 @@ impl TlsSources {
         ]
         .into_iter()
         .flatten()
-        .collect();
+        .collect()
+    }
+
+    /// Without the `tls` feature: an https:// address or any TLS setting is an error that says
+    /// to turn the feature on, never a plain connection in its place.
+    #[cfg(not(feature = "tls"))]
+    pub(crate) fn refuse(self, url_source: &str, url: &HubUrl) -> Result<(), ConfigError> {
+        let given = self.given();
+        let needed_by = if url.is_tls() {
+            format!("{url_source}={url}")
+        } else if !given.is_empty() {
+            given.join(", ")
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError::FeatureOff {
+            feature: "tls",
+            needed_by,
+        })
+    }
+
+    /// Checks the settings against the hub address and reads the files.
+    #[cfg(feature = "tls")]
+    pub(crate) fn load(self, url_source: &str, url: &HubUrl) -> Result<HubTls, ConfigError> {
+        let given = self.given();
         if given.is_empty() {
             return Ok(HubTls::default());
         }
@@ -257,6 +299,7 @@ impl TlsSources {
 
 /// The name of the other half of the certificate/key pair, spelled as `given` is (variable or
 /// builder method).
+#[cfg(feature = "tls")]
 fn missing_pair(given: &str) -> &'static str {
     match given {
         env::HUB_TLS_CERT_FILE => env::HUB_TLS_KEY_FILE,
@@ -266,6 +309,7 @@ fn missing_pair(given: &str) -> &'static str {
     }
 }
 
+#[cfg(feature = "tls")]
 fn file_error(variable: &'static str, path: &Path, reason: &str) -> ConfigError {
     ConfigError::Invalid {
         variable,
@@ -275,6 +319,7 @@ fn file_error(variable: &'static str, path: &Path, reason: &str) -> ConfigError 
 }
 
 /// Reads a PEM file. Errors name the variable and the path, never the contents.
+#[cfg(feature = "tls")]
 fn read_pem(variable: &'static str, path: PathBuf) -> Result<PemFile, ConfigError> {
     match std::fs::read(&path) {
         Ok(contents) => Ok(PemFile { path, contents }),
@@ -287,6 +332,7 @@ fn read_pem(variable: &'static str, path: PathBuf) -> Result<PemFile, ConfigErro
 }
 
 /// The certificates in a PEM file: at least one, all well-formed.
+#[cfg(feature = "tls")]
 fn certificates(
     variable: &'static str,
     file: &PemFile,
@@ -336,6 +382,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "tls")]
     fn load(url: &str, vars: &[(&'static str, &str)]) -> Result<HubTls, ConfigError> {
         let sources = TlsSources::from_lookup(|name| {
             vars.iter()
@@ -345,6 +392,7 @@ mod tests {
         sources.load(env::HUB_GRPC_URL, &HubUrl::parse(url).unwrap())
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn no_tls_settings_is_the_default() {
         let tls = load("https://hub.example.com", &[(env::HUB_TLS_CA_FILE, "  ")]).unwrap();
@@ -352,6 +400,7 @@ mod tests {
         assert!(tls.server_name().is_none());
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn tls_settings_need_an_https_address() {
         let err = load(
@@ -368,6 +417,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn a_certificate_without_its_key_names_both() {
         for given in [env::HUB_TLS_CERT_FILE, env::HUB_TLS_KEY_FILE] {
@@ -381,6 +431,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn an_unreadable_file_names_the_variable_and_the_path() {
         let err = load(
@@ -395,6 +446,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn a_bad_server_name_is_refused() {
         let err = load(

@@ -1,5 +1,6 @@
 //! The runtime of arbv-provider: configuration, the hub client, the worker loop, dispatch,
-//! envelopes, validation and the dev hub. No macros live here: `#[provider]` in
+//! envelopes, validation, and with its features TLS (`tls`, on by default), Redis rate limits
+//! (`redis`) and the dev hub (`dev-hub`). No macros live here: `#[provider]` in
 //! `arbv-provider-macros` generates an impl of [`Provider`] that wires methods to this crate.
 //!
 //! Users depend on the `arbv-provider` facade, which re-exports what they need.
@@ -8,6 +9,7 @@
 
 pub mod config;
 pub mod context;
+#[cfg(feature = "dev-hub")]
 pub mod dev_hub;
 pub mod dispatch;
 pub mod endpoint;
@@ -25,7 +27,8 @@ pub mod telemetry;
 pub mod validation;
 pub mod worker;
 
-/// The messages and services generated from `proto/hub.proto`.
+/// The messages and services generated from `proto/hub.proto`: the client always, the server
+/// (`hub_server`) with the `dev-hub` feature.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod proto {
     tonic::include_proto!("_");

@@ -1,13 +1,15 @@
-#![doc = include_str!("../../README.md")]
+// README.md is a symlink to the workspace README, so the packaged crate carries it.
+#![doc = include_str!("../README.md")]
 
 pub use arbv_provider_core::{
     ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, Call, Config, ConfigBuilder,
     ConfigError, Context, DefinitionError, Envelope, Error, IntoResponse, InvalidInput, Json,
     Provider, ProviderDef, Runtime, Serve, Status, serve_until, serve_with,
 };
-pub use arbv_provider_core::{
-    config, dev_hub, envelope, rate_limit, shutdown, telemetry, validation,
-};
+pub use arbv_provider_core::{config, envelope, rate_limit, shutdown, telemetry, validation};
+
+#[cfg(feature = "dev-hub")]
+pub use arbv_provider_core::dev_hub;
 pub use arbv_provider_macros::{action, provider};
 
 /// Everything a provider file needs: `use arbv_provider::prelude::*;`.

@@ -134,7 +134,9 @@ impl DevHub {
 
     /// Serves the gRPC `Hub` service over TLS on `addr`: `tls` holds the hub's certificate and,
     /// for mTLS, the CA its clients' certificates must chain to. Providers reach it at
-    /// `https://` and a name its certificate holds (or set `HUB_TLS_SERVER_NAME`).
+    /// `https://` and a name its certificate holds (or set `HUB_TLS_SERVER_NAME`). Needs the
+    /// `tls` feature too.
+    #[cfg(feature = "tls")]
     pub async fn serve_tls(
         &self,
         addr: SocketAddr,

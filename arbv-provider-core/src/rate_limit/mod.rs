@@ -4,6 +4,7 @@
 
 mod clock;
 mod monitors;
+#[cfg(feature = "redis")]
 mod redis;
 mod sliding_window;
 
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 pub use self::clock::TokioClock;
 pub use self::monitors::{AdvancedRateLimitMonitor, NoRateLimitMonitor, TimeBasedRateLimitMonitor};
+#[cfg(feature = "redis")]
 pub use self::redis::{RedisFailurePolicy, RedisRateLimitMonitor};
 pub use self::sliding_window::SlidingWindowRateLimitMonitor;
 pub use arbv_provider_grammar::{RateSpec, RateSpecError};

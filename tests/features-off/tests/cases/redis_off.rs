@@ -1,0 +1,5 @@
+use arbv_provider::rate_limit::RedisRateLimitMonitor;
+
+fn main() {
+    let _ = RedisRateLimitMonitor::new;
+}

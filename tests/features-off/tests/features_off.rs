@@ -1,0 +1,12 @@
+//! arbv-provider with `default-features = false`: configuration that needs a feature is refused
+//! with an error naming it (`cases/tls_off.rs` runs and checks the errors), and code that names
+//! an item of a missing feature fails to compile with rustc's note saying which feature gates
+//! it (`cases/*_off.stderr`; regenerate with `TRYBUILD=overwrite` after an intended change).
+
+#[test]
+fn features_off() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/cases/tls_off.rs");
+    t.compile_fail("tests/cases/redis_off.rs");
+    t.compile_fail("tests/cases/dev_hub_off.rs");
+}
