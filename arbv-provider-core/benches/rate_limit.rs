@@ -1,8 +1,8 @@
 //! The cost of one rate-limit decision, in process, against the governor crate measured in the
 //! same run; and Redis decisions per second over loopback.
 //!
-//! `cargo bench --bench rate_limit` (Redis at `REDIS_URL`, default `redis://127.0.0.1:6379`;
-//! without one the Redis part says so and is skipped).
+//! `cargo bench -p arbv-provider-core --features redis --bench rate_limit` (Redis at `REDIS_URL`,
+//! default `redis://127.0.0.1:6379`; without one the Redis part says so and is skipped).
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
