@@ -845,16 +845,6 @@ mod tests {
     }
 
     #[test]
-    fn the_default_stop_fits_a_kubernetes_grace_period() {
-        let config = from(&[("PROVIDER_AUTH_TOKEN", "t")]).unwrap();
-        let stop = config.drain_timeout()
-            + crate::serve::RESULT_GRACE
-            + crate::worker::STOP_POLL_GRACE
-            + crate::serve::FINAL_STOP_BOUND;
-        assert!(stop < Duration::from_secs(30), "{stop:?}");
-    }
-
-    #[test]
     fn errors_never_show_the_token() {
         let err = from(&[
             ("PROVIDER_AUTH_TOKEN", "s3cret-token"),

@@ -13,15 +13,8 @@ use crate::endpoint::endpoint;
 use crate::error::Error;
 use crate::hub_client::HubClient;
 use crate::provider::Provider;
-use crate::worker::{Shutdown, Worker, WorkerStats};
-
-/// How long results may still wait for the hub after the drain timeout cut the actions.
-pub const RESULT_GRACE: Duration = Duration::from_secs(5);
-/// How long results may still wait for the hub after a second signal cut the actions.
-pub const FORCED_RESULT_GRACE: Duration = Duration::from_secs(2);
-/// How long the worker may take to let go once results are given up; then it is dropped, so
-/// nothing holds a stop past drain + result grace + this.
-pub const FINAL_STOP_BOUND: Duration = Duration::from_secs(1);
+use crate::shutdown::{FINAL_STOP_BOUND, FORCED_RESULT_GRACE, RESULT_GRACE, Shutdown};
+use crate::worker::{Worker, WorkerStats};
 
 /// A provider ready to run: its action table compiled, its configuration checked.
 pub struct Runtime {

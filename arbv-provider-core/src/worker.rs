@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::hub_client::{HubClient, HubError, SubmitFailure, reconnect_backoff};
+use crate::shutdown::{STOP_POLL_GRACE, Shutdown};
 use crate::task::{CompletedTask, IncomingTask};
 use crate::telemetry::Escaped;
 
@@ -26,26 +26,11 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 /// The longest pause between retries after the hub refused the token.
 const AUTH_RETRY_CAP: Duration = Duration::from_secs(30);
 
-/// How long a `GetTask` in flight when shutdown begins may still answer.
-pub const STOP_POLL_GRACE: Duration = Duration::from_secs(1);
-
 /// Lane panics within [`LANE_PANIC_WINDOW`] after which the worker gives up: a bug that
 /// panics this often would otherwise restart lanes in a loop.
 const MAX_LANE_PANICS: usize = 10;
 /// The window [`MAX_LANE_PANICS`] is counted in.
 const LANE_PANIC_WINDOW: Duration = Duration::from_secs(60);
-
-/// How a worker stops: `stop` ends polling; `interrupt` cuts actions still running when the
-/// drain time is up; `give_up` ends retries of results the hub will not take.
-#[derive(Clone, Debug, Default)]
-pub struct Shutdown {
-    /// Cancelled when shutdown begins: no new task is taken.
-    pub stop: CancellationToken,
-    /// Cancelled when the drain timeout runs out: running actions are stopped and answered.
-    pub interrupt: CancellationToken,
-    /// Cancelled when even results can no longer wait for the hub.
-    pub give_up: CancellationToken,
-}
 
 /// Counters a worker keeps; read them for logs, tests and benchmarks.
 #[derive(Debug, Default)]
@@ -78,7 +63,7 @@ enum Cut {
 }
 
 /// Shared by the lanes of one worker.
-pub struct Worker {
+pub(crate) struct Worker {
     hub: HubClient,
     dispatcher: Arc<Dispatcher>,
     shutdown: Shutdown,
@@ -92,7 +77,7 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for `dispatcher`'s provider on `hub`.
-    pub fn new(
+    pub(crate) fn new(
         hub: HubClient,
         dispatcher: Arc<Dispatcher>,
         shutdown: Shutdown,
@@ -116,7 +101,7 @@ impl Worker {
     /// Runs `lanes` lanes until shutdown, then returns once each has answered its last task. A
     /// lane that panics outside an action is restarted; `Err` when lanes panic so often that
     /// the worker cannot go on.
-    pub async fn run(self: Arc<Self>, lanes: usize) -> Result<(), Error> {
+    pub(crate) async fn run(self: Arc<Self>, lanes: usize) -> Result<(), Error> {
         let stats = self.stats.clone();
         supervise(lanes, &stats, move |lane| self.clone().lane(lane)).await
     }
