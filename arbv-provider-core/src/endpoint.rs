@@ -21,7 +21,7 @@ pub fn endpoint(config: &Config) -> Result<Endpoint, Error> {
     let url = config.hub_url();
     let failed = |e: tonic::transport::Error| Error::Endpoint {
         url: url.to_string(),
-        reason: crate::hub_client::error_chain(&e),
+        reason: crate::error::error_chain(&e),
     };
     let mut endpoint = Endpoint::from_shared(url.as_str().to_owned())
         .map_err(failed)?

@@ -7,38 +7,18 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::Config;
+use crate::error::error_chain;
 use crate::proto::hub_client::HubClient as RpcClient;
 use crate::proto::{ProviderRequest, Task, TaskResult};
 use crate::secret::AuthToken;
 use crate::task::{CompletedTask, IncomingTask};
+use crate::wire::{ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag};
 
 /// How long a `SubmitTaskResult` may take before it is tried again.
 const SUBMIT_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Request metadata a provider sends on `SubmitTaskResult` when it will run a task handed back
-/// in the answer (value [`HAND_BACK_VALUE`]). Without it a hub must not hand work back there.
-pub const ACCEPT_HAND_BACK: &str = "x-arbv-accept-hand-back";
-/// Response metadata a hub sets on a `SubmitTaskResult` answer that carries a handed-back task
-/// (value [`HAND_BACK_VALUE`]). Without it the answer is ignored, whatever it holds.
-pub const HAND_BACK: &str = "x-arbv-hand-back";
-/// The value of [`ACCEPT_HAND_BACK`] and [`HAND_BACK`].
-pub const HAND_BACK_VALUE: &str = "1";
-
-/// Raises a hand-back flag ([`ACCEPT_HAND_BACK`] on a request, [`HAND_BACK`] on an answer).
-pub fn raise_hand_back_flag(metadata: &mut MetadataMap, flag: &'static str) {
-    metadata.insert(flag, MetadataValue::from_static(HAND_BACK_VALUE));
-}
-
-/// Whether a hand-back flag ([`ACCEPT_HAND_BACK`] or [`HAND_BACK`]) is raised.
-pub fn hand_back_flag_raised(metadata: &MetadataMap, flag: &str) -> bool {
-    metadata
-        .get(flag)
-        .is_some_and(|value| value == HAND_BACK_VALUE)
-}
 
 /// What a hub's answer may hold beyond the task size limit (id, action name, framing), so that a
 /// task over `PROVIDER_MAX_TASK_BYTES` still decodes and is answered `TASK_TOO_LARGE`. A message
@@ -311,21 +291,6 @@ fn into_incoming(task: Task) -> Option<IncomingTask> {
         payload: task.payload,
         account: task.account,
     })
-}
-
-/// An error with its causes, for a log line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod shutdown;
 pub mod task;
 pub mod telemetry;
 pub mod validation;
+pub mod wire;
 pub mod worker;
 
 /// The messages and services generated from `proto/hub.proto`.
