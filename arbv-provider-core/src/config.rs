@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
-use crate::endpoint::{HubTls, TlsSources};
+pub use crate::endpoint::HubTls;
+use crate::endpoint::TlsSources;
 use crate::secret::AuthToken;
 
 /// Tasks in flight at once by default. Actions are mostly I/O-bound (calls to outside APIs), so

@@ -65,7 +65,7 @@ struct CompiledLimit {
 }
 
 /// Runs tasks against one provider's compiled action table.
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     provider_name: Arc<str>,
     timezone: Tz,
     default_timeout: Duration,
@@ -80,12 +80,12 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Compiles `provider`'s action table: checks names, compiles schemas once.
-    pub fn new<P: Provider>(provider: P, config: &Config) -> Result<Self, DefinitionError> {
+    pub(crate) fn new<P: Provider>(provider: P, config: &Config) -> Result<Self, DefinitionError> {
         Self::from_definition(Arc::new(provider), P::definition(), config)
     }
 
     /// Compiles an explicit definition for `provider`.
-    pub fn from_definition<P: Send + Sync + 'static>(
+    pub(crate) fn from_definition<P: Send + Sync + 'static>(
         provider: Arc<P>,
         definition: ProviderDef<P>,
         config: &Config,
@@ -177,18 +177,18 @@ impl Dispatcher {
     }
 
     /// The provider's name as it is sent to the hub.
-    pub fn provider_name(&self) -> &Arc<str> {
+    pub(crate) fn provider_name(&self) -> &Arc<str> {
         &self.provider_name
     }
 
     /// The actions, in declaration order.
-    pub fn specs(&self) -> impl Iterator<Item = &ActionSpec> {
+    pub(crate) fn specs(&self) -> impl Iterator<Item = &ActionSpec> {
         self.actions.iter().map(|a| &a.spec)
     }
 
     /// Runs one task to its answer. `interrupt` is cancelled when shutdown's drain time is up:
     /// an action still running then is stopped and answered with an error.
-    pub async fn dispatch(
+    pub(crate) async fn dispatch(
         &self,
         task: IncomingTask,
         interrupt: &CancellationToken,
@@ -772,14 +772,14 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// The `error_code` of the answer that replaces a result too large for the hub.
-pub const RESULT_TOO_LARGE: &str = "RESULT_TOO_LARGE";
+pub(crate) const RESULT_TOO_LARGE: &str = "RESULT_TOO_LARGE";
 
 /// Answers the worker builds in place of one it cannot deliver or could not make.
 impl Dispatcher {
     /// A small `error` answer in place of `done`, whose encoded result is `bytes` long, over
     /// `limit` (the configured one, or the hub refused it: `hub_answer` says how). Payload and
     /// account are kept; [`CompletedTask::omit_inputs`] drops them when they alone are too large.
-    pub fn result_too_large(
+    pub(crate) fn result_too_large(
         &self,
         done: &CompletedTask,
         bytes: usize,
@@ -816,7 +816,7 @@ impl Dispatcher {
 
     /// An `error` answer for a task whose dispatch panicked outside the action (the action's
     /// own panics are answered by [`dispatch`](Self::dispatch)).
-    pub fn dispatch_failed(&self, task: &IncomingTask, message: &str) -> CompletedTask {
+    pub(crate) fn dispatch_failed(&self, task: &IncomingTask, message: &str) -> CompletedTask {
         let too_large = task.input_bytes() > self.max_task_bytes;
         let envelope = self.envelope(
             &task.action,

@@ -27,7 +27,7 @@ const DECODE_HEADROOM: usize = 64 * 1024 * 1024;
 
 /// What went wrong talking to the hub. Never carries the token.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum HubError {
+pub(crate) enum HubError {
     /// The hub refused the token.
     #[error(
         "the hub refused the provider's token (UNAUTHENTICATED): check PROVIDER_AUTH_TOKEN for provider '{provider}'"
@@ -51,7 +51,7 @@ pub enum HubError {
 
 /// What to do with a result the hub answered with an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SubmitFailure {
+pub(crate) enum SubmitFailure {
     /// The hub or the network may take it later: keep it and retry with backoff.
     Transient,
     /// The token was refused: retry with the longer auth backoff (the token may be rotated).
@@ -64,7 +64,7 @@ pub enum SubmitFailure {
 
 impl HubError {
     /// The gRPC code the hub answered, when it answered one.
-    pub fn code(&self) -> Option<Code> {
+    pub(crate) fn code(&self) -> Option<Code> {
         match self {
             HubError::Unauthenticated { .. } => Some(Code::Unauthenticated),
             HubError::Unavailable(_) => None,
@@ -73,7 +73,7 @@ impl HubError {
     }
 
     /// How a `SubmitTaskResult` that failed with this error is handled.
-    pub fn submit_failure(&self) -> SubmitFailure {
+    pub(crate) fn submit_failure(&self) -> SubmitFailure {
         match self {
             HubError::Unauthenticated { .. } => SubmitFailure::Unauthenticated,
             HubError::Unavailable(_) => SubmitFailure::Transient,
@@ -108,7 +108,7 @@ impl HubError {
 
 /// The backoff between attempts to reach the hub: exponential with jitter, from 100 ms to `max`,
 /// forever.
-pub fn reconnect_backoff(max: Duration) -> impl Iterator<Item = Duration> + Send {
+pub(crate) fn reconnect_backoff(max: Duration) -> impl Iterator<Item = Duration> + Send {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(max)
@@ -120,7 +120,7 @@ pub fn reconnect_backoff(max: Duration) -> impl Iterator<Item = Duration> + Send
 
 /// A client of one hub for one provider.
 #[derive(Clone)]
-pub struct HubClient {
+pub(crate) struct HubClient {
     rpc: RpcClient<Channel>,
     provider: Arc<str>,
     token: AuthToken,
@@ -138,7 +138,7 @@ impl std::fmt::Debug for HubClient {
 
 impl HubClient {
     /// A client over `channel` for `provider`.
-    pub fn new(channel: Channel, provider: Arc<str>, config: &Config) -> Self {
+    pub(crate) fn new(channel: Channel, provider: Arc<str>, config: &Config) -> Self {
         Self {
             rpc: RpcClient::new(channel)
                 .max_decoding_message_size(config.max_task_bytes().saturating_add(DECODE_HEADROOM)),
@@ -150,7 +150,7 @@ impl HubClient {
 
     /// Connects to the hub, retrying with backoff and jitter and logging each attempt, until it
     /// answers or `stop` is cancelled (then `None`).
-    pub async fn connect(endpoint: &Endpoint, stop: &CancellationToken) -> Option<Channel> {
+    pub(crate) async fn connect(endpoint: &Endpoint, stop: &CancellationToken) -> Option<Channel> {
         let mut delays = reconnect_backoff(Duration::from_secs(10));
         let mut attempt = 1u32;
         loop {
@@ -180,13 +180,8 @@ impl HubClient {
         }
     }
 
-    /// The provider name this client speaks for.
-    pub fn provider(&self) -> &Arc<str> {
-        &self.provider
-    }
-
     /// Asks for a task. `Ok(None)`: the hub has no work (empty id, or `NOT_FOUND`).
-    pub async fn get_task(&self) -> Result<Option<IncomingTask>, HubError> {
+    pub(crate) async fn get_task(&self) -> Result<Option<IncomingTask>, HubError> {
         let mut request = tonic::Request::new(ProviderRequest {
             provider: self.provider.to_string(),
             auth_token: self.token.expose().to_owned(),
@@ -204,7 +199,7 @@ impl HubClient {
 
     /// The encoded size of the `TaskResult` that [`submit`](Self::submit) sends for `done`: what
     /// a hub's message size limit is measured against.
-    pub fn encoded_len(&self, done: &CompletedTask) -> usize {
+    pub(crate) fn encoded_len(&self, done: &CompletedTask) -> usize {
         use prost::encoding::{encoded_len_varint, key_len};
         // Proto3 leaves an empty string out; any other is its key, its length, its bytes.
         let field = |tag: u32, value: &str| {
@@ -228,7 +223,7 @@ impl HubClient {
     /// handed back in the answer; `Ok(Some(task))` only when the hub marked its answer as one
     /// (see [`HAND_BACK`]) and the task is not the one just submitted. Any other answer is
     /// ignored, as the Python framework does.
-    pub async fn submit(
+    pub(crate) async fn submit(
         &self,
         done: &CompletedTask,
         accept_hand_back: bool,

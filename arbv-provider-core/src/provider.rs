@@ -310,7 +310,7 @@ type BlockingHandler<P> =
     Arc<dyn Fn(Arc<P>, Call) -> Result<ActionResponse, InvalidInput> + Send + Sync>;
 
 /// How an action runs: as a future, or as blocking code on a thread of its own.
-pub enum Handler<P> {
+pub(crate) enum Handler<P> {
     /// An `async fn`.
     Async(AsyncHandler<P>),
     /// A plain `fn`, run on a thread of its own (at most the provider's concurrency at once)
@@ -340,7 +340,7 @@ impl<P> ActionDef<P> {
     }
 
     /// How to run it.
-    pub fn handler(&self) -> &Handler<P> {
+    pub(crate) fn handler(&self) -> &Handler<P> {
         &self.handler
     }
 

@@ -195,7 +195,7 @@ impl ActionResponse {
 }
 
 /// Seconds for a person: `1`, `0.25`, `12.5`.
-pub fn format_seconds(seconds: f64) -> String {
+pub(crate) fn format_seconds(seconds: f64) -> String {
     let rounded = (seconds * 1000.0).round() / 1000.0;
     let text = format!("{rounded:.3}");
     text.trim_end_matches('0').trim_end_matches('.').to_owned()

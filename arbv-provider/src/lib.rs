@@ -1,9 +1,10 @@
 #![doc = include_str!("../../README.md")]
 
 pub use arbv_provider_core::{
-    ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, Call, Config, ConfigBuilder,
-    ConfigError, Context, DefinitionError, Envelope, Error, IntoResponse, InvalidInput, Json,
-    Provider, ProviderDef, Runtime, Serve, Status, serve_until, serve_with,
+    ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, Call, CompletedTask, Config,
+    ConfigBuilder, ConfigError, Context, DefinitionError, Envelope, Error, IncomingTask, InputPart,
+    IntoResponse, InvalidInput, Json, LimitSetting, OnLimit, Provider, ProviderDef, Runtime, Serve,
+    Status, WorkerStats, serve_until, serve_with,
 };
 pub use arbv_provider_core::{
     config, dev_hub, envelope, rate_limit, shutdown, telemetry, validation,
@@ -27,7 +28,7 @@ pub use serde_json;
 /// What the macros' generated code reaches for. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use arbv_provider_core::provider::{Handler, OnLimit};
+    pub use arbv_provider_core::OnLimit;
     pub use arbv_provider_core::rate_limit::{
         IntoMonitor, RateSpec, in_process as in_process_monitor,
     };
