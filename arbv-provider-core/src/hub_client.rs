@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
@@ -108,7 +108,7 @@ impl HubError {
 
 /// The backoff between attempts to reach the hub: exponential with jitter, from 100 ms to `max`,
 /// forever.
-pub(crate) fn reconnect_backoff(max: Duration) -> impl Iterator<Item = Duration> + Send {
+pub(crate) fn reconnect_backoff(max: Duration) -> ExponentialBackoff {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(max)
