@@ -45,7 +45,7 @@ pub use provider::{
     ActionDef, ActionSpec, Call, InputPart, InvalidInput, LimitSetting, OnLimit, Provider,
     ProviderDef,
 };
-pub use response::{ActionError, ActionResponse, IntoResponse, Json};
+pub use response::{ActionError, ActionResponse, IntoActionResponse, Json};
 pub use secret::AuthToken;
 pub use serve::{Runtime, Serve, serve_until, serve_with};
 pub use task::{CompletedTask, IncomingTask};

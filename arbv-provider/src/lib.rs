@@ -3,8 +3,8 @@
 pub use arbv_provider_core::{
     ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, Call, CompletedTask, Config,
     ConfigBuilder, ConfigError, Context, DefinitionError, Envelope, Error, IncomingTask, InputPart,
-    IntoResponse, InvalidInput, Json, LimitSetting, OnLimit, Provider, ProviderDef, Runtime, Serve,
-    Status, WorkerStats, serve_until, serve_with,
+    IntoActionResponse, InvalidInput, Json, LimitSetting, OnLimit, Provider, ProviderDef, Runtime,
+    Serve, Status, WorkerStats, serve_until, serve_with,
 };
 pub use arbv_provider_core::{
     config, dev_hub, envelope, rate_limit, shutdown, telemetry, validation,
@@ -28,12 +28,13 @@ pub use serde_json;
 /// What the macros' generated code reaches for. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use arbv_provider_core::IntoActionResponse as IntoResponse;
     pub use arbv_provider_core::OnLimit;
     pub use arbv_provider_core::rate_limit::{
         IntoMonitor, RateSpec, in_process as in_process_monitor,
     };
     pub use arbv_provider_core::{
-        ActionResponse, Call, Context, IntoResponse, InvalidInput, Json, Provider, ProviderDef,
+        ActionResponse, Call, Context, InvalidInput, Json, Provider, ProviderDef,
     };
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::{self, Err, Ok};
