@@ -1,16 +1,13 @@
 //! `cargo bench --bench dispatch`: the in-process cost of one task, without network: parse,
-//! validate, run, and build the envelope, as `Dispatcher::dispatch` does for the worker.
+//! validate, admit, run, and build the envelope, as the worker does (`Runtime::run_task`).
 //! Targets: < 20 µs for `echo`, < 200 µs for `process_order` with 100 items (~10 KB).
 
 use std::hint::black_box;
 
 use arbv_benches::{ECHO_PAYLOAD, order_payload};
-use arbv_provider::Config;
-use arbv_provider_core::dispatch::Dispatcher;
-use arbv_provider_core::task::IncomingTask;
+use arbv_provider::{Config, IncomingTask, Runtime};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tokio_util::sync::CancellationToken;
 
 fn task(action: &str, payload: Bytes) -> IncomingTask {
     IncomingTask {
@@ -28,14 +25,14 @@ fn dispatch(c: &mut Criterion) {
         .timezone("Europe/Moscow")
         .build()
         .expect("a valid configuration");
-    let dispatcher = Dispatcher::new(basic::Basic, &config).expect("the basic provider compiles");
+    let timezone = config.timezone();
+    let basic = Runtime::new(basic::Basic, config).expect("the basic provider compiles");
     // The worker runs dispatch on a multi-threaded runtime; a current-thread one adds the least
     // overhead of its own to a measurement of dispatch itself.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let interrupt = CancellationToken::new();
 
     let order = Bytes::from(order_payload(100).to_string());
     println!(
@@ -53,7 +50,7 @@ fn dispatch(c: &mut Criterion) {
     ];
     let mut group = c.benchmark_group("dispatch");
     for (name, task) in cases {
-        let answered = runtime.block_on(dispatcher.dispatch(task.clone(), &interrupt));
+        let answered = runtime.block_on(basic.run_task(task.clone()));
         let expected = if name.starts_with("invalid") {
             "error"
         } else {
@@ -67,7 +64,7 @@ fn dispatch(c: &mut Criterion) {
         );
         group.throughput(Throughput::Bytes(task.payload.len() as u64));
         group.bench_function(name, |b| {
-            b.iter(|| runtime.block_on(dispatcher.dispatch(black_box(task.clone()), &interrupt)));
+            b.iter(|| runtime.block_on(basic.run_task(black_box(task.clone()))));
         });
     }
     group.finish();
@@ -83,7 +80,7 @@ fn dispatch(c: &mut Criterion) {
         "",
         "basic-provider",
         "echo",
-        config.timezone(),
+        timezone,
         serde_json::json!({"echo": "hello from the benchmark"}),
     );
     let order_value = order_payload(100);
@@ -110,7 +107,7 @@ fn dispatch(c: &mut Criterion) {
                 "",
                 "basic-provider",
                 "echo",
-                config.timezone(),
+                timezone,
                 serde_json::json!({"echo": "hello from the benchmark"}),
             )
         });

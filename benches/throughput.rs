@@ -177,6 +177,7 @@ fn own_cpu() -> f64 {
 // ---------------------------------------------------------------------------------------------
 // Measurements
 
+#[derive(Clone, Copy)]
 struct Settings {
     n: usize,
     concurrency: usize,
@@ -565,12 +566,25 @@ async fn orchestrate(settings: Settings) {
         return;
     }
     let started = Instant::now();
+    print_header(&settings);
+    let peak = measure_peak(&settings).await;
+    print_peak(&peak, &settings);
+    let latency = measure_latency_at_half(&settings, peak.provider_tps() / 2.0).await;
+    print_latency(&latency, &settings);
+    measure_and_print_curve(&settings).await;
+    let idle = measure_idle_spells(&settings).await;
+    print_idle(&idle, &settings);
+    print_targets(&latency, &idle, &settings);
+    print_footer(started, &peak);
+}
+
+fn print_header(settings: &Settings) {
     let Settings {
         n,
         concurrency: c,
         repeat,
         idle,
-    } = settings;
+    } = *settings;
     println!("arbv-provider throughput benchmark");
     println!(
         "machine: {} · load average at start {}",
@@ -585,12 +599,38 @@ async fn orchestrate(settings: Settings) {
         "CPU figures: CPU seconds (user + system, /proc/<pid>/stat) per 1,000 tasks or round trips"
     );
     println!();
+}
 
-    // The key figures, repeated and interleaved so that noise from other work hits them alike.
+/// The key figures: the limit, the zero-work client and the provider, measured in rounds.
+struct Peak {
+    limits: Vec<Limit>,
+    zero_work: Vec<Run>,
+    providers: Vec<Run>,
+    /// One provider run against a hub that answers "no task" at once.
+    no_hold: Run,
+}
+
+impl Peak {
+    fn limit_rps(&self) -> f64 {
+        median_of(&self.limits, |l| l.round_trips_per_s)
+    }
+
+    fn provider_tps(&self) -> f64 {
+        median_of(&self.providers, |r| r.tasks_per_s)
+    }
+
+    fn zero_work_tps(&self) -> f64 {
+        median_of(&self.zero_work, |r| r.tasks_per_s)
+    }
+}
+
+/// The key figures, repeated and interleaved so that noise from other work hits them alike.
+async fn measure_peak(settings: &Settings) -> Peak {
+    let (n, c) = (settings.n, settings.concurrency);
     let mut limits = Vec::new();
     let mut zero_work = Vec::new();
     let mut providers = Vec::new();
-    for round in 1..=repeat {
+    for round in 1..=settings.repeat {
         let limit = measure_limit(c, Duration::from_secs(2)).await;
         let baseline = measure_run(None, Role::Client, c, n).await;
         let provider = measure_run(None, Role::Provider, c, n).await;
@@ -605,9 +645,17 @@ async fn orchestrate(settings: Settings) {
         providers.push(provider);
     }
     let no_hold = measure_run(Some(Duration::ZERO), Role::Provider, c, n).await;
-    let limit_rps = median_of(&limits, |l| l.round_trips_per_s);
-    let provider_tps = median_of(&providers, |r| r.tasks_per_s);
-    let zero_tps = median_of(&zero_work, |r| r.tasks_per_s);
+    Peak {
+        limits,
+        zero_work,
+        providers,
+        no_hold,
+    }
+}
+
+fn print_peak(peak: &Peak, settings: &Settings) {
+    let (n, c) = (settings.n, settings.concurrency);
+    let (limit_rps, provider_tps) = (peak.limit_rps(), peak.provider_tps());
     println!();
     println!(
         "== limit: raw tonic unary round trips, trivial client ⇄ trivial server, {c} in flight on one HTTP/2 connection"
@@ -615,7 +663,7 @@ async fn orchestrate(settings: Settings) {
     println!(
         "   round trips/s           {:>8}   (runs: {})",
         thousands(limit_rps),
-        list(&all_of(&limits, |l| l.round_trips_per_s), 0)
+        list(&all_of(&peak.limits, |l| l.round_trips_per_s), 0)
     );
     println!(
         "   ⇒ tasks/s at 2 RPCs     {:>8}",
@@ -623,20 +671,20 @@ async fn orchestrate(settings: Settings) {
     );
     println!(
         "   CPU s per 1,000 trips   client {:.3} · server {:.3}",
-        median_of(&limits, |l| l.client_cpu_s_per_k),
-        median_of(&limits, |l| l.server_cpu_s_per_k)
+        median_of(&peak.limits, |l| l.client_cpu_s_per_k),
+        median_of(&peak.limits, |l| l.server_cpu_s_per_k)
     );
     println!();
     println!(
         "== dev hub capacity: a zero-work client (GetTask, Submit, follows tasks handed back) through the dev hub"
     );
-    print_run(&zero_work, "client");
+    print_run(&peak.zero_work, "client");
     println!();
     println!(
         "== provider: {n} echo tasks, dev hub → basic::Basic in its own process, concurrency {c}, {} tasks kept in the hub",
         2 * c
     );
-    print_run(&providers, "provider");
+    print_run(&peak.providers, "provider");
     println!(
         "   vs limit                {:.2} × raw round trips/s ÷ 2",
         provider_tps / (limit_rps / 2.0)
@@ -647,46 +695,68 @@ async fn orchestrate(settings: Settings) {
     );
     println!(
         "   vs zero-work client     {:.2} × (same hub, same feed)",
-        provider_tps / zero_tps
+        provider_tps / peak.zero_work_tps()
     );
     println!(
         "   hub answering at once   {} tasks/s · p99 {:.2} ms · {:.2} RPCs per task (dev hub with hold 0, one run)",
-        thousands(no_hold.tasks_per_s),
-        no_hold.p99_ms,
-        no_hold.rpcs_per_task
+        thousands(peak.no_hold.tasks_per_s),
+        peak.no_hold.p99_ms,
+        peak.no_hold.rpcs_per_task
     );
     println!();
+}
 
-    let half = provider_tps / 2.0;
-    let mut paced = Vec::new();
-    for _ in 0..repeat {
-        paced.push(measure_paced(c, half, Duration::from_secs(2)).await);
+/// Tasks enqueued at a steady `asked` tasks/s, in runs of 2 s.
+struct Latency {
+    asked: f64,
+    runs: Vec<Paced>,
+}
+
+impl Latency {
+    fn p99_ms(&self) -> f64 {
+        median_of(&self.runs, |p| p.p99_ms)
     }
-    let paced_p99 = median_of(&paced, |p| p.p99_ms);
+}
+
+async fn measure_latency_at_half(settings: &Settings, half: f64) -> Latency {
+    let mut runs = Vec::new();
+    for _ in 0..settings.repeat {
+        runs.push(measure_paced(settings.concurrency, half, Duration::from_secs(2)).await);
+    }
+    Latency { asked: half, runs }
+}
+
+fn print_latency(latency: &Latency, settings: &Settings) {
+    let paced = &latency.runs;
     println!(
-        "== latency at half of peak: {} tasks/s asked, enqueued at a steady pace, {repeat} runs of 2 s",
-        thousands(half)
+        "== latency at half of peak: {} tasks/s asked, enqueued at a steady pace, {} runs of 2 s",
+        thousands(latency.asked),
+        settings.repeat
     );
     println!(
         "   achieved                {} tasks/s ({} tasks per run)",
-        thousands(median_of(&paced, |p| p.achieved)),
-        median_of(&paced, |p| p.sent as f64)
+        thousands(median_of(paced, |p| p.achieved)),
+        median_of(paced, |p| p.sent as f64)
     );
     println!(
         "   enqueue→result          p50 {:.2} ms · p99 {:.2} ms (runs: {}) · max {:.2} ms",
-        median_of(&paced, |p| p.p50_ms),
-        paced_p99,
-        list(&all_of(&paced, |p| p.p99_ms), 2),
-        median_of(&paced, |p| p.max_ms)
+        median_of(paced, |p| p.p50_ms),
+        latency.p99_ms(),
+        list(&all_of(paced, |p| p.p99_ms), 2),
+        median_of(paced, |p| p.max_ms)
     );
     println!(
         "   CPU s per 1,000 tasks   provider {:.3} · hub process {:.3} · {:.2} RPCs per task",
-        median_of(&paced, |p| p.worker_cpu_s_per_k),
-        median_of(&paced, |p| p.hub_cpu_s_per_k),
-        median_of(&paced, |p| p.rpcs_per_task)
+        median_of(paced, |p| p.worker_cpu_s_per_k),
+        median_of(paced, |p| p.hub_cpu_s_per_k),
+        median_of(paced, |p| p.rpcs_per_task)
     );
     println!();
+}
 
+/// The throughput curve as concurrency grows, a row printed as each point is measured.
+async fn measure_and_print_curve(settings: &Settings) {
+    let (n, repeat) = (settings.n, settings.repeat);
     println!(
         "== curve: throughput as concurrency grows (medians of {repeat} runs per point: raw 1 s, provider {} tasks)",
         n / 2
@@ -716,11 +786,28 @@ async fn orchestrate(settings: Settings) {
         );
     }
     println!();
+}
 
-    let at_once = measure_idle(Some(Duration::ZERO), c, idle, 5).await;
-    let held = measure_idle(None, c, idle, 2).await;
+/// An idle provider against a hub that answers "no task" at once, and against one that holds
+/// `GetTask` open.
+struct IdleSpells {
+    at_once: Idle,
+    held: Idle,
+}
+
+async fn measure_idle_spells(settings: &Settings) -> IdleSpells {
+    let (c, idle) = (settings.concurrency, settings.idle);
+    IdleSpells {
+        at_once: measure_idle(Some(Duration::ZERO), c, idle, 5).await,
+        held: measure_idle(None, c, idle, 2).await,
+    }
+}
+
+fn print_idle(spells: &IdleSpells, settings: &Settings) {
+    let idle = settings.idle;
     println!(
-        "== idle provider, concurrency {c}: {} s idle spells (figures over the last {} s of each), then one task",
+        "== idle provider, concurrency {}: {} s idle spells (figures over the last {} s of each), then one task",
+        settings.concurrency,
         idle.as_secs(),
         idle.as_secs() - 1
     );
@@ -729,8 +816,11 @@ async fn orchestrate(settings: Settings) {
         DEFAULT_HOLD.as_secs()
     );
     for (name, figures) in [
-        ("hub answering \"no task\" at once (hold 0)", &at_once),
-        (holding.as_str(), &held),
+        (
+            "hub answering \"no task\" at once (hold 0)",
+            &spells.at_once,
+        ),
+        (holding.as_str(), &spells.held),
     ] {
         println!("   {name}:");
         println!(
@@ -755,10 +845,15 @@ async fn orchestrate(settings: Settings) {
         );
     }
     println!();
+}
 
+fn print_targets(latency: &Latency, spells: &IdleSpells, settings: &Settings) {
+    let IdleSpells { at_once, held } = spells;
+    let (c, idle) = (settings.concurrency, settings.idle);
     let idle_mb = median(&at_once.rss_mib).max(median(&held.rss_mib)) * 1.048_576;
     let first_ms = median(&at_once.first_task_ms);
     let idle_polls = at_once.polls_per_s.iter().copied().fold(0.0, f64::max);
+    let paced_p99 = latency.p99_ms();
     println!("== targets");
     println!(
         "   first task after {} s idle, hub answering at once: median {first_ms:.1} ms (< 50 ms) {}",
@@ -788,6 +883,11 @@ async fn orchestrate(settings: Settings) {
     );
     println!("   in-process cost of one task: cargo bench --bench dispatch");
     println!();
+}
+
+/// The run's length, and last the ratio the benchmark exists for.
+fn print_footer(started: Instant, peak: &Peak) {
+    let (limit_rps, provider_tps) = (peak.limit_rps(), peak.provider_tps());
     println!(
         "total {:.0} s · load average at end {}",
         started.elapsed().as_secs_f64(),

@@ -6,12 +6,11 @@ mod invariants;
 
 use std::sync::LazyLock;
 
-use arbv_provider_core::dispatch::Dispatcher;
+use arbv_provider_core::Runtime;
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-static DISPATCHER: LazyLock<Dispatcher> = LazyLock::new(invariants::basic_dispatcher);
+static BASIC: LazyLock<Runtime> = LazyLock::new(invariants::basic_runtime);
 
 const ACTIONS: &[&str] = &[
     "echo",
@@ -115,12 +114,12 @@ proptest! {
         payload in payload(),
         account in account(),
     ) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
+        let tokio = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
-            .expect("a runtime");
+            .expect("a tokio runtime");
         let task = invariants::task(&action, &payload, &account);
-        let done = runtime.block_on(DISPATCHER.dispatch(task.clone(), &CancellationToken::new()));
+        let done = tokio.block_on(BASIC.run_task(task.clone()));
         invariants::completed(&task, &done);
     }
 }

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arbv_provider::dev_hub::TaskState;
-use arbv_provider_core::hub_client::{ACCEPT_HAND_BACK, HAND_BACK};
 use arbv_provider_core::proto::hub_client::HubClient as RawClient;
 use arbv_provider_core::proto::hub_server::{Hub, HubServer};
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
+use arbv_provider_core::wire::{ACCEPT_HAND_BACK, HAND_BACK};
 use arbv_tests::contract_hub::{ContractHub, NoTask, SubmitAnswer};
 use arbv_tests::{
     HandWritten, PROVIDER, RunningProvider, TOKEN, config, eventually, loopback, start_hub,

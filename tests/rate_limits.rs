@@ -1,6 +1,6 @@
 //! Rate limits: the `rate_limit` example and a provider declaring every attribute form.
 //!
-//! Exact admission counts are checked in process, through the `Dispatcher`, on tokio's paused
+//! Exact admission counts are checked in process, through `Runtime::run_task`, on tokio's paused
 //! clock (the monitors read tokio's clock): a burst is decided at one instant, however loaded
 //! the machine, and time moves only when the test says. Each form is then served again through
 //! the dev hub over real gRPC, where a burst takes wall time: there the bounds are derived from
@@ -14,13 +14,10 @@ use std::time::Duration;
 use arbv_provider::dev_hub::DevHub;
 use arbv_provider::prelude::*;
 use arbv_provider::rate_limit::{RateLimitMonitor, RateSpec, SlidingWindowRateLimitMonitor};
-use arbv_provider_core::dispatch::Dispatcher;
-use arbv_provider_core::response::format_seconds;
-use arbv_provider_core::task::IncomingTask;
+use arbv_provider::{IncomingTask, Runtime};
 use arbv_tests::{RunningProvider, TOKEN, config, start_hub};
 use futures_util::future::join_all;
 use rate_limit::RateLimited;
-use tokio_util::sync::CancellationToken;
 
 const EXAMPLE: &str = "rate-limit-provider";
 
@@ -106,30 +103,26 @@ fn statuses(answers: &[Value]) -> (usize, usize) {
     (count(answers, "success"), count(answers, "limit"))
 }
 
-/// A provider's dispatcher, as the runtime builds it, for tasks dispatched in process.
-fn dispatcher<P: Provider>(provider: P) -> Dispatcher {
+/// A provider ready to run tasks in process.
+fn in_process<P: Provider>(provider: P) -> Runtime {
     let config = Config::builder().auth_token(TOKEN).build().unwrap();
-    Dispatcher::new(provider, &config).expect("the provider compiles")
+    Runtime::new(provider, config).expect("the provider compiles")
 }
 
-/// Dispatches `payloads` to `action` at once, each a task of its own, and returns the envelopes.
+/// Runs `payloads` through `action` at once, each a task of its own, and returns the envelopes.
 async fn dispatch_all(
-    dispatcher: &Dispatcher,
+    runtime: &Runtime,
     action: &str,
     payloads: &[Value],
     account: Option<&Value>,
 ) -> Vec<Value> {
-    let stop = CancellationToken::new();
     let tasks = payloads.iter().enumerate().map(|(i, payload)| {
-        dispatcher.dispatch(
-            IncomingTask {
-                id: format!("task-{i}"),
-                action: action.to_owned(),
-                payload: payload.to_string().into(),
-                account: account.map(|a| a.to_string().into()).unwrap_or_default(),
-            },
-            &stop,
-        )
+        runtime.run_task(IncomingTask {
+            id: format!("task-{i}"),
+            action: action.to_owned(),
+            payload: payload.to_string().into(),
+            account: account.map(|a| a.to_string().into()).unwrap_or_default(),
+        })
     });
     join_all(tasks)
         .await
@@ -138,19 +131,22 @@ async fn dispatch_all(
         .collect()
 }
 
+/// The message of a `limit` answer that says to wait `wait` seconds.
+fn limit_message(wait: f64) -> String {
+    let answer = ActionResponse::limit(Duration::from_secs_f64(wait));
+    answer
+        .message()
+        .expect("a limit answer has a message")
+        .to_owned()
+}
+
 /// Checks a `limit` answer of the example's `"2/s"` default, refused at the instant the window
 /// filled (so `wait_time` is the whole window).
 #[track_caller]
 fn assert_default_limit(e: &Value, wait: f64) {
     let r = &e["data"]["response"];
     assert_eq!(r["wait_time"].as_f64(), Some(wait), "{e}");
-    assert_eq!(
-        e["message"].as_str().unwrap(),
-        format!(
-            "Rate limit exceeded. Please wait {} seconds",
-            format_seconds(wait)
-        )
-    );
+    assert_eq!(e["message"].as_str().unwrap(), limit_message(wait));
     assert_eq!(
         (
             r["limit"].as_u64(),
@@ -163,7 +159,7 @@ fn assert_default_limit(e: &Value, wait: f64) {
 
 #[tokio::test(start_paused = true)]
 async fn in_process_the_example_admits_exactly_each_budget() {
-    let example = dispatcher(RateLimited);
+    let example = in_process(RateLimited);
 
     // A burst of 10 under the provider's "2/s": 2 go, 8 are told to come back in 1 s.
     let answers = dispatch_all(&example, "default_action", &empty(10), None).await;
@@ -326,7 +322,7 @@ fn wait_time(e: &Value) -> f64 {
 
 #[tokio::test(start_paused = true)]
 async fn in_process_every_attribute_form_admits_exactly_its_budget() {
-    let forms = dispatcher(Forms::new());
+    let forms = in_process(Forms::new());
 
     // on_limit = "wait": all three run, each as the window lets it, 1 s apart to the instant.
     let answers = dispatch_all(&forms, "patient", &empty(3), None).await;
@@ -407,13 +403,7 @@ async fn the_example_limits_by_provider_default_action_and_account() {
         let r = &e["data"]["response"];
         let wait = r["wait_time"].as_f64().unwrap();
         assert!(wait > 0.0 && wait <= 1.0, "wait_time {wait}");
-        assert_eq!(
-            e["message"].as_str().unwrap(),
-            format!(
-                "Rate limit exceeded. Please wait {} seconds",
-                format_seconds(wait)
-            )
-        );
+        assert_eq!(e["message"].as_str().unwrap(), limit_message(wait));
         assert_eq!(
             (r["limit"].as_u64(), r["current_count"].as_u64()),
             (Some(2), Some(2))

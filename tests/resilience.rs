@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arbv_provider::dev_hub::{DevHub, TaskState};
+use arbv_provider_core::WorkerStats;
 use arbv_provider_core::proto::hub_server::{Hub, HubServer};
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
-use arbv_provider_core::worker::WorkerStats;
 use arbv_tests::contract_hub::{ContractHub, NoTask};
 use arbv_tests::hubs::{HubKind, TestHub};
 use arbv_tests::{

@@ -9,7 +9,7 @@ use arbv_provider_grammar::{Bare, parse_duration, parse_size};
 use chrono_tz::Tz;
 
 #[cfg(feature = "tls")]
-use crate::endpoint::HubTls;
+pub use crate::endpoint::HubTls;
 use crate::endpoint::TlsSources;
 use crate::secret::AuthToken;
 
@@ -878,16 +878,6 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.max_result_bytes(), 65_536);
-    }
-
-    #[test]
-    fn the_default_stop_fits_a_kubernetes_grace_period() {
-        let config = from(&[("PROVIDER_AUTH_TOKEN", "t")]).unwrap();
-        let stop = config.drain_timeout()
-            + crate::serve::RESULT_GRACE
-            + crate::worker::STOP_POLL_GRACE
-            + crate::serve::FINAL_STOP_BOUND;
-        assert!(stop < Duration::from_secs(30), "{stop:?}");
     }
 
     #[test]

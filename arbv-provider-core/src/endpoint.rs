@@ -25,11 +25,11 @@ use crate::error::Error;
 
 /// The gRPC endpoint for the configured hub, with TLS for `https://`. Warns once when the token
 /// would cross the network unencrypted.
-pub fn endpoint(config: &Config) -> Result<Endpoint, Error> {
+pub(crate) fn endpoint(config: &Config) -> Result<Endpoint, Error> {
     let url = config.hub_url();
     let failed = |e: tonic::transport::Error| Error::Endpoint {
         url: url.to_string(),
-        reason: crate::hub_client::error_chain(&e),
+        reason: crate::error::error_chain(&e),
     };
     let endpoint = Endpoint::from_shared(url.as_str().to_owned())
         .map_err(failed)?
@@ -84,7 +84,7 @@ fn client_tls(tls: &HubTls) -> ClientTlsConfig {
 
 /// True when a plain (not `https://`) hub address leaves this machine, so the token sent with
 /// every call could be read on the way.
-pub fn sends_token_in_clear(url: &HubUrl) -> bool {
+pub(crate) fn sends_token_in_clear(url: &HubUrl) -> bool {
     if url.is_tls() {
         return false;
     }
@@ -98,7 +98,7 @@ pub fn sends_token_in_clear(url: &HubUrl) -> bool {
 
 /// True for `localhost` and loopback addresses (`127.0.0.0/8`, `::1`, also written `[::1]` or
 /// IPv4-mapped).
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_end_matches('.');
     if host.eq_ignore_ascii_case("localhost") {
         return true;
@@ -468,5 +468,45 @@ mod tests {
         assert!(!clear("http://localhost:50051"));
         assert!(!clear("http://[::1]:50051"));
         assert!(!clear("https://hub.example.com"));
+    }
+
+    /// The transport takes every plain address the configuration accepts. A TLS one can still
+    /// be refused here (`https://0` names no host a certificate can be for); the runtime reports
+    /// that as an error when it starts, naming the address.
+    fn transport_takes(text: &str) {
+        let Ok(url) = HubUrl::parse(text) else {
+            return;
+        };
+        let config = Config::builder()
+            .auth_token("t")
+            .hub_url(text)
+            .build()
+            .unwrap_or_else(|e| panic!("{text:?} parses but the configuration refuses it: {e}"));
+        match endpoint(&config) {
+            Ok(_) => {}
+            Err(error) if url.is_tls() => assert!(error.to_string().contains(url.as_str())),
+            Err(error) => {
+                panic!("{text:?} is accepted as {url}, but the transport refuses it: {error}")
+            }
+        }
+    }
+
+    #[test]
+    fn an_address_with_no_host_for_a_certificate_is_refused_at_start() {
+        transport_takes("https://0");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn the_transport_takes_every_plain_address_the_configuration_accepts(
+            text in proptest::prop_oneof![
+                ".{0,32}",
+                "(http://|https://|ftp://|HTTP://|)([a-z0-9.-]{0,8}|\\[::1\\]|[^/]{0,6})(:[0-9]{0,6})?(/.{0,4})?\\s?",
+            ],
+        ) {
+            transport_takes(&text);
+        }
     }
 }

@@ -127,7 +127,7 @@ impl Envelope {
 }
 
 /// The message of an envelope whose producer gave none.
-pub fn default_message(status: Status, action: &str) -> String {
+pub(crate) fn default_message(status: Status, action: &str) -> String {
     match status {
         Status::Success => format!("Action '{action}' completed successfully"),
         Status::Error => format!("Action '{action}' failed"),
@@ -142,7 +142,7 @@ pub const MAX_ECHOED_BYTES: usize = 256;
 
 /// `text`, cut to at most `max` bytes (at a character boundary) with a marker saying how long it
 /// was.
-pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+pub(crate) fn shorten(text: &str, max: usize) -> Cow<'_, str> {
     if text.len() <= max {
         return Cow::Borrowed(text);
     }
@@ -156,7 +156,7 @@ pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
 /// `value` as text, at most `max` bytes of it, with a marker when cut. Formatting stops at the
 /// limit, so a `Display` that would print a whole document (a schema error quoting its value)
 /// costs only `max`.
-pub fn display_bounded(value: &dyn fmt::Display, max: usize) -> String {
+pub(crate) fn display_bounded(value: &dyn fmt::Display, max: usize) -> String {
     let mut out = BoundedText {
         text: String::new(),
         max,

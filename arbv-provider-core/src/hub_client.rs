@@ -4,41 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::Config;
+use crate::error::error_chain;
 use crate::proto::hub_client::HubClient as RpcClient;
 use crate::proto::{ProviderRequest, Task, TaskResult};
 use crate::secret::AuthToken;
 use crate::task::{CompletedTask, IncomingTask};
+use crate::wire::{ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag};
 
 /// How long a `SubmitTaskResult` may take before it is tried again.
 const SUBMIT_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Request metadata a provider sends on `SubmitTaskResult` when it will run a task handed back
-/// in the answer (value [`HAND_BACK_VALUE`]). Without it a hub must not hand work back there.
-pub const ACCEPT_HAND_BACK: &str = "x-arbv-accept-hand-back";
-/// Response metadata a hub sets on a `SubmitTaskResult` answer that carries a handed-back task
-/// (value [`HAND_BACK_VALUE`]). Without it the answer is ignored, whatever it holds.
-pub const HAND_BACK: &str = "x-arbv-hand-back";
-/// The value of [`ACCEPT_HAND_BACK`] and [`HAND_BACK`].
-pub const HAND_BACK_VALUE: &str = "1";
-
-/// Raises a hand-back flag ([`ACCEPT_HAND_BACK`] on a request, [`HAND_BACK`] on an answer).
-pub fn raise_hand_back_flag(metadata: &mut MetadataMap, flag: &'static str) {
-    metadata.insert(flag, MetadataValue::from_static(HAND_BACK_VALUE));
-}
-
-/// Whether a hand-back flag ([`ACCEPT_HAND_BACK`] or [`HAND_BACK`]) is raised.
-pub fn hand_back_flag_raised(metadata: &MetadataMap, flag: &str) -> bool {
-    metadata
-        .get(flag)
-        .is_some_and(|value| value == HAND_BACK_VALUE)
-}
 
 /// What a hub's answer may hold beyond the task size limit (id, action name, framing), so that a
 /// task over `PROVIDER_MAX_TASK_BYTES` still decodes and is answered `TASK_TOO_LARGE`. A message
@@ -47,7 +27,7 @@ const DECODE_HEADROOM: usize = 64 * 1024 * 1024;
 
 /// What went wrong talking to the hub. Never carries the token.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum HubError {
+pub(crate) enum HubError {
     /// The hub refused the token.
     #[error(
         "the hub refused the provider's token (UNAUTHENTICATED): check PROVIDER_AUTH_TOKEN for provider '{provider}'"
@@ -71,7 +51,7 @@ pub enum HubError {
 
 /// What to do with a result the hub answered with an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SubmitFailure {
+pub(crate) enum SubmitFailure {
     /// The hub or the network may take it later: keep it and retry with backoff.
     Transient,
     /// The token was refused: retry with the longer auth backoff (the token may be rotated).
@@ -84,7 +64,7 @@ pub enum SubmitFailure {
 
 impl HubError {
     /// The gRPC code the hub answered, when it answered one.
-    pub fn code(&self) -> Option<Code> {
+    pub(crate) fn code(&self) -> Option<Code> {
         match self {
             HubError::Unauthenticated { .. } => Some(Code::Unauthenticated),
             HubError::Unavailable(_) => None,
@@ -93,7 +73,7 @@ impl HubError {
     }
 
     /// How a `SubmitTaskResult` that failed with this error is handled.
-    pub fn submit_failure(&self) -> SubmitFailure {
+    pub(crate) fn submit_failure(&self) -> SubmitFailure {
         match self {
             HubError::Unauthenticated { .. } => SubmitFailure::Unauthenticated,
             HubError::Unavailable(_) => SubmitFailure::Transient,
@@ -128,7 +108,7 @@ impl HubError {
 
 /// The backoff between attempts to reach the hub: exponential with jitter, from 100 ms to `max`,
 /// forever.
-pub fn reconnect_backoff(max: Duration) -> impl Iterator<Item = Duration> + Send {
+pub(crate) fn reconnect_backoff(max: Duration) -> ExponentialBackoff {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(max)
@@ -140,7 +120,7 @@ pub fn reconnect_backoff(max: Duration) -> impl Iterator<Item = Duration> + Send
 
 /// A client of one hub for one provider.
 #[derive(Clone)]
-pub struct HubClient {
+pub(crate) struct HubClient {
     rpc: RpcClient<Channel>,
     provider: Arc<str>,
     token: AuthToken,
@@ -158,7 +138,7 @@ impl std::fmt::Debug for HubClient {
 
 impl HubClient {
     /// A client over `channel` for `provider`.
-    pub fn new(channel: Channel, provider: Arc<str>, config: &Config) -> Self {
+    pub(crate) fn new(channel: Channel, provider: Arc<str>, config: &Config) -> Self {
         Self {
             rpc: RpcClient::new(channel)
                 .max_decoding_message_size(config.max_task_bytes().saturating_add(DECODE_HEADROOM)),
@@ -170,7 +150,7 @@ impl HubClient {
 
     /// Connects to the hub, retrying with backoff and jitter and logging each attempt, until it
     /// answers or `stop` is cancelled (then `None`).
-    pub async fn connect(endpoint: &Endpoint, stop: &CancellationToken) -> Option<Channel> {
+    pub(crate) async fn connect(endpoint: &Endpoint, stop: &CancellationToken) -> Option<Channel> {
         let mut delays = reconnect_backoff(Duration::from_secs(10));
         let mut attempt = 1u32;
         loop {
@@ -200,13 +180,8 @@ impl HubClient {
         }
     }
 
-    /// The provider name this client speaks for.
-    pub fn provider(&self) -> &Arc<str> {
-        &self.provider
-    }
-
     /// Asks for a task. `Ok(None)`: the hub has no work (empty id, or `NOT_FOUND`).
-    pub async fn get_task(&self) -> Result<Option<IncomingTask>, HubError> {
+    pub(crate) async fn get_task(&self) -> Result<Option<IncomingTask>, HubError> {
         let mut request = tonic::Request::new(ProviderRequest {
             provider: self.provider.to_string(),
             auth_token: self.token.expose().to_owned(),
@@ -224,7 +199,7 @@ impl HubClient {
 
     /// The encoded size of the `TaskResult` that [`submit`](Self::submit) sends for `done`: what
     /// a hub's message size limit is measured against.
-    pub fn encoded_len(&self, done: &CompletedTask) -> usize {
+    pub(crate) fn encoded_len(&self, done: &CompletedTask) -> usize {
         use prost::encoding::{encoded_len_varint, key_len};
         // Proto3 leaves an empty string out; any other is its key, its length, its bytes.
         let field = |tag: u32, value: &str| {
@@ -248,7 +223,7 @@ impl HubClient {
     /// handed back in the answer; `Ok(Some(task))` only when the hub marked its answer as one
     /// (see [`HAND_BACK`]) and the task is not the one just submitted. Any other answer is
     /// ignored, as the Python framework does.
-    pub async fn submit(
+    pub(crate) async fn submit(
         &self,
         done: &CompletedTask,
         accept_hand_back: bool,
@@ -311,21 +286,6 @@ fn into_incoming(task: Task) -> Option<IncomingTask> {
         payload: task.payload,
         account: task.account,
     })
-}
-
-/// An error with its causes, for a log line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

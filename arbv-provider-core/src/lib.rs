@@ -4,28 +4,34 @@
 //! `arbv-provider-macros` generates an impl of [`Provider`] that wires methods to this crate.
 //!
 //! Users depend on the `arbv-provider` facade, which re-exports what they need.
+//!
+//! The public API: a provider ([`Provider`], [`ProviderDef`] and what an action returns),
+//! running it ([`Serve`], [`Runtime`], [`Config`]), a task run in process without a hub
+//! ([`Runtime::run_task`]), and the modules below. The worker, the hub client and dispatch are
+//! the crate's own.
 
 #![warn(missing_docs)]
 
 pub mod config;
-pub mod context;
+mod context;
 #[cfg(feature = "dev-hub")]
 pub mod dev_hub;
-pub mod dispatch;
-pub mod endpoint;
+mod dispatch;
+mod endpoint;
 pub mod envelope;
-pub mod error;
-pub mod hub_client;
-pub mod provider;
+mod error;
+mod hub_client;
+mod provider;
 pub mod rate_limit;
-pub mod response;
-pub mod secret;
-pub mod serve;
+mod response;
+mod secret;
+mod serve;
 pub mod shutdown;
-pub mod task;
+mod task;
 pub mod telemetry;
 pub mod validation;
-pub mod worker;
+pub mod wire;
+mod worker;
 
 /// The messages and services generated from `proto/hub.proto`: the client always, the server
 /// (`hub_server`) with the `dev-hub` feature.
@@ -38,7 +44,12 @@ pub use config::{Config, ConfigBuilder, ConfigError};
 pub use context::Context;
 pub use envelope::{Envelope, Status};
 pub use error::{DefinitionError, Error};
-pub use provider::{ActionDef, ActionSpec, Call, InvalidInput, Provider, ProviderDef};
-pub use response::{ActionError, ActionResponse, IntoResponse, Json};
+pub use provider::{
+    ActionDef, ActionSpec, Call, InputPart, InvalidInput, LimitSetting, OnLimit, Provider,
+    ProviderDef,
+};
+pub use response::{ActionError, ActionResponse, IntoActionResponse, Json};
 pub use secret::AuthToken;
 pub use serve::{Runtime, Serve, serve_until, serve_with};
+pub use task::{CompletedTask, IncomingTask};
+pub use worker::WorkerStats;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::context::Context;
 use crate::rate_limit::{IntoMonitor, RateLimitMonitor};
-use crate::response::{ActionResponse, IntoResponse};
+use crate::response::{ActionResponse, IntoActionResponse};
 use crate::validation::schema_of;
 
 /// A provider: a set of actions the hub can call by name.
@@ -310,7 +310,7 @@ type BlockingHandler<P> =
     Arc<dyn Fn(Arc<P>, Call) -> Result<ActionResponse, InvalidInput> + Send + Sync>;
 
 /// How an action runs: as a future, or as blocking code on a thread of its own.
-pub enum Handler<P> {
+pub(crate) enum Handler<P> {
     /// An `async fn`.
     Async(AsyncHandler<P>),
     /// A plain `fn`, run on a thread of its own (at most the provider's concurrency at once)
@@ -340,7 +340,7 @@ impl<P> ActionDef<P> {
     }
 
     /// How to run it.
-    pub fn handler(&self) -> &Handler<P> {
+    pub(crate) fn handler(&self) -> &Handler<P> {
         &self.handler
     }
 
@@ -433,11 +433,11 @@ impl<P: Send + Sync + 'static> ProviderDef<P> {
     where
         F: Fn(Arc<P>, Call) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, InvalidInput>> + Send + 'static,
-        R: IntoResponse,
+        R: IntoActionResponse,
     {
         let handler: AsyncHandler<P> = Arc::new(move |provider, call| {
             let future = handler(provider, call);
-            Box::pin(async move { future.await.map(IntoResponse::into_response) })
+            Box::pin(async move { future.await.map(IntoActionResponse::into_response) })
         });
         self.push(name.into(), Handler::Async(handler))
     }
@@ -450,10 +450,10 @@ impl<P: Send + Sync + 'static> ProviderDef<P> {
     ) -> &mut ActionDef<P>
     where
         F: Fn(Arc<P>, Call) -> Result<R, InvalidInput> + Send + Sync + 'static,
-        R: IntoResponse,
+        R: IntoActionResponse,
     {
         let handler: BlockingHandler<P> = Arc::new(move |provider, call| {
-            handler(provider, call).map(IntoResponse::into_response)
+            handler(provider, call).map(IntoActionResponse::into_response)
         });
         self.push(name.into(), Handler::Blocking(handler))
     }

@@ -1,5 +1,5 @@
 //! What an action gives back: its data, an [`ActionError`], or an [`ActionResponse`] that
-//! chooses the status itself. [`IntoResponse`] turns each of them into one answer.
+//! chooses the status itself. [`IntoActionResponse`] turns each of them into one answer.
 
 use std::fmt;
 use std::time::Duration;
@@ -195,7 +195,7 @@ impl ActionResponse {
 }
 
 /// Seconds for a person: `1`, `0.25`, `12.5`.
-pub fn format_seconds(seconds: f64) -> String {
+pub(crate) fn format_seconds(seconds: f64) -> String {
     let rounded = (seconds * 1000.0).round() / 1000.0;
     let text = format!("{rounded:.3}");
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
@@ -212,6 +212,9 @@ fn unserialisable(error: &serde_json::Error) -> ActionResponse {
 
 /// Turns what an action returns into its answer.
 ///
+/// Named for the [`ActionResponse`] it makes, apart from the HTTP frameworks' `IntoResponse`
+/// (axum's, which the dev hub uses), so that both can be imported side by side.
+///
 /// Implemented for `Result<T, E>` where `T: Serialize` and `E: Into<ActionError>`, for
 /// [`ActionResponse`] and `Result<ActionResponse, E>`, and for [`Json<T>`]. The `#[action]` macro
 /// wraps a plain `T: Serialize` return value in [`Json`].
@@ -220,7 +223,7 @@ fn unserialisable(error: &serde_json::Error) -> ActionResponse {
     label = "the action returns this",
     note = "return a `T: Serialize`, `Result<T, E>` with `T: Serialize` and `E: Into<ActionError>`, or `ActionResponse`"
 )]
-pub trait IntoResponse {
+pub trait IntoActionResponse {
     /// The answer.
     fn into_response(self) -> ActionResponse;
 }
@@ -229,19 +232,19 @@ pub trait IntoResponse {
 #[derive(Clone, Debug)]
 pub struct Json<T>(pub T);
 
-impl<T: Serialize> IntoResponse for Json<T> {
+impl<T: Serialize> IntoActionResponse for Json<T> {
     fn into_response(self) -> ActionResponse {
         ActionResponse::success(self.0)
     }
 }
 
-impl IntoResponse for ActionResponse {
+impl IntoActionResponse for ActionResponse {
     fn into_response(self) -> ActionResponse {
         self
     }
 }
 
-impl<T: Serialize, E: Into<ActionError>> IntoResponse for Result<T, E> {
+impl<T: Serialize, E: Into<ActionError>> IntoActionResponse for Result<T, E> {
     fn into_response(self) -> ActionResponse {
         match self {
             Ok(data) => ActionResponse::success(data),
@@ -250,7 +253,7 @@ impl<T: Serialize, E: Into<ActionError>> IntoResponse for Result<T, E> {
     }
 }
 
-impl<E: Into<ActionError>> IntoResponse for Result<ActionResponse, E> {
+impl<E: Into<ActionError>> IntoActionResponse for Result<ActionResponse, E> {
     fn into_response(self) -> ActionResponse {
         match self {
             Ok(response) => response,

@@ -13,21 +13,16 @@ use crate::endpoint::endpoint;
 use crate::error::Error;
 use crate::hub_client::HubClient;
 use crate::provider::Provider;
-use crate::worker::{Shutdown, Worker, WorkerStats};
-
-/// How long results may still wait for the hub after the drain timeout cut the actions.
-pub const RESULT_GRACE: Duration = Duration::from_secs(5);
-/// How long results may still wait for the hub after a second signal cut the actions.
-pub const FORCED_RESULT_GRACE: Duration = Duration::from_secs(2);
-/// How long the worker may take to let go once results are given up; then it is dropped, so
-/// nothing holds a stop past drain + result grace + this.
-pub const FINAL_STOP_BOUND: Duration = Duration::from_secs(1);
+use crate::shutdown::{FINAL_STOP_BOUND, FORCED_RESULT_GRACE, RESULT_GRACE, Shutdown};
+use crate::task::{CompletedTask, IncomingTask};
+use crate::worker::{Worker, WorkerStats};
 
 /// A provider ready to run: its action table compiled, its configuration checked.
 pub struct Runtime {
     dispatcher: Arc<Dispatcher>,
     config: Config,
     stats: Arc<WorkerStats>,
+    shutdown: Shutdown,
 }
 
 impl Runtime {
@@ -38,6 +33,7 @@ impl Runtime {
             dispatcher: Arc::new(dispatcher),
             config,
             stats: Arc::default(),
+            shutdown: Shutdown::default(),
         })
     }
 
@@ -46,9 +42,48 @@ impl Runtime {
         self.stats.clone()
     }
 
-    /// The compiled action table.
-    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
-        &self.dispatcher
+    /// Runs one task in process, with no hub, and returns the answer the worker would submit.
+    ///
+    /// The task takes the path of one from `GetTask`: its action is found by name, its payload
+    /// and account are parsed and checked against the action's schemas, its rate limit admits it
+    /// (spending budget as in production), the action runs under its timeout with its panic
+    /// caught, and every outcome becomes the envelope the README's table prescribes. For unit
+    /// tests of what a provider answers (not only what a method returns), benchmarks and fuzzing.
+    ///
+    /// ```
+    /// use arbv_provider_core::{Config, Envelope, IncomingTask, Json, Provider, ProviderDef};
+    /// use arbv_provider_core::{Runtime, Status};
+    /// use serde_json::{Value, json};
+    ///
+    /// struct Demo;
+    ///
+    /// impl Provider for Demo {
+    ///     fn definition() -> ProviderDef<Self> {
+    ///         let mut def = ProviderDef::new("demo");
+    ///         def.action("echo", |_this, mut call| async move {
+    ///             Ok(Json(call.payload::<Value>()?))
+    ///         });
+    ///         def
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let config = Config::builder().auth_token("unused").build().unwrap();
+    /// let runtime = Runtime::new(Demo, config).unwrap();
+    /// let task = IncomingTask {
+    ///     action: "echo".into(),
+    ///     payload: r#"{"message": "hi"}"#.into(),
+    ///     ..IncomingTask::default()
+    /// };
+    /// let done = runtime.run_task(task).await;
+    /// assert_eq!(done.status, Status::Success);
+    /// let envelope: Envelope = serde_json::from_str(&done.result).unwrap();
+    /// assert_eq!(envelope.data.response, json!({"message": "hi"}));
+    /// # }
+    /// ```
+    pub fn run_task(&self, task: IncomingTask) -> impl Future<Output = CompletedTask> + Send + '_ {
+        // The dispatch future itself, with no future wrapped around it: nothing to pay for.
+        self.dispatcher.dispatch(task, &self.shutdown.interrupt)
     }
 
     /// Runs until `signal` resolves, then stops taking tasks, lets those in flight finish
@@ -73,8 +108,8 @@ impl Runtime {
             dispatcher,
             config,
             stats,
+            shutdown,
         } = self;
-        let shutdown = Shutdown::default();
         let provider = dispatcher.provider_name().clone();
         let actions: Vec<String> = dispatcher.specs().map(|s| s.name.to_string()).collect();
         tracing::info!(

@@ -20,7 +20,7 @@ pub struct IncomingTask {
 
 impl IncomingTask {
     /// The size of what the task carries, payload plus account, in bytes.
-    pub fn input_bytes(&self) -> usize {
+    pub(crate) fn input_bytes(&self) -> usize {
         self.payload.len() + self.account.len()
     }
 }
@@ -45,7 +45,7 @@ pub struct CompletedTask {
 impl CompletedTask {
     /// Replaces the echoed payload and account with `{"omitted_bytes": N}`: for an answer that
     /// is still too large because the task's own input was.
-    pub fn omit_inputs(&mut self) {
+    pub(crate) fn omit_inputs(&mut self) {
         for text in [&mut self.payload, &mut self.account] {
             *text = omitted(text.len());
         }

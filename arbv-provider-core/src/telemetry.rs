@@ -62,7 +62,7 @@ where
 
 /// Colour only on a terminal, and never when `NO_COLOR` is set to something
 /// (<https://no-color.org>).
-pub fn colour_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+pub(crate) fn colour_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 

@@ -60,7 +60,7 @@ pub struct Violations {
 
 impl Violations {
     /// One error about the whole document.
-    pub fn single(message: impl Into<String>) -> Self {
+    pub(crate) fn single(message: impl Into<String>) -> Self {
         Self {
             errors: vec![FieldError {
                 path: String::new(),

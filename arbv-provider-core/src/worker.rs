@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use backon::ExponentialBackoff;
 use futures_util::FutureExt;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
 use crate::dispatch::Dispatcher;
 use crate::error::Error;
 use crate::hub_client::{HubClient, HubError, SubmitFailure, reconnect_backoff};
+use crate::shutdown::{STOP_POLL_GRACE, Shutdown};
 use crate::task::{CompletedTask, IncomingTask};
 use crate::telemetry::Escaped;
 
@@ -26,26 +27,11 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 /// The longest pause between retries after the hub refused the token.
 const AUTH_RETRY_CAP: Duration = Duration::from_secs(30);
 
-/// How long a `GetTask` in flight when shutdown begins may still answer.
-pub const STOP_POLL_GRACE: Duration = Duration::from_secs(1);
-
 /// Lane panics within [`LANE_PANIC_WINDOW`] after which the worker gives up: a bug that
 /// panics this often would otherwise restart lanes in a loop.
 const MAX_LANE_PANICS: usize = 10;
 /// The window [`MAX_LANE_PANICS`] is counted in.
 const LANE_PANIC_WINDOW: Duration = Duration::from_secs(60);
-
-/// How a worker stops: `stop` ends polling; `interrupt` cuts actions still running when the
-/// drain time is up; `give_up` ends retries of results the hub will not take.
-#[derive(Clone, Debug, Default)]
-pub struct Shutdown {
-    /// Cancelled when shutdown begins: no new task is taken.
-    pub stop: CancellationToken,
-    /// Cancelled when the drain timeout runs out: running actions are stopped and answered.
-    pub interrupt: CancellationToken,
-    /// Cancelled when even results can no longer wait for the hub.
-    pub give_up: CancellationToken,
-}
 
 /// Counters a worker keeps; read them for logs, tests and benchmarks.
 #[derive(Debug, Default)]
@@ -77,8 +63,45 @@ enum Cut {
     Inputs,
 }
 
+/// What a lane keeps from one poll to the next.
+struct Lane {
+    index: usize,
+    /// The pause after the last "no task".
+    idle_pause: Duration,
+    /// Pauses after the hub could not be reached.
+    failures: ExponentialBackoff,
+    /// Pauses after the hub refused the token.
+    auth_failures: ExponentialBackoff,
+    /// True while this lane is the one that polls an idle or unreachable hub.
+    is_scout: bool,
+}
+
+impl Lane {
+    fn new(index: usize) -> Self {
+        Self {
+            index,
+            idle_pause: Duration::ZERO,
+            failures: reconnect_backoff(RETRY_CAP),
+            auth_failures: reconnect_backoff(AUTH_RETRY_CAP),
+            is_scout: false,
+        }
+    }
+
+    /// The hub answered: the next failure starts the backoff over.
+    fn hub_answered(&mut self) {
+        self.failures = reconnect_backoff(RETRY_CAP);
+        self.auth_failures = reconnect_backoff(AUTH_RETRY_CAP);
+    }
+}
+
+/// What one `GetTask` brought, and how long the hub took to answer it.
+struct Polled {
+    answer: Result<Option<IncomingTask>, HubError>,
+    took: Duration,
+}
+
 /// Shared by the lanes of one worker.
-pub struct Worker {
+pub(crate) struct Worker {
     hub: HubClient,
     dispatcher: Arc<Dispatcher>,
     shutdown: Shutdown,
@@ -92,7 +115,7 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for `dispatcher`'s provider on `hub`.
-    pub fn new(
+    pub(crate) fn new(
         hub: HubClient,
         dispatcher: Arc<Dispatcher>,
         shutdown: Shutdown,
@@ -116,117 +139,152 @@ impl Worker {
     /// Runs `lanes` lanes until shutdown, then returns once each has answered its last task. A
     /// lane that panics outside an action is restarted; `Err` when lanes panic so often that
     /// the worker cannot go on.
-    pub async fn run(self: Arc<Self>, lanes: usize) -> Result<(), Error> {
+    pub(crate) async fn run(self: Arc<Self>, lanes: usize) -> Result<(), Error> {
         let stats = self.stats.clone();
         supervise(lanes, &stats, move |lane| self.clone().lane(lane)).await
     }
 
-    async fn lane(self: Arc<Self>, lane: usize) {
-        let mut idle_pause = Duration::ZERO;
-        let mut failures = reconnect_backoff(RETRY_CAP);
-        let mut auth_failures = reconnect_backoff(AUTH_RETRY_CAP);
-        let mut is_scout = false;
-        loop {
-            if self.shutdown.stop.is_cancelled() {
-                break;
-            }
-            if !is_scout && self.scout.load(Ordering::Acquire) {
-                // Someone is already polling the idle or unreachable hub: sleep until work.
-                tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = self.shutdown.stop.cancelled() => break,
+    /// One lane: unless it is the scout it sleeps while another lane polls an idle hub; it
+    /// polls, then runs what came (and what the hub hands back) or pauses before polling again.
+    async fn lane(self: Arc<Self>, index: usize) {
+        let mut lane = Lane::new(index);
+        while !self.shutdown.stop.is_cancelled() {
+            if !lane.is_scout && self.scout.load(Ordering::Acquire) {
+                if !self.sleep_until_work().await {
+                    break;
                 }
                 continue;
             }
-            self.stats.polls.fetch_add(1, Ordering::Relaxed);
-            let asked = std::time::Instant::now();
-            let call = self.hub.get_task();
-            tokio::pin!(call);
-            let polled = tokio::select! {
-                biased;
-                polled = &mut call => polled,
-                () = self.shutdown.stop.cancelled() => {
-                    // The hub may have handed out a task that is on its way: give the answer a
-                    // moment rather than drop a task the hub counts as delivered.
-                    match tokio::time::timeout(STOP_POLL_GRACE, call).await {
-                        Ok(polled) => polled,
-                        Err(_) => break,
-                    }
-                }
+            let Some(polled) = self.poll().await else {
+                break;
             };
-            if polled.is_ok() {
+            if polled.answer.is_ok() {
                 self.hub_is_up();
-                failures = reconnect_backoff(RETRY_CAP);
-                auth_failures = reconnect_backoff(AUTH_RETRY_CAP);
+                lane.hub_answered();
             }
-            let pause = match polled {
+            let pause = match polled.answer {
                 Ok(Some(task)) => {
-                    idle_pause = Duration::ZERO;
-                    if is_scout {
-                        is_scout = false;
-                        self.scout.store(false, Ordering::Release);
-                    }
-                    // Work is back: wake one sleeping lane, which wakes the next if it finds work too.
-                    self.wake.notify_one();
+                    self.work_found(&mut lane);
                     self.run_chain(task).await;
                     continue;
                 }
-                Ok(None) => {
-                    if asked.elapsed() >= self.idle_poll_cap {
-                        // The hub held the call open until it had nothing: it long-polls, so
-                        // ask again at once.
-                        idle_pause = Duration::ZERO;
-                    } else {
-                        idle_pause =
-                            (idle_pause * 2).clamp(Duration::from_millis(1), self.idle_poll_cap);
-                    }
-                    idle_pause
-                }
-                Err(error @ HubError::Unauthenticated { .. }) => {
-                    let delay = auth_failures.next().unwrap_or(AUTH_RETRY_CAP);
-                    tracing::error!(
-                        lane,
-                        retry_in_ms = delay.as_millis() as u64,
-                        "{}",
-                        Escaped(&error)
-                    );
-                    delay
-                }
-                Err(error) => {
-                    let delay = failures.next().unwrap_or(RETRY_CAP);
-                    if !self.hub_down.swap(true, Ordering::AcqRel) {
-                        tracing::warn!(lane, "{}; retrying with backoff", Escaped(&error));
-                    } else {
-                        tracing::debug!(
-                            lane,
-                            retry_in_ms = delay.as_millis() as u64,
-                            "{}",
-                            Escaped(&error)
-                        );
-                    }
-                    delay
-                }
+                Ok(None) => self.no_work(&mut lane, polled.took),
+                Err(error) => self.hub_failed(&mut lane, &error),
             };
-            if !is_scout {
-                if self
-                    .scout
-                    .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    is_scout = true;
-                } else {
-                    continue;
-                }
+            if !self.become_scout(&mut lane) {
+                continue;
             }
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = self.shutdown.stop.cancelled() => break,
+            if !self.pause(pause).await {
+                break;
             }
         }
-        if is_scout {
+        if lane.is_scout {
             self.scout.store(false, Ordering::Release);
         }
         // Lanes asleep on `wake` see `stop` themselves; nothing more to hand over.
+    }
+
+    /// Sleeps until the scout finds work (true) or the worker stops (false).
+    async fn sleep_until_work(&self) -> bool {
+        tokio::select! {
+            () = self.wake.notified() => true,
+            () = self.shutdown.stop.cancelled() => false,
+        }
+    }
+
+    /// Asks the hub for a task. When shutdown begins while the call is in flight, its answer
+    /// still gets [`STOP_POLL_GRACE`]: the hub may have handed out a task that is on its way,
+    /// and a task the hub counts as delivered is not dropped. `None` once that grace is over.
+    async fn poll(&self) -> Option<Polled> {
+        self.stats.polls.fetch_add(1, Ordering::Relaxed);
+        let asked = Instant::now();
+        let call = self.hub.get_task();
+        tokio::pin!(call);
+        let answer = tokio::select! {
+            biased;
+            answer = &mut call => answer,
+            () = self.shutdown.stop.cancelled() => {
+                tokio::time::timeout(STOP_POLL_GRACE, call).await.ok()?
+            }
+        };
+        Some(Polled {
+            answer,
+            took: asked.elapsed(),
+        })
+    }
+
+    /// Work is back: the lane stops scouting and wakes one sleeping lane, which wakes the next
+    /// if it finds work too.
+    fn work_found(&self, lane: &mut Lane) {
+        lane.idle_pause = Duration::ZERO;
+        if lane.is_scout {
+            lane.is_scout = false;
+            self.scout.store(false, Ordering::Release);
+        }
+        self.wake.notify_one();
+    }
+
+    /// The pause after the hub answered "no task": none when it held the call open until it
+    /// had nothing (it long-polls, so ask again at once), else one that doubles from 1 ms up to
+    /// the idle poll cap.
+    fn no_work(&self, lane: &mut Lane, took: Duration) -> Duration {
+        lane.idle_pause = if took >= self.idle_poll_cap {
+            Duration::ZERO
+        } else {
+            (lane.idle_pause * 2).clamp(Duration::from_millis(1), self.idle_poll_cap)
+        };
+        lane.idle_pause
+    }
+
+    /// The pause after the hub refused the token (logged each time) or could not be reached
+    /// (logged once until it answers again).
+    fn hub_failed(&self, lane: &mut Lane, error: &HubError) -> Duration {
+        if let HubError::Unauthenticated { .. } = error {
+            let delay = lane.auth_failures.next().unwrap_or(AUTH_RETRY_CAP);
+            tracing::error!(
+                lane = lane.index,
+                retry_in_ms = delay.as_millis() as u64,
+                "{}",
+                Escaped(error)
+            );
+            return delay;
+        }
+        let delay = lane.failures.next().unwrap_or(RETRY_CAP);
+        if !self.hub_down.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                lane = lane.index,
+                "{}; retrying with backoff",
+                Escaped(error)
+            );
+        } else {
+            tracing::debug!(
+                lane = lane.index,
+                retry_in_ms = delay.as_millis() as u64,
+                "{}",
+                Escaped(error)
+            );
+        }
+        delay
+    }
+
+    /// Whether the lane polls the idle or unreachable hub: it does when it already did, or when
+    /// no other lane does; otherwise it goes back to sleep until there is work.
+    fn become_scout(&self, lane: &mut Lane) -> bool {
+        if !lane.is_scout {
+            lane.is_scout = self
+                .scout
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        }
+        lane.is_scout
+    }
+
+    /// Sleeps `pause` before the next poll; false when the worker stops meanwhile.
+    async fn pause(&self, pause: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(pause) => true,
+            () = self.shutdown.stop.cancelled() => false,
+        }
     }
 
     fn hub_is_up(&self) {

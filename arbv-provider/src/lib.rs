@@ -2,9 +2,10 @@
 #![doc = include_str!("../README.md")]
 
 pub use arbv_provider_core::{
-    ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, Call, Config, ConfigBuilder,
-    ConfigError, Context, DefinitionError, Envelope, Error, IntoResponse, InvalidInput, Json,
-    Provider, ProviderDef, Runtime, Serve, Status, serve_until, serve_with,
+    ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, Call, CompletedTask, Config,
+    ConfigBuilder, ConfigError, Context, DefinitionError, Envelope, Error, IncomingTask, InputPart,
+    IntoActionResponse, InvalidInput, Json, LimitSetting, OnLimit, Provider, ProviderDef, Runtime,
+    Serve, Status, WorkerStats, serve_until, serve_with,
 };
 pub use arbv_provider_core::{config, envelope, rate_limit, shutdown, telemetry, validation};
 
@@ -26,20 +27,16 @@ pub use schemars;
 pub use serde;
 pub use serde_json;
 
-/// What the macros' generated code reaches for. Not public API: it may change in any release.
+/// What the macros' generated code reaches for, and nothing else: every path in the expansion
+/// goes through here (see `arbv-provider-macros/src/render.rs`). Not public API: it may change in
+/// any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use arbv_provider_core::provider::{Handler, OnLimit};
-    pub use arbv_provider_core::rate_limit::{
-        IntoMonitor, RateSpec, in_process as in_process_monitor,
-    };
-    pub use arbv_provider_core::{
-        ActionResponse, Call, Context, IntoResponse, InvalidInput, Json, Provider, ProviderDef,
-    };
+    pub use arbv_provider_core::IntoActionResponse as IntoResponse;
+    pub use arbv_provider_core::rate_limit::{RateSpec, in_process as in_process_monitor};
+    pub use arbv_provider_core::{Call, Json, OnLimit, Provider, ProviderDef};
     pub use core::option::Option::{self, None, Some};
-    pub use core::result::Result::{self, Err, Ok};
+    pub use core::result::Result::Ok;
     pub use core::time::Duration;
-    pub use schemars::JsonSchema;
-    pub use serde::de::DeserializeOwned;
     pub use std::sync::Arc;
 }

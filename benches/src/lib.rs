@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use arbv_provider_core::hub_client::{
-    ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag,
-};
 use arbv_provider_core::proto::hub_client::HubClient;
 use arbv_provider_core::proto::hub_server::{Hub, HubServer};
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
+use arbv_provider_core::wire::{
+    ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag,
+};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;

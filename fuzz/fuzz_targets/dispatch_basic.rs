@@ -1,5 +1,5 @@
-//! Any task through the `basic` example provider gets exactly one well-formed envelope that
-//! carries none of the account's values.
+//! Any task through the `basic` example provider (`Runtime::run_task`) gets exactly one
+//! well-formed envelope that carries none of the account's values.
 //!
 //! Input: `action\npayload\naccount`, each part any bytes (the action read as UTF-8, as the hub's
 //! protobuf strings are). Account values that start with `acct-secret-` must not come back.
@@ -12,18 +12,16 @@ mod invariants;
 
 use std::sync::LazyLock;
 
-use arbv_provider_core::dispatch::Dispatcher;
+use arbv_provider_core::Runtime;
 use libfuzzer_sys::fuzz_target;
-use tokio::runtime::Runtime;
-use tokio_util::sync::CancellationToken;
 
-static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+static TOKIO: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
-        .expect("a runtime")
+        .expect("a tokio runtime")
 });
-static DISPATCHER: LazyLock<Dispatcher> = LazyLock::new(invariants::basic_dispatcher);
+static BASIC: LazyLock<Runtime> = LazyLock::new(invariants::basic_runtime);
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(3, |b| *b == b'\n');
@@ -31,6 +29,6 @@ fuzz_target!(|data: &[u8]| {
     let payload = parts.next().unwrap_or_default();
     let account = parts.next().unwrap_or_default();
     let task = invariants::task(&action, payload, account);
-    let done = RUNTIME.block_on(DISPATCHER.dispatch(task.clone(), &CancellationToken::new()));
+    let done = TOKIO.block_on(BASIC.run_task(task.clone()));
     invariants::completed(&task, &done);
 });

@@ -1,5 +1,5 @@
-//! `HubUrl::parse`: no panic; an accepted address is a URI that parses to itself and that the
-//! transport takes.
+//! `HubUrl::parse`: no panic; an accepted address is a URI that parses to itself. (That the
+//! transport takes it is a property test inside the crate, beside the transport.)
 
 #![no_main]
 

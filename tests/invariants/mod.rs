@@ -3,10 +3,7 @@
 //! cargo-fuzz target `dispatch_basic` in `fuzz/` both call these functions against the `basic`
 //! example provider.
 
-use arbv_provider_core::Config;
-use arbv_provider_core::dispatch::Dispatcher;
-use arbv_provider_core::envelope::Envelope;
-use arbv_provider_core::task::{CompletedTask, IncomingTask};
+use arbv_provider_core::{CompletedTask, Config, Envelope, IncomingTask, Runtime};
 use serde_json::Value;
 
 /// The name the `basic` example provider serves under.
@@ -15,14 +12,14 @@ pub const PROVIDER: &str = "basic-provider";
 /// A prefix for account values: a value that starts with it must never reach an envelope.
 pub const SECRET: &str = "acct-secret-";
 
-/// The `basic` provider's action table, compiled once as the runtime does.
-pub fn basic_dispatcher() -> Dispatcher {
+/// The `basic` provider, ready to run tasks in process.
+pub fn basic_runtime() -> Runtime {
     let config = Config::builder()
         .auth_token("fuzz-token")
         .hub_url("127.0.0.1:1")
         .build()
         .expect("the configuration is valid");
-    Dispatcher::new(basic::Basic, &config).expect("the basic provider compiles")
+    Runtime::new(basic::Basic, config).expect("the basic provider compiles")
 }
 
 /// A task as the hub would send it.

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arbv_provider::dev_hub::{DevHub, RunningServer};
-use arbv_provider_core::hub_client::{ACCEPT_HAND_BACK, HAND_BACK, HAND_BACK_VALUE};
 use arbv_provider_core::proto::hub_client::HubClient;
 use arbv_provider_core::proto::hub_server::{Hub, HubServer};
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
+use arbv_provider_core::wire::{ACCEPT_HAND_BACK, HAND_BACK, HAND_BACK_VALUE};
 use serde_json::Value;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;

@@ -10,9 +10,9 @@ use tonic::{Request, Response, Status};
 
 use super::RunningServer;
 use super::state::{Delivery, State, SubmitRefusal};
-use crate::hub_client::{ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag};
 use crate::proto::hub_server::{Hub, HubServer};
 use crate::proto::{ProviderRequest, Task, TaskResult};
+use crate::wire::{ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag};
 
 struct HubService {
     state: Arc<State>,

@@ -150,7 +150,7 @@ impl DevHub {
                     std::io::ErrorKind::InvalidInput,
                     format!(
                         "the TLS settings cannot be used: {}",
-                        crate::hub_client::error_chain(&e)
+                        crate::error::error_chain(&e)
                     ),
                 ),
             })?;

@@ -47,9 +47,8 @@ pub fn per_key(text: &str, payload: &Value, account: Option<&Value>) {
     }
 }
 
-/// The hub address: a parsed address is an `http://` or `https://` URI that parses to itself; the
-/// transport takes every plain one. A TLS one can still be refused there (`https://0` names no
-/// host a certificate can be for): the runtime reports that as an error when it starts.
+/// The hub address: a parsed address is an `http://` or `https://` URI that parses to itself.
+/// (That the transport takes it is checked inside the crate, beside the transport: `endpoint.rs`.)
 pub fn hub_url(text: &str) {
     let url = match HubUrl::parse(text) {
         Ok(url) => url,
@@ -66,18 +65,6 @@ pub fn hub_url(text: &str) {
     assert_eq!(url.is_tls(), uri.starts_with("https://"), "{text:?}");
     assert_eq!(url.to_string(), uri);
     assert_eq!(HubUrl::parse(uri).as_ref(), Ok(&url), "{text:?} -> {uri:?}");
-    let config = arbv_provider_core::Config::builder()
-        .auth_token("fuzz")
-        .hub_url(text)
-        .build();
-    let endpoint = config.map(|config| arbv_provider_core::endpoint::endpoint(&config));
-    match endpoint.unwrap_or_else(|e| panic!("{text:?} parses but is refused: {e}")) {
-        Err(error) if !url.is_tls() => {
-            panic!("{text:?} is accepted as {uri:?}, but the transport refuses it: {error}")
-        }
-        Err(error) => assert!(error.to_string().contains(uri), "{error}"),
-        Ok(_) => {}
-    }
 }
 
 /// The one-line summary of any set of violations: the missing fields first (the first ten of

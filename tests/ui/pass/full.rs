@@ -1,13 +1,11 @@
 //! Every parameter form and return type `#[provider]` accepts; `main` checks the action table
-//! and runs each handler the way the runtime does.
+//! and runs each action as a task from the hub, in process (`Runtime::run_task`).
 #![deny(warnings)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use arbv_provider::prelude::*;
-use arbv_provider::{Call, InvalidInput, ProviderDef};
-use arbv_provider_core::provider::Handler;
+use arbv_provider::{Envelope, IncomingTask, Runtime};
 
 #[derive(Deserialize, JsonSchema)]
 struct Echo {
@@ -79,18 +77,14 @@ impl Full {
     }
 }
 
-async fn run(
-    def: &ProviderDef<Full>,
-    name: &str,
-    payload: Value,
-    account: Option<Value>,
-) -> Result<ActionResponse, InvalidInput> {
-    let action = def.actions().iter().find(|a| a.spec().name == name).unwrap();
-    let call = Call::new(payload, account, Context::detached(name));
-    match action.handler() {
-        Handler::Async(handler) => handler(Arc::new(Full), call).await,
-        Handler::Blocking(handler) => handler(Arc::new(Full), call),
-    }
+async fn run(full: &Runtime, name: &str, payload: Value, account: Option<Value>) -> Envelope {
+    let task = IncomingTask {
+        id: "task-1".into(),
+        action: name.into(),
+        payload: payload.to_string().into(),
+        account: account.map(|a| a.to_string().into()).unwrap_or_default(),
+    };
+    serde_json::from_str(&full.run_task(task).await.result).unwrap()
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -111,31 +105,33 @@ async fn main() {
     assert!(spec("maybe").account_schema.is_some() && !spec("maybe").account_required);
     assert_eq!(spec("refuse").timeout, Some(Duration::from_secs(120)));
     assert_eq!(spec("ping").description, "");
-    assert!(matches!(def.actions()[3].handler(), Handler::Blocking(_)));
 
     // The methods stay plain methods.
     assert_eq!(Full.ping(), "pong");
     assert_eq!(Full.echo(Echo { message: "hi".into() }).await.unwrap()["echo"], "hi");
 
+    let full = Runtime::new(Full, Config::builder().auth_token("t").build().unwrap()).unwrap();
     let message = json!({ "message": "hi" });
     let token = json!({ "token": "t" });
-    let ok = run(&def, "echo", message.clone(), None).await.unwrap();
-    assert_eq!((ok.status(), ok.response()), (Status::Success, &json!({ "echo": "hi" })));
-    let all = run(&def, "with-all", message.clone(), Some(token.clone())).await.unwrap();
+    let ok = run(&full, "echo", message.clone(), None).await;
+    assert_eq!((ok.status, &ok.data.response), (Status::Success, &json!({ "echo": "hi" })));
+    let all = run(&full, "with-all", message.clone(), Some(token.clone())).await;
     assert_eq!(
-        all.response(),
-        &json!({ "action": "with-all", "token": "t", "message": "hi" })
+        all.data.response,
+        json!({ "action": "with-all", "token": "t", "message": "hi" })
     );
-    let none = run(&def, "maybe", json!({}), None).await.unwrap();
-    assert_eq!(none.response(), &json!({ "accounts": 0 }));
-    let some = run(&def, "maybe", json!({}), Some(token)).await.unwrap();
-    assert_eq!(some.response(), &json!({ "accounts": 1 }));
-    assert_eq!(run(&def, "ping", json!({}), None).await.unwrap().response(), "pong");
-    assert_eq!(run(&def, "nothing", json!({}), None).await.unwrap().response(), &Value::Null);
-    let refused = run(&def, "refuse", message, None).await.unwrap();
-    assert_eq!((refused.status(), refused.message()), (Status::Error, Some("refused")));
-    let io = run(&def, "io", json!({}), None).await.unwrap();
-    assert_eq!(io.message(), Some("disk on fire"));
-    assert_eq!(run(&def, "type", json!({}), None).await.unwrap().response(), 7);
-    assert!(run(&def, "echo", json!({ "nope": 1 }), None).await.is_err());
+    let none = run(&full, "maybe", json!({}), None).await;
+    assert_eq!(none.data.response, json!({ "accounts": 0 }));
+    let some = run(&full, "maybe", json!({}), Some(token)).await;
+    assert_eq!(some.data.response, json!({ "accounts": 1 }));
+    assert_eq!(run(&full, "ping", json!({}), None).await.data.response, "pong");
+    assert_eq!(run(&full, "nothing", json!({}), None).await.data.response, Value::Null);
+    let refused = run(&full, "refuse", message, None).await;
+    assert_eq!((refused.status, refused.message.as_str()), (Status::Error, "refused"));
+    let io = run(&full, "io", json!({}), None).await;
+    assert_eq!(io.message, "disk on fire");
+    assert_eq!(run(&full, "type", json!({}), None).await.data.response, 7);
+    let invalid = run(&full, "echo", json!({ "nope": 1 }), None).await;
+    assert_eq!(invalid.status, Status::Error);
+    assert!(invalid.message.starts_with("Invalid payload"), "{}", invalid.message);
 }
