@@ -2,25 +2,12 @@
 //! roots, a private CA, a client certificate for mTLS; the `tls` feature), and the warning when
 //! the token would travel in clear text.
 
-#[cfg(feature = "tls")]
-use std::fmt;
 use std::net::IpAddr;
-#[cfg(feature = "tls")]
-use std::path::Path;
-use std::path::PathBuf;
 use std::time::Duration;
 
-#[cfg(feature = "tls")]
-use rustls::RootCertStore;
-#[cfg(feature = "tls")]
-use rustls::pki_types::pem::PemObject;
-#[cfg(feature = "tls")]
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tonic::transport::Endpoint;
-#[cfg(feature = "tls")]
-use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
-use crate::config::{Config, ConfigError, HubUrl, env};
+use crate::config::{Config, HubUrl};
 use crate::error::Error;
 
 /// The gRPC endpoint for the configured hub, with TLS for `https://`. Warns once when the token
@@ -42,7 +29,7 @@ pub(crate) fn endpoint(config: &Config) -> Result<Endpoint, Error> {
     #[cfg(feature = "tls")]
     if url.is_tls() {
         return endpoint
-            .tls_config(client_tls(config.hub_tls()))
+            .tls_config(config.hub_tls().client_config())
             .map_err(failed);
     }
     if sends_token_in_clear(url) {
@@ -53,33 +40,6 @@ pub(crate) fn endpoint(config: &Config) -> Result<Endpoint, Error> {
         );
     }
     Ok(endpoint)
-}
-
-/// The TLS client settings: webpki roots, the system's roots when it has any, the private CA,
-/// the client certificate and the name to check.
-#[cfg(feature = "tls")]
-fn client_tls(tls: &HubTls) -> ClientTlsConfig {
-    let mut config = ClientTlsConfig::new().with_webpki_roots();
-    // tonic refuses to build a connector when native roots are asked for and the system has
-    // none (a slim container); webpki roots and a private CA still work there.
-    if rustls_native_certs::load_native_certs().certs.is_empty() {
-        tracing::debug!("the system has no root certificates; trusting webpki roots only");
-    } else {
-        config = config.with_native_roots();
-    }
-    if let Some(ca) = &tls.ca {
-        config = config.ca_certificate(Certificate::from_pem(&ca.contents));
-    }
-    if let Some(client) = &tls.client {
-        config = config.identity(Identity::from_pem(
-            &client.cert.contents,
-            &client.key.contents,
-        ));
-    }
-    if let Some(name) = &tls.server_name {
-        config = config.domain_name(name.clone());
-    }
-    config
 }
 
 /// True when a plain (not `https://`) hub address leaves this machine, so the token sent with
@@ -109,245 +69,6 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
         .unwrap_or(host);
     bare.parse::<IpAddr>()
         .is_ok_and(|ip| ip.to_canonical().is_loopback())
-}
-
-/// A PEM file read at start. `Debug` shows its path only, never its contents: for the client
-/// key the contents are a secret.
-#[cfg(feature = "tls")]
-#[derive(Clone)]
-struct PemFile {
-    path: PathBuf,
-    contents: Vec<u8>,
-}
-
-#[cfg(feature = "tls")]
-impl fmt::Debug for PemFile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PemFile({:?})", self.path)
-    }
-}
-
-/// A client certificate and its key, for hubs that require mTLS.
-#[cfg(feature = "tls")]
-#[derive(Clone, Debug)]
-struct ClientIdentity {
-    cert: PemFile,
-    key: PemFile,
-}
-
-/// TLS settings for an `https://` hub, checked and read at start (see [`env`](mod@crate::config::env)'s `HUB_TLS_*`).
-#[cfg(feature = "tls")]
-#[derive(Clone, Debug, Default)]
-pub struct HubTls {
-    ca: Option<PemFile>,
-    client: Option<ClientIdentity>,
-    server_name: Option<String>,
-}
-
-#[cfg(feature = "tls")]
-impl HubTls {
-    /// The private CA file trusted besides the system and webpki roots.
-    pub fn ca_file(&self) -> Option<&Path> {
-        self.ca.as_ref().map(|f| f.path.as_path())
-    }
-
-    /// The client certificate file sent to hubs that require mTLS.
-    pub fn client_cert_file(&self) -> Option<&Path> {
-        self.client.as_ref().map(|c| c.cert.path.as_path())
-    }
-
-    /// The name checked in the hub's certificate instead of the address's host.
-    pub fn server_name(&self) -> Option<&str> {
-        self.server_name.as_deref()
-    }
-}
-
-/// Where the TLS settings come from: paths and names as given, each with the variable (or
-/// builder method) that gave it, read and checked by `TlsSources::load` (or, without the `tls`
-/// feature, refused by `TlsSources::refuse`).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct TlsSources {
-    pub(crate) ca_file: Option<(&'static str, PathBuf)>,
-    pub(crate) cert_file: Option<(&'static str, PathBuf)>,
-    pub(crate) key_file: Option<(&'static str, PathBuf)>,
-    pub(crate) server_name: Option<(&'static str, String)>,
-}
-
-impl TlsSources {
-    /// The `HUB_TLS_*` variables; an empty value counts as unset.
-    pub(crate) fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let set = |name: &'static str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .map(|v| (name, v))
-        };
-        let path = |name| set(name).map(|(n, v)| (n, PathBuf::from(v)));
-        Self {
-            ca_file: path(env::HUB_TLS_CA_FILE),
-            cert_file: path(env::HUB_TLS_CERT_FILE),
-            key_file: path(env::HUB_TLS_KEY_FILE),
-            server_name: set(env::HUB_TLS_SERVER_NAME),
-        }
-    }
-
-    /// The variables (or builder methods) that gave a setting.
-    fn given(&self) -> Vec<&'static str> {
-        [
-            self.ca_file.as_ref().map(|s| s.0),
-            self.cert_file.as_ref().map(|s| s.0),
-            self.key_file.as_ref().map(|s| s.0),
-            self.server_name.as_ref().map(|s| s.0),
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
-    }
-
-    /// Without the `tls` feature: an https:// address or any TLS setting is an error that says
-    /// to turn the feature on, never a plain connection in its place.
-    #[cfg(not(feature = "tls"))]
-    pub(crate) fn refuse(self, url_source: &str, url: &HubUrl) -> Result<(), ConfigError> {
-        let given = self.given();
-        let needed_by = if url.is_tls() {
-            format!("{url_source}={url}")
-        } else if !given.is_empty() {
-            given.join(", ")
-        } else {
-            return Ok(());
-        };
-        Err(ConfigError::FeatureOff {
-            feature: "tls",
-            needed_by,
-        })
-    }
-
-    /// Checks the settings against the hub address and reads the files.
-    #[cfg(feature = "tls")]
-    pub(crate) fn load(self, url_source: &str, url: &HubUrl) -> Result<HubTls, ConfigError> {
-        let given = self.given();
-        if given.is_empty() {
-            return Ok(HubTls::default());
-        }
-        if !url.is_tls() {
-            return Err(ConfigError::Tls(format!(
-                "TLS settings are given ({}), but {url_source}={url} is not an https:// \
-                 address: they apply only to a hub reached over TLS; write https://host:port",
-                given.join(", ")
-            )));
-        }
-        let client = match (self.cert_file, self.key_file) {
-            (None, None) => None,
-            (Some((cert_source, cert)), Some((key_source, key))) => {
-                let cert = read_pem(cert_source, cert)?;
-                certificates(cert_source, &cert)?;
-                let key = read_pem(key_source, key)?;
-                if PrivateKeyDer::from_pem_slice(&key.contents).is_err() {
-                    return Err(file_error(
-                        key_source,
-                        &key.path,
-                        "it holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
-                    ));
-                }
-                Some(ClientIdentity { cert, key })
-            }
-            (Some((given, _)), None) | (None, Some((given, _))) => {
-                return Err(ConfigError::Tls(format!(
-                    "{given} is set but {} is not: a client certificate and its private key go \
-                     together; set both or neither",
-                    missing_pair(given)
-                )));
-            }
-        };
-        let ca = match self.ca_file {
-            None => None,
-            Some((source, path)) => {
-                let ca = read_pem(source, path)?;
-                let mut roots = RootCertStore::empty();
-                for cert in certificates(source, &ca)? {
-                    roots.add(cert).map_err(|e| {
-                        file_error(
-                            source,
-                            &ca.path,
-                            &format!(
-                                "a certificate in it is not a CA certificate rustls can trust: {e}"
-                            ),
-                        )
-                    })?;
-                }
-                Some(ca)
-            }
-        };
-        let server_name = match self.server_name {
-            None => None,
-            Some((source, name)) => {
-                ServerName::try_from(name.as_str()).map_err(|_| ConfigError::Invalid {
-                    variable: source,
-                    value: name.clone(),
-                    reason: "give a DNS name (hub.internal) or an IP address".into(),
-                })?;
-                Some(name)
-            }
-        };
-        Ok(HubTls {
-            ca,
-            client,
-            server_name,
-        })
-    }
-}
-
-/// The name of the other half of the certificate/key pair, spelled as `given` is (variable or
-/// builder method).
-#[cfg(feature = "tls")]
-fn missing_pair(given: &str) -> &'static str {
-    match given {
-        env::HUB_TLS_CERT_FILE => env::HUB_TLS_KEY_FILE,
-        env::HUB_TLS_KEY_FILE => env::HUB_TLS_CERT_FILE,
-        "tls_cert_file" => "tls_key_file",
-        _ => "tls_cert_file",
-    }
-}
-
-#[cfg(feature = "tls")]
-fn file_error(variable: &'static str, path: &Path, reason: &str) -> ConfigError {
-    ConfigError::Invalid {
-        variable,
-        value: path.display().to_string(),
-        reason: reason.to_owned(),
-    }
-}
-
-/// Reads a PEM file. Errors name the variable and the path, never the contents.
-#[cfg(feature = "tls")]
-fn read_pem(variable: &'static str, path: PathBuf) -> Result<PemFile, ConfigError> {
-    match std::fs::read(&path) {
-        Ok(contents) => Ok(PemFile { path, contents }),
-        Err(e) => Err(file_error(
-            variable,
-            &path,
-            &format!("the file cannot be read: {e}"),
-        )),
-    }
-}
-
-/// The certificates in a PEM file: at least one, all well-formed.
-#[cfg(feature = "tls")]
-fn certificates(
-    variable: &'static str,
-    file: &PemFile,
-) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let certs = CertificateDer::pem_slice_iter(&file.contents)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| file_error(variable, &file.path, "it is not a well-formed PEM file"))?;
-    if certs.is_empty() {
-        return Err(file_error(
-            variable,
-            &file.path,
-            "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-        ));
-    }
-    Ok(certs)
 }
 
 #[cfg(test)]
@@ -380,82 +101,6 @@ mod tests {
         ] {
             assert!(!is_loopback_host(host), "{host}");
         }
-    }
-
-    #[cfg(feature = "tls")]
-    fn load(url: &str, vars: &[(&'static str, &str)]) -> Result<HubTls, ConfigError> {
-        let sources = TlsSources::from_lookup(|name| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        });
-        sources.load(env::HUB_GRPC_URL, &HubUrl::parse(url).unwrap())
-    }
-
-    #[cfg(feature = "tls")]
-    #[test]
-    fn no_tls_settings_is_the_default() {
-        let tls = load("https://hub.example.com", &[(env::HUB_TLS_CA_FILE, "  ")]).unwrap();
-        assert!(tls.ca_file().is_none() && tls.client_cert_file().is_none());
-        assert!(tls.server_name().is_none());
-    }
-
-    #[cfg(feature = "tls")]
-    #[test]
-    fn tls_settings_need_an_https_address() {
-        let err = load(
-            "http://hub.internal:50051",
-            &[(env::HUB_TLS_SERVER_NAME, "hub.internal")],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("HUB_TLS_SERVER_NAME")
-                && err.contains("HUB_GRPC_URL")
-                && err.contains("https://"),
-            "{err}"
-        );
-    }
-
-    #[cfg(feature = "tls")]
-    #[test]
-    fn a_certificate_without_its_key_names_both() {
-        for given in [env::HUB_TLS_CERT_FILE, env::HUB_TLS_KEY_FILE] {
-            let err = load("https://hub:1", &[(given, "/nonexistent/file.pem")])
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.contains("HUB_TLS_CERT_FILE") && err.contains("HUB_TLS_KEY_FILE"),
-                "{err}"
-            );
-        }
-    }
-
-    #[cfg(feature = "tls")]
-    #[test]
-    fn an_unreadable_file_names_the_variable_and_the_path() {
-        let err = load(
-            "https://hub:1",
-            &[(env::HUB_TLS_CA_FILE, "/nonexistent/ca.pem")],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("HUB_TLS_CA_FILE") && err.contains("/nonexistent/ca.pem"),
-            "{err}"
-        );
-    }
-
-    #[cfg(feature = "tls")]
-    #[test]
-    fn a_bad_server_name_is_refused() {
-        let err = load(
-            "https://127.0.0.1:1",
-            &[(env::HUB_TLS_SERVER_NAME, "not a name")],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("HUB_TLS_SERVER_NAME"), "{err}");
     }
 
     #[test]

@@ -8,9 +8,11 @@ use std::time::Duration;
 use arbv_provider_grammar::{Bare, parse_duration, parse_size};
 use chrono_tz::Tz;
 
+mod tls;
+
 #[cfg(feature = "tls")]
-pub use crate::endpoint::HubTls;
-use crate::endpoint::TlsSources;
+pub use self::tls::HubTls;
+use self::tls::TlsSources;
 use crate::secret::AuthToken;
 
 /// Tasks in flight at once by default. Actions are mostly I/O-bound (calls to outside APIs), so
