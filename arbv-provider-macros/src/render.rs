@@ -118,7 +118,7 @@ fn register(action: &ActionModel) -> TokenStream {
     // is no response at that argument, so the error lands on the method's signature rather
     // than on `#[provider]`.
     let respond =
-        quote_spanned!(action.output_span=> #private::IntoResponse::into_response(output));
+        quote_spanned!(action.output_span=> #private::IntoActionResponse::into_response(output));
     let params = handler_params(action);
     if action.is_async {
         quote! {

@@ -32,7 +32,7 @@ pub use serde_json;
 /// any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use arbv_provider_core::IntoActionResponse as IntoResponse;
+    pub use arbv_provider_core::IntoActionResponse;
     pub use arbv_provider_core::rate_limit::{RateSpec, in_process as in_process_monitor};
     pub use arbv_provider_core::{Call, Json, OnLimit, Provider, ProviderDef};
     pub use core::option::Option::{self, None, Some};

@@ -52,7 +52,7 @@ const _: () = {
                         let payload = call.payload::<Echo>()?;
                         let output = Self::echo(&this, payload).await;
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )
@@ -71,7 +71,7 @@ const _: () = {
                         let ctx = ::core::clone::Clone::clone(call.context());
                         let output = Self::insights(&this, &ctx, payload, account).await;
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )
@@ -108,7 +108,7 @@ const _: () = {
                         let ctx = ::core::clone::Clone::clone(call.context());
                         let output = Self::maybe(&this, account, ctx).await;
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )
@@ -123,7 +123,7 @@ const _: () = {
                     {
                         let output = ::arbv_provider::__private::Json(Self::ping(&this));
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )
@@ -139,7 +139,7 @@ const _: () = {
                     {
                         let output = ::arbv_provider::__private::Json(Self::version());
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )
@@ -173,7 +173,7 @@ const _: () = {
                             Self::shared(&this).await,
                         );
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )

@@ -58,7 +58,7 @@ const _: () = {
                             Self::echo(&this, payload).await,
                         );
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )
@@ -77,7 +77,7 @@ const _: () = {
                             Self::add_numbers(&this, payload),
                         );
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )
@@ -96,7 +96,7 @@ const _: () = {
                             Self::greet(&this, payload).await,
                         );
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )
@@ -114,7 +114,7 @@ const _: () = {
                         let account = call.account::<ApiAccount>()?;
                         let output = Self::create_profile(&this, payload, account).await;
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )
@@ -136,7 +136,7 @@ const _: () = {
                             Self::process_order(&this, payload).await,
                         );
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoResponse::into_response(
+                            ::arbv_provider::__private::IntoActionResponse::into_response(
                                 output,
                             ),
                         )
