@@ -74,21 +74,30 @@ pub fn resolve(
         burst: keys.burst.map(|b| b.0),
         min_delay: keys.min_delay.map(|m| m.0),
     };
-    let conflict = |why: &str, errors: &mut Errors| {
+    // Each refinement key is reported at its place, in a message that names it.
+    let conflict = |why: fn(&str) -> String, errors: &mut Errors| {
         for (span, key) in &refinements {
-            errors.push(syn::Error::new(*span, why.replace("{key}", key)));
+            errors.push(syn::Error::new(*span, why(key)));
         }
         ActionLimit::Inherit
     };
     match keys.rate_limit {
         Some(RateLimitArg::Rate(rate)) => refine(Some(*rate)),
         Some(RateLimitArg::None) if !refinements.is_empty() => conflict(
-            "`{key}` refines a rate limit, and this action has `rate_limit = none`: remove one of them",
+            |key| {
+                format!(
+                    "`{key}` refines a rate limit, and this action has `rate_limit = none`: remove one of them"
+                )
+            },
             errors,
         ),
         Some(RateLimitArg::None) => ActionLimit::Off,
         Some(RateLimitArg::Monitor(_)) if !refinements.is_empty() => conflict(
-            "`{key}` cannot refine a monitor built in code: give it the setting where the monitor is built",
+            |key| {
+                format!(
+                    "`{key}` cannot refine a monitor built in code: give it the setting where the monitor is built"
+                )
+            },
             errors,
         ),
         Some(RateLimitArg::Monitor(path)) => ActionLimit::Monitor(path.clone()),

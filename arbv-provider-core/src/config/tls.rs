@@ -67,6 +67,32 @@ impl HubTls {
     pub fn server_name(&self) -> Option<&str> {
         self.server_name.as_deref()
     }
+
+    /// The TLS client settings: webpki roots, the system's roots when it has any, the private CA,
+    /// the client certificate and the name to check.
+    pub(crate) fn client_config(&self) -> ClientTlsConfig {
+        let mut config = ClientTlsConfig::new().with_webpki_roots();
+        // tonic refuses to build a connector when native roots are asked for and the system has
+        // none (a slim container); webpki roots and a private CA still work there.
+        if rustls_native_certs::load_native_certs().certs.is_empty() {
+            tracing::debug!("the system has no root certificates; trusting webpki roots only");
+        } else {
+            config = config.with_native_roots();
+        }
+        if let Some(ca) = &self.ca {
+            config = config.ca_certificate(Certificate::from_pem(&ca.contents));
+        }
+        if let Some(client) = &self.client {
+            config = config.identity(Identity::from_pem(
+                &client.cert.contents,
+                &client.key.contents,
+            ));
+        }
+        if let Some(name) = &self.server_name {
+            config = config.domain_name(name.clone());
+        }
+        config
+    }
 }
 
 /// Where the TLS settings come from: paths and names as given, each with the variable (or
@@ -255,36 +281,6 @@ fn certificates(
         ));
     }
     Ok(certs)
-}
-
-#[cfg(feature = "tls")]
-impl HubTls {
-    /// The TLS client settings: webpki roots, the system's roots when it has any, the private CA,
-    /// the client certificate and the name to check.
-    pub(crate) fn client_config(&self) -> ClientTlsConfig {
-        let tls = self;
-        let mut config = ClientTlsConfig::new().with_webpki_roots();
-        // tonic refuses to build a connector when native roots are asked for and the system has
-        // none (a slim container); webpki roots and a private CA still work there.
-        if rustls_native_certs::load_native_certs().certs.is_empty() {
-            tracing::debug!("the system has no root certificates; trusting webpki roots only");
-        } else {
-            config = config.with_native_roots();
-        }
-        if let Some(ca) = &tls.ca {
-            config = config.ca_certificate(Certificate::from_pem(&ca.contents));
-        }
-        if let Some(client) = &tls.client {
-            config = config.identity(Identity::from_pem(
-                &client.cert.contents,
-                &client.key.contents,
-            ));
-        }
-        if let Some(name) = &tls.server_name {
-            config = config.domain_name(name.clone());
-        }
-        config
-    }
 }
 
 #[cfg(all(test, feature = "tls"))]
