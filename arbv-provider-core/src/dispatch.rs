@@ -183,6 +183,19 @@ impl Dispatcher {
         self.actions.iter().map(|a| &a.spec)
     }
 
+    /// The span a task runs in: every log line written while it runs, the action's and the
+    /// framework's, carries its `task_id`, `action` and `provider`. At level ERROR, so that a
+    /// quieter filter (`RUST_LOG=warn`) keeps the fields on the lines it lets through; the
+    /// strings from the hub are escaped and cut to [`MAX_ECHOED_BYTES`].
+    pub(crate) fn task_span(&self, task: &IncomingTask) -> tracing::Span {
+        tracing::error_span!(
+            "task",
+            task_id = %Escaped(shorten(&task.id, MAX_ECHOED_BYTES)),
+            action = %Escaped(shorten(&task.action, MAX_ECHOED_BYTES)),
+            provider = %self.provider_name,
+        )
+    }
+
     /// Runs one task to its answer. `interrupt` is cancelled when shutdown's drain time is up:
     /// an action still running then is stopped and answered with an error.
     pub(crate) async fn dispatch(
@@ -475,7 +488,7 @@ impl Dispatcher {
 
     fn panicked(&self, job: &Job<'_>, panic: &(dyn std::any::Any + Send)) -> Envelope {
         let message = panic_message(panic);
-        tracing::error!(task_id = %Escaped(&job.task.id), action = job.action_name(), panic = %Escaped(&message), "action panicked");
+        tracing::error!(panic = %Escaped(&message), "action panicked");
         self.envelope(
             job.action_name(),
             Status::Error,
@@ -620,8 +633,6 @@ impl BlockingThreads {
                 let outlived = self.outlived.load(Ordering::Relaxed);
                 if outlived > 0 {
                     tracing::warn!(
-                        task_id = context.task_id(),
-                        action = context.action(),
                         outlived,
                         limit = self.limit,
                         "a blocking action waits for a thread: some are held by actions that outlived their task"
@@ -646,9 +657,11 @@ impl BlockingThreads {
             armed: Arc::new(AtomicBool::new(true)),
         };
         let on_thread = watch.clone();
+        let span = tracing::Span::current();
         let spawned = std::thread::Builder::new()
             .name("arbv-blocking".to_owned())
             .spawn(move || {
+                let _in_task = span.enter();
                 let _slot = slot;
                 if on_thread.context.is_cancelled() {
                     on_thread.never_started();
@@ -707,7 +720,7 @@ impl OutlivedWatch {
         if !self.disarm() {
             self.outlived.fetch_sub(1, Ordering::Relaxed);
             tracing::warn!(
-                task_id = self.context.task_id(), action = self.context.action(), ran_for = ?ran_for,
+                ran_for = ?ran_for,
                 "a blocking action returned after its task was answered; its result is dropped"
             );
         }
@@ -723,8 +736,6 @@ impl Drop for WatchGuard {
         if self.0.disarm() {
             let held = self.0.outlived.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(
-                task_id = self.0.context.task_id(),
-                action = self.0.context.action(),
                 held,
                 limit = self.0.limit,
                 "a blocking action outlived its task (timeout or shutdown): its thread cannot be stopped and holds a blocking slot until it returns"

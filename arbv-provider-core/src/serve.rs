@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{Stream, StreamExt};
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
@@ -82,8 +83,10 @@ impl Runtime {
     /// # }
     /// ```
     pub fn run_task(&self, task: IncomingTask) -> impl Future<Output = CompletedTask> + Send + '_ {
-        // The dispatch future itself, with no future wrapped around it: nothing to pay for.
-        self.dispatcher.dispatch(task, &self.shutdown.interrupt)
+        let span = self.dispatcher.task_span(&task);
+        self.dispatcher
+            .dispatch(task, &self.shutdown.interrupt)
+            .instrument(span)
     }
 
     /// Runs until `signal` resolves, then stops taking tasks, lets those in flight finish

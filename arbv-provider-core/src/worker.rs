@@ -14,6 +14,7 @@ use backon::ExponentialBackoff;
 use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tonic::Code;
+use tracing::Instrument;
 
 use crate::dispatch::Dispatcher;
 use crate::error::Error;
@@ -298,13 +299,19 @@ impl Worker {
         let mut next = Some(first);
         while let Some(task) = next.take() {
             self.stats.tasks.fetch_add(1, Ordering::Relaxed);
-            let started = std::time::Instant::now();
-            let done = self.run_task(task).await;
-            tracing::debug!(
-                task_id = %Escaped(&done.id), action = %Escaped(&done.action), status = %done.status,
-                elapsed_us = started.elapsed().as_micros() as u64, "task answered"
-            );
-            next = self.submit_until_taken(done).await;
+            let span = self.dispatcher.task_span(&task);
+            next = async {
+                let started = std::time::Instant::now();
+                let done = self.run_task(task).await;
+                tracing::debug!(
+                    status = %done.status,
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "task answered"
+                );
+                self.submit_until_taken(done).await
+            }
+            .instrument(span)
+            .await;
         }
     }
 
@@ -317,7 +324,7 @@ impl Worker {
             .await;
         dispatched.unwrap_or_else(|panic| {
             let message = crate::dispatch::panic_message(panic.as_ref());
-            tracing::error!(task_id = %Escaped(&kept.id), action = %Escaped(&kept.action), panic = %Escaped(&message), "running the task panicked outside its action");
+            tracing::error!(panic = %Escaped(&message), "running the task panicked outside its action");
             self.dispatcher.dispatch_failed(&kept, &message)
         })
     }
@@ -340,7 +347,7 @@ impl Worker {
                 biased;
                 sent = self.hub.submit(&done, accept_hand_back) => sent,
                 () = self.shutdown.give_up.cancelled() => {
-                    self.give_up(&done, "shutdown could not wait longer for the hub to take it");
+                    self.give_up("shutdown could not wait longer for the hub to take it");
                     return None;
                 }
             };
@@ -358,11 +365,11 @@ impl Worker {
                     continue;
                 }
                 SubmitFailure::TooLarge if error.code() == Some(Code::OutOfRange) => {
-                    self.refused(&done, &error);
+                    self.refused(&error);
                     return None;
                 }
                 SubmitFailure::Final => {
-                    self.refused(&done, &error);
+                    self.refused(&error);
                     return None;
                 }
                 SubmitFailure::Transient | SubmitFailure::TooLarge => {
@@ -370,11 +377,15 @@ impl Worker {
                 }
                 SubmitFailure::Unauthenticated => auth_delays.next().unwrap_or(AUTH_RETRY_CAP),
             };
-            tracing::warn!(task_id = %Escaped(&done.id), retry_in_ms = delay.as_millis() as u64, "result not taken: {}; keeping it and retrying", Escaped(&error));
+            tracing::warn!(
+                retry_in_ms = delay.as_millis() as u64,
+                "result not taken: {}; keeping it and retrying",
+                Escaped(&error)
+            );
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.shutdown.give_up.cancelled() => {
-                    self.give_up(&done, "shutdown could not wait longer for the hub to take it");
+                    self.give_up("shutdown could not wait longer for the hub to take it");
                     return None;
                 }
             }
@@ -394,7 +405,8 @@ impl Worker {
         if cut == Cut::Whole {
             self.stats.too_large.fetch_add(1, Ordering::Relaxed);
             tracing::error!(
-                task_id = %Escaped(&done.id), action = %Escaped(&done.action), bytes = size, limit = self.max_result_bytes,
+                bytes = size,
+                limit = self.max_result_bytes,
                 hub_answer = hub_answer.as_deref().unwrap_or(""),
                 "the result is too large for the hub; answering RESULT_TOO_LARGE instead"
             );
@@ -410,23 +422,27 @@ impl Worker {
                 return cut;
             }
         }
-        tracing::warn!(task_id = %Escaped(&done.id), payload_bytes = done.payload.len(), account_bytes = done.account.len(), "the task's own payload and account are too large to echo; sending {{\"omitted_bytes\": N}} in their place");
+        tracing::warn!(
+            payload_bytes = done.payload.len(),
+            account_bytes = done.account.len(),
+            "the task's own payload and account are too large to echo; sending {{\"omitted_bytes\": N}} in their place"
+        );
         done.omit_inputs();
         Cut::Inputs
     }
 
-    fn refused(&self, done: &CompletedTask, error: &HubError) {
+    fn refused(&self, error: &HubError) {
         self.stats.lost.fetch_add(1, Ordering::Relaxed);
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::error!(
-            task_id = %Escaped(&done.id), action = %Escaped(&done.action), code = ?error.code(),
+            code = ?error.code(),
             "the hub refused this result for good ({}); giving it up", Escaped(&error)
         );
     }
 
-    fn give_up(&self, done: &CompletedTask, reason: &str) {
+    fn give_up(&self, reason: &str) {
         self.stats.lost.fetch_add(1, Ordering::Relaxed);
-        tracing::error!(task_id = %Escaped(&done.id), action = %Escaped(&done.action), "result given up: {reason}");
+        tracing::error!("result given up: {reason}");
     }
 }
 
