@@ -62,7 +62,7 @@ async fn a_hub_that_echoes_the_submitted_task_gets_each_result_once() {
             config(&server.url()).concurrency(4).build().unwrap(),
         )
         .unwrap();
-        let stats = runtime.stats();
+        let stats = runtime.metrics();
         let provider = RunningProvider::start_runtime(runtime);
         assert!(hub.wait_results(40, Duration::from_secs(30)).await);
         // A provider that ran the echoed task would submit it again at once, forever.
@@ -75,11 +75,7 @@ async fn a_hub_that_echoes_the_submitted_task_gets_each_result_once() {
         );
         provider.stop().await.unwrap();
         assert_exactly_once(&hub, &ids);
-        assert_eq!(
-            stats.tasks.load(Ordering::Relaxed),
-            40,
-            "each task ran once"
-        );
+        assert_eq!(stats.snapshot().tasks_received(), 40, "each task ran once");
         for result in hub.results() {
             assert_eq!(envelope(&result)["status"], "success");
         }
@@ -283,12 +279,12 @@ async fn results_the_hub_does_not_take_are_retried_or_given_up_by_code() {
         config(&server.url()).concurrency(4).build().unwrap(),
     )
     .unwrap();
-    let stats = runtime.stats();
+    let stats = runtime.metrics();
     let provider = RunningProvider::start_runtime(runtime);
     assert!(hub.wait_results(5, Duration::from_secs(30)).await);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            stats.lost.load(Ordering::Relaxed) == 3
+            stats.snapshot().results.lost == 3
         })
         .await
     );
@@ -314,9 +310,9 @@ async fn results_the_hub_does_not_take_are_retried_or_given_up_by_code() {
             );
         }
     }
-    assert_eq!(stats.rejected.load(Ordering::Relaxed), 3);
+    assert_eq!(stats.snapshot().results.refused, 3);
     assert_eq!(
-        stats.submitted.load(Ordering::Relaxed),
+        stats.snapshot().results.taken,
         5,
         "NOT_FOUND is not counted as taken"
     );

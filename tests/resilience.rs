@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arbv_provider::dev_hub::{DevHub, TaskState};
-use arbv_provider_core::WorkerStats;
+use arbv_provider_core::Metrics;
 use arbv_provider_core::proto::hub_server::{Hub, HubServer};
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
 use arbv_tests::contract_hub::{ContractHub, NoTask};
@@ -18,7 +18,6 @@ use arbv_tests::{
     HandWritten, PROVIDER, RunningProvider, TOKEN, call, config, eventually, loopback, start_hub,
 };
 use serde_json::{Value, json};
-use std::sync::atomic::AtomicU64;
 
 /// How long a test waits for what should happen in well under a second.
 const LIMIT: Duration = Duration::from_secs(20);
@@ -44,18 +43,14 @@ macro_rules! on_both_hubs {
 }
 
 /// A provider of the test hub with `concurrency` lanes, and its counters.
-fn provider_of(hub: &TestHub, concurrency: usize) -> (RunningProvider, Arc<WorkerStats>) {
+fn provider_of(hub: &TestHub, concurrency: usize) -> (RunningProvider, Metrics) {
     let runtime = arbv_provider::Runtime::new(
         HandWritten,
         config(&hub.url()).concurrency(concurrency).build().unwrap(),
     )
     .unwrap();
-    let stats = runtime.stats();
+    let stats = runtime.metrics();
     (RunningProvider::start_runtime(runtime), stats)
-}
-
-fn count(counter: &AtomicU64) -> u64 {
-    counter.load(Ordering::Relaxed)
 }
 
 on_both_hubs!(a_hub_restart_mid_run_loses_no_result);
@@ -98,7 +93,13 @@ async fn a_hub_restart_mid_run_loses_no_result(kind: HubKind) {
         let e = hub.taken_envelope(id).unwrap();
         assert_eq!(e["data"]["response"]["echo"], format!("during {i}"));
     }
-    assert_eq!((count(&stats.submitted), count(&stats.lost)), (7, 0));
+    assert_eq!(
+        (
+            stats.snapshot().results.taken,
+            stats.snapshot().results.lost
+        ),
+        (7, 0)
+    );
 }
 
 on_both_hubs!(shutdown_answers_the_tasks_in_flight_and_takes_no_more);
@@ -121,7 +122,13 @@ async fn shutdown_answers_the_tasks_in_flight_and_takes_no_more(kind: HubKind) {
     for id in &ids {
         assert_eq!(hub.taken_envelope(id).unwrap()["status"], "success");
     }
-    assert_eq!((count(&stats.submitted), count(&stats.lost)), (8, 0));
+    assert_eq!(
+        (
+            stats.snapshot().results.taken,
+            stats.snapshot().results.lost
+        ),
+        (8, 0)
+    );
 }
 
 on_both_hubs!(a_thousand_tasks_at_concurrency_eight_are_each_answered_once);
@@ -144,9 +151,9 @@ async fn a_thousand_tasks_at_concurrency_eight_are_each_answered_once(kind: HubK
     }
     assert_eq!(
         (
-            count(&stats.tasks),
-            count(&stats.submitted),
-            count(&stats.lost)
+            stats.snapshot().tasks_received(),
+            stats.snapshot().results.taken,
+            stats.snapshot().results.lost
         ),
         (1000, 1000, 0)
     );
@@ -216,9 +223,9 @@ async fn a_result_whose_answer_was_lost_is_sent_once_more_and_the_provider_goes_
     }
     assert_eq!(
         (
-            count(&stats.tasks),
-            count(&stats.submitted),
-            count(&stats.lost)
+            stats.snapshot().tasks_received(),
+            stats.snapshot().results.taken,
+            stats.snapshot().results.lost
         ),
         (4, 4, 0)
     );
@@ -233,7 +240,7 @@ async fn a_result_for_a_task_the_dev_hub_forgot_is_refused_once_and_given_up() {
     let in_flight = hub.enqueue("sleep", json!({"ms": 1000}));
     assert!(eventually(LIMIT, || async { hub.handed_out().contains(&in_flight) }).await);
     hub.restart_forgetting().await;
-    assert!(eventually(LIMIT, || async { count(&stats.rejected) == 1 }).await);
+    assert!(eventually(LIMIT, || async { stats.snapshot().results.refused == 1 }).await);
     let next = hub.enqueue("echo", json!({"message": "next"}));
     assert!(hub.wait_taken(&[next], LIMIT).await, "the provider goes on");
     provider.stop().await.unwrap();
@@ -244,7 +251,13 @@ async fn a_result_for_a_task_the_dev_hub_forgot_is_refused_once_and_given_up() {
         .collect();
     assert_eq!(refused.len(), 1, "refused once, not retried: {sent:?}");
     assert!(sent.iter().all(|s| s.answer.is_err()), "{sent:?}");
-    assert_eq!((count(&stats.lost), count(&stats.rejected)), (1, 1));
+    assert_eq!(
+        (
+            stats.snapshot().results.lost,
+            stats.snapshot().results.refused
+        ),
+        (1, 1)
+    );
 }
 
 /// Moves tokio's paused clock on by `total`, a millisecond at a time. Left to itself the paused
@@ -471,11 +484,11 @@ async fn a_second_signal_cuts_the_drain_short_and_serve_fails() {
         config(&server.url()).concurrency(4).build().unwrap(),
     )
     .unwrap();
-    let stats = runtime.stats();
+    let stats = runtime.metrics();
     let provider = RunningProvider::start_runtime(runtime);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            stats.tasks.load(Ordering::Relaxed) == 4
+            stats.snapshot().tasks_received() == 4
         })
         .await
     );
@@ -523,11 +536,11 @@ async fn a_hub_that_goes_away_at_the_signal_does_not_hold_the_stop() {
             .unwrap(),
     )
     .unwrap();
-    let stats = runtime.stats();
+    let stats = runtime.metrics();
     let provider = RunningProvider::start_runtime(runtime);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            stats.tasks.load(Ordering::Relaxed) == 1
+            stats.snapshot().tasks_received() == 1
         })
         .await
     );
@@ -544,7 +557,7 @@ async fn a_hub_that_goes_away_at_the_signal_does_not_hold_the_stop() {
         signalled.elapsed()
     );
     assert_eq!(
-        stats.lost.load(Ordering::Relaxed),
+        stats.snapshot().results.lost,
         1,
         "the result is given up, and logged"
     );
@@ -641,11 +654,11 @@ async fn a_submit_the_hub_never_answers_is_cut_at_the_stop_bound() {
             .unwrap(),
     )
     .unwrap();
-    let stats = runtime.stats();
+    let stats = runtime.metrics();
     let provider = RunningProvider::start_runtime(runtime);
     assert!(
         eventually(Duration::from_secs(10), || async {
-            hub.given.load(Ordering::SeqCst) && stats.tasks.load(Ordering::Relaxed) == 1
+            hub.given.load(Ordering::SeqCst) && stats.snapshot().tasks_received() == 1
         })
         .await
     );
@@ -658,6 +671,6 @@ async fn a_submit_the_hub_never_answers_is_cut_at_the_stop_bound() {
         "{:?}",
         signalled.elapsed()
     );
-    assert_eq!(stats.lost.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.snapshot().results.lost, 1);
     server.abort();
 }

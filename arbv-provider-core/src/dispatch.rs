@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::envelope::{Envelope, MAX_ECHOED_BYTES, Status, shorten};
 use crate::error::DefinitionError;
+use crate::metrics::{ActionLabel, ActionSlot, ErrorKind, Metrics};
 use crate::provider::{
     ActionDef, ActionSpec, Call, Handler, InputPart, InvalidInput, LimitSetting, OnLimit, Provider,
     ProviderDef,
@@ -88,6 +89,22 @@ pub(crate) struct Dispatcher {
     /// How many large inputs may be read at once: one per core, so hostile tasks queue for the
     /// cores instead of each taking a thread and the memory of its errors.
     large_inputs: Arc<Semaphore>,
+    metrics: Metrics,
+}
+
+/// A task's envelope, and what the metrics count of it.
+pub(crate) struct Answer {
+    envelope: Envelope,
+    slot: ActionSlot,
+    error: Option<ErrorKind>,
+}
+
+/// A task answered, ready to record and submit.
+pub(crate) struct Answered {
+    pub(crate) done: CompletedTask,
+    slot: ActionSlot,
+    pub(crate) error: Option<ErrorKind>,
+    pub(crate) took: std::time::Duration,
 }
 
 /// A task on its way through the pipeline once its action is found: what every later stage
@@ -95,6 +112,7 @@ pub(crate) struct Dispatcher {
 struct Job<'a> {
     task: &'a IncomingTask,
     action: &'a CompiledAction,
+    slot: ActionSlot,
     timeout: Duration,
     /// When the task runs out of time. It covers reading the input: a document slow to check
     /// is answered as a timeout.
@@ -159,6 +177,14 @@ impl Dispatcher {
             actions.push(compile_action(&provider, def, limits, &blocking)?);
         }
         let available = json!(actions.iter().map(|a| a.name.as_ref()).collect::<Vec<_>>());
+        let labels: Vec<ActionLabel<'_>> = actions
+            .iter()
+            .map(|a| ActionLabel {
+                name: &a.name,
+                limited: a.limit.is_some(),
+            })
+            .collect();
+        let metrics = Metrics::new(&provider_name, &labels, config.metrics());
         Ok(Self {
             provider_name,
             timezone: config.timezone(),
@@ -170,12 +196,38 @@ impl Dispatcher {
             large_inputs: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
+            metrics,
         })
     }
 
     /// The provider's name as it is sent to the hub.
     pub(crate) fn provider_name(&self) -> &Arc<str> {
         &self.provider_name
+    }
+
+    /// The provider's metrics.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Counts an answered task in the metrics.
+    pub(crate) fn record(&self, answered: &Answered) {
+        self.metrics.task_answered(
+            answered.slot,
+            answered.done.status,
+            answered.error,
+            answered.took,
+        );
+    }
+
+    /// The metrics slot of the action named `name`, declared or not.
+    fn slot_of(&self, name: &str) -> ActionSlot {
+        ActionSlot(
+            self.by_name
+                .get(name)
+                .copied()
+                .unwrap_or(self.actions.len()),
+        )
     }
 
     /// The actions, in declaration order.
@@ -202,21 +254,26 @@ impl Dispatcher {
         &self,
         task: IncomingTask,
         interrupt: &CancellationToken,
-    ) -> CompletedTask {
+    ) -> Answered {
+        let started = std::time::Instant::now();
+        let _running = self.metrics.task_started();
         // A task too large to read is not echoed either: the result would be larger still.
         let too_large = task.input_bytes() > self.max_task_bytes;
         let payload_text = json_text(&task.payload, "{}", too_large);
         let account_text = json_text(&task.account, "{}", too_large);
-        let (status, result) = match self.answer(&task, interrupt).await {
-            Ok(envelope) | Err(envelope) => (envelope.status, envelope.to_json()),
-        };
-        CompletedTask {
-            id: task.id,
-            action: task.action,
-            status,
-            payload: payload_text,
-            account: account_text,
-            result,
+        let (Ok(answer) | Err(answer)) = self.answer(&task, interrupt).await;
+        Answered {
+            done: CompletedTask {
+                id: task.id,
+                action: task.action,
+                status: answer.envelope.status,
+                payload: payload_text,
+                account: account_text,
+                result: answer.envelope.to_json(),
+            },
+            slot: answer.slot,
+            error: answer.error,
+            took: started.elapsed(),
         }
     }
 
@@ -225,7 +282,7 @@ impl Dispatcher {
         &self,
         task: &IncomingTask,
         interrupt: &CancellationToken,
-    ) -> Result<Envelope, Envelope> {
+    ) -> Result<Answer, Answer> {
         let job = self.find_action(task, interrupt)?;
         let input = self.parse_and_validate(&job).await?;
         if let Some(limit) = &job.action.limit {
@@ -247,10 +304,10 @@ impl Dispatcher {
         &'a self,
         task: &'a IncomingTask,
         interrupt: &'a CancellationToken,
-    ) -> Result<Job<'a>, Envelope> {
+    ) -> Result<Job<'a>, Answer> {
         let size = task.input_bytes();
         if size > self.max_task_bytes {
-            return Err(self.envelope(
+            let envelope = self.envelope(
                 &shorten(&task.action, MAX_ECHOED_BYTES),
                 Status::Error,
                 format!("Task too large: {size} bytes, limit {}", self.max_task_bytes),
@@ -263,22 +320,33 @@ impl Dispatcher {
                     "size_bytes": size,
                     "limit_bytes": self.max_task_bytes,
                 }),
-            ));
+            );
+            return Err(Answer {
+                envelope,
+                slot: self.slot_of(&task.action),
+                error: Some(ErrorKind::BadTask),
+            });
         }
         let Some(&index) = self.by_name.get(task.action.as_str()) else {
             let action_name = shorten(&task.action, MAX_ECHOED_BYTES);
-            return Err(self.envelope(
+            let envelope = self.envelope(
                 &action_name,
                 Status::Error,
                 format!("Action '{action_name}' not found"),
                 json!({ "available_actions": self.available }),
-            ));
+            );
+            return Err(Answer {
+                envelope,
+                slot: ActionSlot(self.actions.len()),
+                error: Some(ErrorKind::UnknownAction),
+            });
         };
         let action = &self.actions[index];
         let timeout = action.spec.timeout.unwrap_or(self.default_timeout);
         Ok(Job {
             task,
             action,
+            slot: ActionSlot(index),
             timeout,
             deadline: Instant::now() + timeout,
             interrupt,
@@ -287,7 +355,7 @@ impl Dispatcher {
 
     /// Parses the task's payload and account and checks them against the action's schemas: on
     /// this thread when they are small, on the blocking pool when large.
-    async fn parse_and_validate(&self, job: &Job<'_>) -> Result<Input, Envelope> {
+    async fn parse_and_validate(&self, job: &Job<'_>) -> Result<Input, Answer> {
         let task = job.task;
         let read = if task.input_bytes() <= INLINE_INPUT_BYTES {
             read_input(&task.payload, &task.account, &job.action.schemas)
@@ -302,7 +370,7 @@ impl Dispatcher {
     /// [`read_input`] on the blocking pool, one per core at once, within the task's deadline. A
     /// read that overruns is answered with the timeout; it finishes in the background, which is
     /// bounded because checking is linear and its lists are capped.
-    async fn read_large_input(&self, job: &Job<'_>) -> Result<Result<Input, Rejection>, Envelope> {
+    async fn read_large_input(&self, job: &Job<'_>) -> Result<Result<Input, Rejection>, Answer> {
         let (payload, account) = (job.task.payload.clone(), job.task.account.clone());
         let schemas = job.action.schemas.clone();
         let large_inputs = self.large_inputs.clone();
@@ -332,7 +400,7 @@ impl Dispatcher {
         job: &Job<'_>,
         limit: &CompiledLimit,
         input: &Input,
-    ) -> Result<(), Envelope> {
+    ) -> Result<(), Answer> {
         let key = limit
             .per
             .as_ref()
@@ -340,7 +408,10 @@ impl Dispatcher {
             .unwrap_or_default();
         loop {
             let (wait, mut figures) = match limit.monitor.check(&key).await {
-                Decision::Admitted(_) => return Ok(()),
+                Decision::Admitted(_) => {
+                    self.metrics.rate_limit_decided(job.slot, true);
+                    return Ok(());
+                }
                 Decision::Limited { wait, figures } => (wait, figures),
             };
             if limit.wait && Instant::now() + wait < job.deadline {
@@ -352,13 +423,14 @@ impl Dispatcher {
             if !key.is_empty() {
                 figures.insert("key".into(), Value::String(key));
             }
+            self.metrics.rate_limit_decided(job.slot, false);
             return Err(self.envelope_of(job, ActionResponse::limit_with(wait, figures)));
         }
     }
 
     /// Runs the action within the task's deadline and catches its panic. What cuts it short
     /// (the deadline, shutdown, a panic, input its types refuse) is answered here.
-    async fn run_action(&self, job: &Job<'_>, input: Input) -> Result<ActionResponse, Envelope> {
+    async fn run_action(&self, job: &Job<'_>, input: Input) -> Result<ActionResponse, Answer> {
         let context = Context::new(
             job.task.id.clone(),
             job.action.name.clone(),
@@ -392,50 +464,71 @@ impl Dispatcher {
         }
     }
 
-    /// The action's response, in its envelope.
-    fn envelope_of(&self, job: &Job<'_>, response: ActionResponse) -> Envelope {
+    /// The action's response, in its envelope; an error it answers with is an action error.
+    fn envelope_of(&self, job: &Job<'_>, response: ActionResponse) -> Answer {
         let (status, message, response) = response.into_parts();
-        self.envelope(
+        let envelope = self.envelope(
             job.action_name(),
             status,
             message.unwrap_or_default(),
             response,
-        )
+        );
+        let error = (status == Status::Error).then_some(ErrorKind::ActionError);
+        Answer {
+            envelope,
+            slot: job.slot,
+            error,
+        }
+    }
+
+    /// An answer that stopped the task with an error of `kind`.
+    fn stopped(job: &Job<'_>, kind: ErrorKind, envelope: Envelope) -> Answer {
+        Answer {
+            envelope,
+            slot: job.slot,
+            error: Some(kind),
+        }
     }
 
     /// The answer to input that could not be read or does not fit the action's schemas.
-    fn refused(&self, job: &Job<'_>, rejection: Rejection) -> Envelope {
+    fn refused(&self, job: &Job<'_>, rejection: Rejection) -> Answer {
         match rejection {
-            Rejection::Unparsable { part, error } => self.envelope(
-                job.action_name(),
-                Status::Error,
-                "Failed to parse task data".to_owned(),
-                json!({
-                    "error": format!(
-                        "{} is not valid JSON: {}",
-                        part_name(part),
-                        shorten(&error, MAX_ECHOED_BYTES)
-                    ),
-                }),
-            ),
-            Rejection::AccountMissing => self.envelope(
-                job.action_name(),
-                Status::Error,
-                "Account data is required but not provided".to_owned(),
-                json!({
-                    "errors": [{"path": "", "message": "the task has no account"}],
-                    "errors_omitted": 0,
-                    "missing_params": [],
-                    "missing_params_omitted": 0,
-                    "schema": job.action.schemas.of(InputPart::Account),
-                }),
-            ),
+            Rejection::Unparsable { part, error } => {
+                let envelope = self.envelope(
+                    job.action_name(),
+                    Status::Error,
+                    "Failed to parse task data".to_owned(),
+                    json!({
+                        "error": format!(
+                            "{} is not valid JSON: {}",
+                            part_name(part),
+                            shorten(&error, MAX_ECHOED_BYTES)
+                        ),
+                    }),
+                );
+                Self::stopped(job, ErrorKind::BadTask, envelope)
+            }
+            Rejection::AccountMissing => {
+                let envelope = self.envelope(
+                    job.action_name(),
+                    Status::Error,
+                    "Account data is required but not provided".to_owned(),
+                    json!({
+                        "errors": [{"path": "", "message": "the task has no account"}],
+                        "errors_omitted": 0,
+                        "missing_params": [],
+                        "missing_params_omitted": 0,
+                        "schema": job.action.schemas.of(InputPart::Account),
+                    }),
+                );
+                Self::stopped(job, ErrorKind::InvalidAccount, envelope)
+            }
             Rejection::Invalid { part, violations } => self.invalid(job, part, &violations),
         }
     }
 
-    fn invalid(&self, job: &Job<'_>, part: InputPart, violations: &Violations) -> Envelope {
-        self.envelope(
+    fn invalid(&self, job: &Job<'_>, part: InputPart, violations: &Violations) -> Answer {
+        let envelope = self.envelope(
             job.action_name(),
             Status::Error,
             format!("Invalid {}: {}", part_name(part), violations.summary()),
@@ -446,27 +539,33 @@ impl Dispatcher {
                 "missing_params_omitted": violations.missing_omitted,
                 "schema": job.action.schemas.of(part),
             }),
-        )
+        );
+        let kind = match part {
+            InputPart::Payload => ErrorKind::InvalidPayload,
+            InputPart::Account => ErrorKind::InvalidAccount,
+        };
+        Self::stopped(job, kind, envelope)
     }
 
     /// The blocking pool could not read a large input: its thread panicked, or the runtime is
     /// shutting down.
-    fn read_failed(&self, job: &Job<'_>, join: JoinError) -> Envelope {
+    fn read_failed(&self, job: &Job<'_>, join: JoinError) -> Answer {
         let message = if join.is_panic() {
             panic_message(join.into_panic().as_ref())
         } else {
             "the runtime is shutting down".to_owned()
         };
-        self.envelope(
+        let envelope = self.envelope(
             job.action_name(),
             Status::Error,
             format!("Failed to read the task's input: {message}"),
             json!({ "error": message }),
-        )
+        );
+        Self::stopped(job, ErrorKind::BadTask, envelope)
     }
 
-    fn timed_out(&self, job: &Job<'_>) -> Envelope {
-        self.envelope(
+    fn timed_out(&self, job: &Job<'_>) -> Answer {
+        let envelope = self.envelope(
             job.action_name(),
             Status::Error,
             format!(
@@ -474,27 +573,30 @@ impl Dispatcher {
                 format_seconds(job.timeout.as_secs_f64())
             ),
             json!({ "timeout_s": job.timeout.as_secs_f64() }),
-        )
+        );
+        Self::stopped(job, ErrorKind::Timeout, envelope)
     }
 
-    fn interrupted(&self, job: &Job<'_>) -> Envelope {
-        self.envelope(
+    fn interrupted(&self, job: &Job<'_>) -> Answer {
+        let envelope = self.envelope(
             job.action_name(),
             Status::Error,
             "Task interrupted: the provider shut down before the action finished".to_owned(),
             json!({ "error": "the provider's drain timeout ran out during shutdown", "error_code": "SHUTDOWN" }),
-        )
+        );
+        Self::stopped(job, ErrorKind::Shutdown, envelope)
     }
 
-    fn panicked(&self, job: &Job<'_>, panic: &(dyn std::any::Any + Send)) -> Envelope {
+    fn panicked(&self, job: &Job<'_>, panic: &(dyn std::any::Any + Send)) -> Answer {
         let message = panic_message(panic);
         tracing::error!(panic = %Escaped(&message), "action panicked");
-        self.envelope(
+        let envelope = self.envelope(
             job.action_name(),
             Status::Error,
             format!("Action panicked: {message}"),
             json!({ "error": message }),
-        )
+        );
+        Self::stopped(job, ErrorKind::Panic, envelope)
     }
 
     fn envelope(&self, action: &str, status: Status, message: String, response: Value) -> Envelope {
@@ -893,7 +995,12 @@ impl Dispatcher {
 
     /// An `error` answer for a task whose dispatch panicked outside the action (the action's
     /// own panics are answered by [`dispatch`](Self::dispatch)).
-    pub(crate) fn dispatch_failed(&self, task: &IncomingTask, message: &str) -> CompletedTask {
+    pub(crate) fn dispatch_failed(
+        &self,
+        task: &IncomingTask,
+        message: &str,
+        took: std::time::Duration,
+    ) -> Answered {
         let too_large = task.input_bytes() > self.max_task_bytes;
         let envelope = self.envelope(
             &task.action,
@@ -901,13 +1008,18 @@ impl Dispatcher {
             format!("Internal error while running the task: {message}"),
             json!({ "error": message, "error_code": "INTERNAL" }),
         );
-        CompletedTask {
-            id: task.id.clone(),
-            action: task.action.clone(),
-            status: envelope.status,
-            payload: json_text(&task.payload, "{}", too_large),
-            account: json_text(&task.account, "{}", too_large),
-            result: envelope.to_json(),
+        Answered {
+            done: CompletedTask {
+                id: task.id.clone(),
+                action: task.action.clone(),
+                status: envelope.status,
+                payload: json_text(&task.payload, "{}", too_large),
+                account: json_text(&task.account, "{}", too_large),
+                result: envelope.to_json(),
+            },
+            slot: self.slot_of(&task.action),
+            error: Some(ErrorKind::Panic),
+            took,
         }
     }
 }
@@ -943,7 +1055,10 @@ mod tests {
             action: action.into(),
             ..IncomingTask::default()
         };
-        let done = dispatcher.dispatch(task, &CancellationToken::new()).await;
+        let done = dispatcher
+            .dispatch(task, &CancellationToken::new())
+            .await
+            .done;
         serde_json::from_str(&done.result).unwrap()
     }
 
@@ -1022,7 +1137,8 @@ mod tests {
         let stop = CancellationToken::new();
         let done = dispatcher
             .dispatch(task("echo", r#"{"m": "0123456789"}"#, "{}"), &stop)
-            .await;
+            .await
+            .done;
         assert_eq!(done.status, Status::Error);
         assert_eq!(
             (done.payload.as_str(), done.account.as_str()),
@@ -1034,7 +1150,8 @@ mod tests {
         // At the limit, the task is read, run and echoed.
         let done = dispatcher
             .dispatch(task("echo", r#"{"m": "0123"}"#, "{}"), &stop)
-            .await;
+            .await
+            .done;
         assert_eq!(done.status, Status::Success, "{}", done.result);
         assert_eq!(done.payload, r#"{"m": "0123"}"#);
     }
@@ -1045,7 +1162,8 @@ mod tests {
         let name = "x".repeat(100_000);
         let done = dispatcher
             .dispatch(task(&name, "{}", ""), &CancellationToken::new())
-            .await;
+            .await
+            .done;
         assert!(done.result.len() < 2048, "{}", done.result.len());
         let envelope: Value = serde_json::from_str(&done.result).unwrap();
         let message = envelope["message"].as_str().unwrap();
@@ -1063,12 +1181,14 @@ mod tests {
         let big = format!(r#"{{"m": "{}"}}"#, "y".repeat(INLINE_INPUT_BYTES));
         let done = dispatcher
             .dispatch(task("echo", &big, ""), &CancellationToken::new())
-            .await;
+            .await
+            .done;
         assert_eq!(done.status, Status::Success, "{}", done.result);
         let bad = format!("[{}", " ".repeat(INLINE_INPUT_BYTES));
         let done = dispatcher
             .dispatch(task("echo", &bad, ""), &CancellationToken::new())
-            .await;
+            .await
+            .done;
         let envelope: Value = serde_json::from_str(&done.result).unwrap();
         assert_eq!(envelope["message"], "Failed to parse task data");
     }

@@ -21,6 +21,7 @@ mod endpoint;
 pub mod envelope;
 mod error;
 mod hub_client;
+pub mod metrics;
 mod provider;
 pub mod rate_limit;
 mod response;
@@ -44,6 +45,10 @@ pub use config::{Config, ConfigBuilder, ConfigError};
 pub use context::Context;
 pub use envelope::{Envelope, Status};
 pub use error::{DefinitionError, Error};
+pub use metrics::{Metrics, MetricsSnapshot};
+/// The `prometheus` crate [`Metrics::registry`] comes from: register metrics of your own with
+/// this version of it.
+pub use prometheus;
 pub use provider::{
     ActionDef, ActionSpec, Call, InputPart, InvalidInput, LimitSetting, OnLimit, Provider,
     ProviderDef,
@@ -52,4 +57,3 @@ pub use response::{ActionError, ActionResponse, IntoActionResponse, Json};
 pub use secret::AuthToken;
 pub use serve::{Runtime, Serve, serve_until, serve_with};
 pub use task::{CompletedTask, IncomingTask};
-pub use worker::WorkerStats;

@@ -1,6 +1,7 @@
 //! Running a provider: connect, work, and on a signal drain and exit.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,34 +14,58 @@ use crate::dispatch::Dispatcher;
 use crate::endpoint::endpoint;
 use crate::error::Error;
 use crate::hub_client::HubClient;
+use crate::metrics::Metrics;
+use crate::metrics::readiness::Readiness;
+use crate::metrics::server::MetricsServer;
 use crate::provider::Provider;
 use crate::shutdown::{FINAL_STOP_BOUND, FORCED_RESULT_GRACE, RESULT_GRACE, Shutdown};
 use crate::task::{CompletedTask, IncomingTask};
-use crate::worker::{Worker, WorkerStats};
+use crate::worker::Worker;
 
 /// A provider ready to run: its action table compiled, its configuration checked.
 pub struct Runtime {
     dispatcher: Arc<Dispatcher>,
     config: Config,
-    stats: Arc<WorkerStats>,
     shutdown: Shutdown,
+    readiness: Arc<Readiness>,
+    metrics_server: Option<MetricsServer>,
 }
 
 impl Runtime {
     /// Compiles `provider`'s actions against `config`.
     pub fn new<P: Provider>(provider: P, config: Config) -> Result<Self, Error> {
         let dispatcher = Dispatcher::new(provider, &config)?;
+        let shutdown = Shutdown::default();
+        let readiness = Readiness::new(shutdown.stop.clone(), dispatcher.metrics().clone());
         Ok(Self {
             dispatcher: Arc::new(dispatcher),
             config,
-            stats: Arc::default(),
-            shutdown: Shutdown::default(),
+            shutdown,
+            readiness: Arc::new(readiness),
+            metrics_server: None,
         })
     }
 
-    /// The worker's counters (polls, tasks, results), live while it runs.
-    pub fn stats(&self) -> Arc<WorkerStats> {
-        self.stats.clone()
+    /// The provider's metrics, live while it runs: read them with
+    /// [`snapshot`](Metrics::snapshot), render them, or register metrics of your own.
+    pub fn metrics(&self) -> Metrics {
+        self.dispatcher.metrics().clone()
+    }
+
+    /// Starts serving `/metrics`, `/livez` and `/readyz` on the configured
+    /// [`metrics_addr`](Config::metrics_addr) now, and returns the address it listens on (with
+    /// the port the system chose for port 0). [`run_until`](Self::run_until) starts it by
+    /// itself; call this first to learn the address, or to fail early when it is taken.
+    /// `None` when no address is configured.
+    pub async fn serve_metrics(&mut self) -> Result<Option<SocketAddr>, Error> {
+        if self.metrics_server.is_none() {
+            let Some(addr) = self.config.metrics_addr() else {
+                return Ok(None);
+            };
+            let server = MetricsServer::start(addr, self.metrics(), self.readiness.clone()).await?;
+            self.metrics_server = Some(server);
+        }
+        Ok(self.metrics_server.as_ref().map(MetricsServer::addr))
     }
 
     /// Runs one task in process, with no hub, and returns the answer the worker would submit.
@@ -84,9 +109,15 @@ impl Runtime {
     /// ```
     pub fn run_task(&self, task: IncomingTask) -> impl Future<Output = CompletedTask> + Send + '_ {
         let span = self.dispatcher.task_span(&task);
-        self.dispatcher
-            .dispatch(task, &self.shutdown.interrupt)
-            .instrument(span)
+        async move {
+            let answered = self
+                .dispatcher
+                .dispatch(task, &self.shutdown.interrupt)
+                .await;
+            self.dispatcher.record(&answered);
+            answered.done
+        }
+        .instrument(span)
     }
 
     /// Runs until `signal` resolves, then stops taking tasks, lets those in flight finish
@@ -104,14 +135,16 @@ impl Runtime {
     /// After the first signal this returns within the drain timeout + [`RESULT_GRACE`] +
     /// [`FINAL_STOP_BOUND`], whatever the hub does.
     pub async fn run_until_signals(
-        self,
+        mut self,
         signals: impl Stream<Item = ()> + Send,
     ) -> Result<(), Error> {
+        self.serve_metrics().await?;
         let Runtime {
             dispatcher,
             config,
-            stats,
             shutdown,
+            readiness,
+            metrics_server: _serving_until_return,
         } = self;
         let provider = dispatcher.provider_name().clone();
         let actions: Vec<String> = dispatcher.specs().map(|s| s.name.to_string()).collect();
@@ -132,7 +165,7 @@ impl Runtime {
                 shutdown.clone(),
                 config.idle_poll_cap(),
                 config.max_result_bytes(),
-                stats,
+                readiness,
             )
             .run(config.concurrency())
             .await

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::ExponentialBackoff;
@@ -16,11 +16,13 @@ use tokio::sync::Notify;
 use tonic::Code;
 use tracing::Instrument;
 
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{Answered, Dispatcher};
 use crate::error::Error;
 use crate::hub_client::{HubClient, HubError, SubmitFailure, reconnect_backoff};
+use crate::metrics::readiness::Readiness;
+use crate::metrics::{ErrorKind, Metrics, Poll, Source, Submit};
 use crate::shutdown::{STOP_POLL_GRACE, Shutdown};
-use crate::task::{CompletedTask, IncomingTask};
+use crate::task::IncomingTask;
 use crate::telemetry::Escaped;
 
 /// The longest pause between retries of an unreachable hub, and of a result it did not take.
@@ -33,25 +35,6 @@ const AUTH_RETRY_CAP: Duration = Duration::from_secs(30);
 const MAX_LANE_PANICS: usize = 10;
 /// The window [`MAX_LANE_PANICS`] is counted in.
 const LANE_PANIC_WINDOW: Duration = Duration::from_secs(60);
-
-/// Counters a worker keeps; read them for logs, tests and benchmarks.
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    /// `GetTask` calls made.
-    pub polls: AtomicU64,
-    /// Tasks run (from `GetTask`, or handed back in a `SubmitTaskResult` answer).
-    pub tasks: AtomicU64,
-    /// Results the hub took.
-    pub submitted: AtomicU64,
-    /// Results given up on (the hub refused them for good, or shutdown could not wait longer).
-    pub lost: AtomicU64,
-    /// Of those lost, the ones the hub refused for good (`NOT_FOUND`, `INVALID_ARGUMENT`, …).
-    pub rejected: AtomicU64,
-    /// Results replaced by a small `RESULT_TOO_LARGE` answer.
-    pub too_large: AtomicU64,
-    /// Lanes restarted after a panic outside an action.
-    pub lane_restarts: AtomicU64,
-}
 
 /// How far a result has been cut down to fit the hub.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -109,8 +92,7 @@ pub(crate) struct Worker {
     idle_poll_cap: Duration,
     scout: AtomicBool,
     wake: Notify,
-    hub_down: AtomicBool,
-    stats: Arc<WorkerStats>,
+    readiness: Arc<Readiness>,
     max_result_bytes: usize,
 }
 
@@ -122,7 +104,7 @@ impl Worker {
         shutdown: Shutdown,
         idle_poll_cap: Duration,
         max_result_bytes: usize,
-        stats: Arc<WorkerStats>,
+        readiness: Arc<Readiness>,
     ) -> Arc<Self> {
         Arc::new(Self {
             hub,
@@ -131,18 +113,22 @@ impl Worker {
             idle_poll_cap,
             scout: AtomicBool::new(false),
             wake: Notify::new(),
-            hub_down: AtomicBool::new(false),
-            stats,
+            readiness,
             max_result_bytes,
         })
+    }
+
+    fn metrics(&self) -> &Metrics {
+        self.dispatcher.metrics()
     }
 
     /// Runs `lanes` lanes until shutdown, then returns once each has answered its last task. A
     /// lane that panics outside an action is restarted; `Err` when lanes panic so often that
     /// the worker cannot go on.
     pub(crate) async fn run(self: Arc<Self>, lanes: usize) -> Result<(), Error> {
-        let stats = self.stats.clone();
-        supervise(lanes, &stats, move |lane| self.clone().lane(lane)).await
+        let metrics = self.metrics().clone();
+        metrics.set_worker_slots(lanes);
+        supervise(lanes, &metrics, move |lane| self.clone().lane(lane)).await
     }
 
     /// One lane: unless it is the scout it sleeps while another lane polls an idle hub; it
@@ -165,12 +151,19 @@ impl Worker {
             }
             let pause = match polled.answer {
                 Ok(Some(task)) => {
+                    self.metrics().polled(Poll::Task);
                     self.work_found(&mut lane);
                     self.run_chain(task).await;
                     continue;
                 }
-                Ok(None) => self.no_work(&mut lane, polled.took),
-                Err(error) => self.hub_failed(&mut lane, &error),
+                Ok(None) => {
+                    self.metrics().polled(Poll::Empty);
+                    self.no_work(&mut lane, polled.took)
+                }
+                Err(error) => {
+                    self.metrics().polled(Poll::Error);
+                    self.hub_failed(&mut lane, &error)
+                }
             };
             if !self.become_scout(&mut lane) {
                 continue;
@@ -197,7 +190,6 @@ impl Worker {
     /// still gets [`STOP_POLL_GRACE`]: the hub may have handed out a task that is on its way,
     /// and a task the hub counts as delivered is not dropped. `None` once that grace is over.
     async fn poll(&self) -> Option<Polled> {
-        self.stats.polls.fetch_add(1, Ordering::Relaxed);
         let asked = Instant::now();
         let call = self.hub.get_task();
         tokio::pin!(call);
@@ -241,6 +233,7 @@ impl Worker {
     /// (logged once until it answers again).
     fn hub_failed(&self, lane: &mut Lane, error: &HubError) -> Duration {
         if let HubError::Unauthenticated { .. } = error {
+            self.readiness.hub_failed(true, error);
             let delay = lane.auth_failures.next().unwrap_or(AUTH_RETRY_CAP);
             tracing::error!(
                 lane = lane.index,
@@ -251,7 +244,7 @@ impl Worker {
             return delay;
         }
         let delay = lane.failures.next().unwrap_or(RETRY_CAP);
-        if !self.hub_down.swap(true, Ordering::AcqRel) {
+        if self.readiness.hub_failed(false, error) {
             tracing::warn!(
                 lane = lane.index,
                 "{}; retrying with backoff",
@@ -289,7 +282,7 @@ impl Worker {
     }
 
     fn hub_is_up(&self) {
-        if self.hub_down.swap(false, Ordering::AcqRel) {
+        if self.readiness.hub_answered() {
             tracing::info!("the hub answers again");
         }
     }
@@ -297,18 +290,19 @@ impl Worker {
     /// Runs a task, submits its answer, and keeps going while the hub hands work back.
     async fn run_chain(&self, first: IncomingTask) {
         let mut next = Some(first);
+        let mut source = Source::Poll;
         while let Some(task) = next.take() {
-            self.stats.tasks.fetch_add(1, Ordering::Relaxed);
+            self.metrics().received(source);
+            source = Source::HandBack;
             let span = self.dispatcher.task_span(&task);
             next = async {
-                let started = std::time::Instant::now();
-                let done = self.run_task(task).await;
+                let answered = self.run_task(task).await;
                 tracing::debug!(
-                    status = %done.status,
-                    elapsed_us = started.elapsed().as_micros() as u64,
+                    status = %answered.done.status,
+                    elapsed_us = answered.took.as_micros() as u64,
                     "task answered"
                 );
-                self.submit_until_taken(done).await
+                self.submit_until_taken(answered).await
             }
             .instrument(span)
             .await;
@@ -317,26 +311,35 @@ impl Worker {
 
     /// Dispatches a task; a panic outside the action (the action's own is answered by
     /// dispatch) still gives the task its one answer.
-    async fn run_task(&self, task: IncomingTask) -> CompletedTask {
+    async fn run_task(&self, task: IncomingTask) -> Answered {
         let kept = task.clone();
+        let started = Instant::now();
         let dispatched = AssertUnwindSafe(self.dispatcher.dispatch(task, &self.shutdown.interrupt))
             .catch_unwind()
             .await;
         dispatched.unwrap_or_else(|panic| {
             let message = crate::dispatch::panic_message(panic.as_ref());
             tracing::error!(panic = %Escaped(&message), "running the task panicked outside its action");
-            self.dispatcher.dispatch_failed(&kept, &message)
+            self.dispatcher
+                .dispatch_failed(&kept, &message, started.elapsed())
         })
     }
 
     /// Submits `done`, retrying with backoff while the failure may pass. Gives up on a result
     /// the hub refuses for good, or when shutdown can wait no longer; both are logged and
     /// counted. A result too large for the hub is replaced by a small `RESULT_TOO_LARGE` answer.
-    async fn submit_until_taken(&self, mut done: CompletedTask) -> Option<IncomingTask> {
+    async fn submit_until_taken(&self, mut answered: Answered) -> Option<IncomingTask> {
+        let next = self.submit(&mut answered).await;
+        // Counted once its answer has left (taken or given up), with the status it left with.
+        self.dispatcher.record(&answered);
+        next
+    }
+
+    async fn submit(&self, answered: &mut Answered) -> Option<IncomingTask> {
         let mut cut = Cut::Whole;
-        let size = self.hub.encoded_len(&done);
+        let size = self.hub.encoded_len(&answered.done);
         if size > self.max_result_bytes {
-            cut = self.cut_down(&mut done, cut, size, None);
+            cut = self.cut_down(answered, cut, size, None);
         }
         let mut delays = reconnect_backoff(RETRY_CAP);
         let mut auth_delays = reconnect_backoff(AUTH_RETRY_CAP);
@@ -345,7 +348,7 @@ impl Worker {
             let accept_hand_back = !self.shutdown.stop.is_cancelled();
             let sent = tokio::select! {
                 biased;
-                sent = self.hub.submit(&done, accept_hand_back) => sent,
+                sent = self.hub.submit(&answered.done, accept_hand_back) => sent,
                 () = self.shutdown.give_up.cancelled() => {
                     self.give_up("shutdown could not wait longer for the hub to take it");
                     return None;
@@ -353,15 +356,27 @@ impl Worker {
             };
             let error = match sent {
                 Ok(next) => {
-                    self.stats.submitted.fetch_add(1, Ordering::Relaxed);
+                    self.hub_is_up();
+                    self.metrics().submitted(Submit::Taken);
                     return next;
                 }
                 Err(error) => error,
             };
-            let delay = match error.submit_failure() {
+            let failure = error.submit_failure();
+            match failure {
+                SubmitFailure::Transient => {
+                    self.readiness.hub_failed(false, &error);
+                }
+                SubmitFailure::Unauthenticated => {
+                    self.readiness.hub_failed(true, &error);
+                }
+                SubmitFailure::Final | SubmitFailure::TooLarge => self.hub_is_up(),
+            }
+            let delay = match failure {
                 SubmitFailure::TooLarge if cut < Cut::Inputs => {
-                    let size = self.hub.encoded_len(&done);
-                    cut = self.cut_down(&mut done, cut, size, Some(error.to_string()));
+                    self.metrics().submitted(Submit::Retried);
+                    let size = self.hub.encoded_len(&answered.done);
+                    cut = self.cut_down(answered, cut, size, Some(error.to_string()));
                     continue;
                 }
                 SubmitFailure::TooLarge if error.code() == Some(Code::OutOfRange) => {
@@ -377,6 +392,7 @@ impl Worker {
                 }
                 SubmitFailure::Unauthenticated => auth_delays.next().unwrap_or(AUTH_RETRY_CAP),
             };
+            self.metrics().submitted(Submit::Retried);
             tracing::warn!(
                 retry_in_ms = delay.as_millis() as u64,
                 "result not taken: {}; keeping it and retrying",
@@ -396,14 +412,15 @@ impl Worker {
     /// (when that is still too large, or the hub refused it too) without the echoed inputs.
     fn cut_down(
         &self,
-        done: &mut CompletedTask,
+        answered: &mut Answered,
         cut: Cut,
         size: usize,
         hub_answer: Option<String>,
     ) -> Cut {
         let mut cut = cut;
+        let done = &mut answered.done;
         if cut == Cut::Whole {
-            self.stats.too_large.fetch_add(1, Ordering::Relaxed);
+            answered.error = Some(ErrorKind::ResultTooLarge);
             tracing::error!(
                 bytes = size,
                 limit = self.max_result_bytes,
@@ -432,8 +449,8 @@ impl Worker {
     }
 
     fn refused(&self, error: &HubError) {
-        self.stats.lost.fetch_add(1, Ordering::Relaxed);
-        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        self.metrics().submitted(Submit::Lost);
+        self.metrics().refused();
         tracing::error!(
             code = ?error.code(),
             "the hub refused this result for good ({}); giving it up", Escaped(&error)
@@ -441,14 +458,14 @@ impl Worker {
     }
 
     fn give_up(&self, reason: &str) {
-        self.stats.lost.fetch_add(1, Ordering::Relaxed);
+        self.metrics().submitted(Submit::Lost);
         tracing::error!("result given up: {reason}");
     }
 }
 
 /// Runs `lanes` lanes made by `lane`, restarting one that panics, until all have returned.
 /// `Err` once more than [`MAX_LANE_PANICS`] panics fall in [`LANE_PANIC_WINDOW`].
-async fn supervise<F, Fut>(lanes: usize, stats: &WorkerStats, lane: F) -> Result<(), Error>
+async fn supervise<F, Fut>(lanes: usize, metrics: &Metrics, lane: F) -> Result<(), Error>
 where
     F: Fn(usize) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -485,7 +502,7 @@ where
             )));
         }
         tracing::error!(lane = index, error = %failure, "a worker lane panicked outside an action; restarting it");
-        stats.lane_restarts.fetch_add(1, Ordering::Relaxed);
+        metrics.lane_restarted();
         lane_of.insert(set.spawn(lane(index)).id(), index);
     }
     Ok(())
@@ -497,12 +514,16 @@ mod tests {
 
     use super::*;
 
+    fn test_metrics() -> Metrics {
+        Metrics::new("test", &[], true)
+    }
+
     #[tokio::test]
     async fn a_lane_that_panics_is_restarted_in_its_place() {
-        let stats = WorkerStats::default();
+        let metrics = test_metrics();
         let started = Arc::new(Mutex::new(Vec::new()));
         let record = started.clone();
-        let ended = supervise(3, &stats, move |lane| {
+        let ended = supervise(3, &metrics, move |lane| {
             let first_run_of_lane_1 = {
                 let mut started = record.lock().unwrap();
                 started.push(lane);
@@ -517,19 +538,16 @@ mod tests {
         let mut started = started.lock().unwrap().clone();
         started.sort_unstable();
         assert_eq!(started, [0, 1, 1, 2]);
-        assert_eq!(stats.lane_restarts.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.snapshot().lane_restarts, 1);
     }
 
     #[tokio::test]
     async fn lanes_that_keep_panicking_end_the_worker_with_an_error() {
-        let stats = WorkerStats::default();
-        let ended = supervise(2, &stats, |_lane| async { panic!("a bug in a lane") }).await;
+        let metrics = test_metrics();
+        let ended = supervise(2, &metrics, |_lane| async { panic!("a bug in a lane") }).await;
         let error = ended.unwrap_err();
         assert!(matches!(error, Error::WorkerFailed(_)), "{error}");
         assert!(error.to_string().contains("panicked"), "{error}");
-        assert_eq!(
-            stats.lane_restarts.load(Ordering::Relaxed),
-            MAX_LANE_PANICS as u64
-        );
+        assert_eq!(metrics.snapshot().lane_restarts, MAX_LANE_PANICS as u64);
     }
 }

@@ -4,10 +4,12 @@
 pub use arbv_provider_core::{
     ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, Call, CompletedTask, Config,
     ConfigBuilder, ConfigError, Context, DefinitionError, Envelope, Error, IncomingTask, InputPart,
-    IntoActionResponse, InvalidInput, Json, LimitSetting, OnLimit, Provider, ProviderDef, Runtime,
-    Serve, Status, WorkerStats, serve_until, serve_with,
+    IntoActionResponse, InvalidInput, Json, LimitSetting, Metrics, MetricsSnapshot, OnLimit,
+    Provider, ProviderDef, Runtime, Serve, Status, serve_until, serve_with,
 };
-pub use arbv_provider_core::{config, envelope, rate_limit, shutdown, telemetry, validation};
+pub use arbv_provider_core::{
+    config, envelope, metrics, prometheus, rate_limit, shutdown, telemetry, validation,
+};
 
 #[cfg(feature = "dev-hub")]
 pub use arbv_provider_core::dev_hub;

@@ -2,6 +2,7 @@
 //! framework reads plus our own additions.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -84,6 +85,11 @@ pub mod env {
     pub const HUB_TLS_SERVER_NAME: &str = "HUB_TLS_SERVER_NAME";
     /// The largest task that is parsed, payload plus account (`4194304`, `512KiB`, `4MiB`).
     pub const PROVIDER_MAX_TASK_BYTES: &str = "PROVIDER_MAX_TASK_BYTES";
+    /// Where to serve `/metrics`, `/livez` and `/readyz` (`0.0.0.0:9464`, or `:9464` for every
+    /// interface); unset: no server.
+    pub const PROVIDER_METRICS_ADDR: &str = "PROVIDER_METRICS_ADDR";
+    /// `off` stops recording metrics (default `on`); they cost about a microsecond a task.
+    pub const PROVIDER_METRICS: &str = "PROVIDER_METRICS";
 }
 
 /// Where the hub listens, parsed from `host:port`, `http://…` or `https://…`.
@@ -205,6 +211,8 @@ pub struct Config {
     #[cfg(feature = "tls")]
     hub_tls: HubTls,
     max_task_bytes: usize,
+    metrics_addr: Option<SocketAddr>,
+    metrics: bool,
 }
 
 impl Config {
@@ -272,6 +280,30 @@ impl Config {
         if let Some(value) = lookup(env::PROVIDER_MAX_TASK_BYTES) {
             builder.max_task_bytes = env_size(env::PROVIDER_MAX_TASK_BYTES, &value)?;
         }
+        if let Some(value) = lookup(env::PROVIDER_METRICS_ADDR).filter(|v| !v.trim().is_empty()) {
+            builder.metrics_addr =
+                Some(
+                    parse_listen_addr(&value).map_err(|reason| ConfigError::Invalid {
+                        variable: env::PROVIDER_METRICS_ADDR,
+                        value: value.clone(),
+                        reason,
+                    })?,
+                );
+        }
+        if let Some(value) = lookup(env::PROVIDER_METRICS) {
+            builder.metrics = match value.trim().to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" | "yes" => true,
+                "off" | "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        variable: env::PROVIDER_METRICS,
+                        value,
+                        reason: "give on or off".into(),
+                    });
+                }
+            };
+            builder.names.metrics = env::PROVIDER_METRICS;
+        }
         builder.build()
     }
 
@@ -279,6 +311,16 @@ impl Config {
     /// name the provider declares in code is used.
     pub fn provider_name(&self) -> Option<&str> {
         self.provider_name.as_deref()
+    }
+
+    /// Where `/metrics`, `/livez` and `/readyz` are served, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Whether metrics are recorded (the default).
+    pub fn metrics(&self) -> bool {
+        self.metrics
     }
 
     /// The hub token.
@@ -353,6 +395,8 @@ pub struct ConfigBuilder {
     poll_deadline: Duration,
     max_result_bytes: usize,
     max_task_bytes: usize,
+    metrics_addr: Option<SocketAddr>,
+    metrics: bool,
     names: FieldNames,
     tls: TlsSources,
 }
@@ -364,6 +408,7 @@ struct FieldNames {
     idle_poll_cap: &'static str,
     drain_timeout: &'static str,
     max_result_bytes: &'static str,
+    metrics: &'static str,
 }
 
 impl Default for FieldNames {
@@ -373,6 +418,7 @@ impl Default for FieldNames {
             idle_poll_cap: "idle_poll_cap",
             drain_timeout: "drain_timeout",
             max_result_bytes: "max_result_bytes",
+            metrics: "metrics",
         }
     }
 }
@@ -393,6 +439,8 @@ impl Default for ConfigBuilder {
             names: FieldNames::default(),
             tls: TlsSources::default(),
             max_task_bytes: DEFAULT_MAX_TASK_BYTES,
+            metrics_addr: None,
+            metrics: true,
         }
     }
 }
@@ -491,6 +539,21 @@ impl ConfigBuilder {
         self
     }
 
+    /// Serves `/metrics`, `/livez` and `/readyz` on `addr` (port 0: one the system picks).
+    pub fn metrics_addr(mut self, addr: SocketAddr) -> Self {
+        self.metrics_addr = Some(addr);
+        self
+    }
+
+    /// Whether to record metrics (on by default). Off, [`Runtime::metrics`] reads zeros and
+    /// no metrics server can run.
+    ///
+    /// [`Runtime::metrics`]: crate::Runtime::metrics
+    pub fn metrics(mut self, record: bool) -> Self {
+        self.metrics = record;
+        self
+    }
+
     /// Checks every value and builds the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let auth_token = self
@@ -573,6 +636,15 @@ impl ConfigBuilder {
                 ),
             });
         }
+        if let (Some(addr), false) = (self.metrics_addr, self.metrics) {
+            return Err(ConfigError::Invalid {
+                variable: self.names.metrics,
+                value: "off".into(),
+                reason: format!(
+                    "metrics are off but a metrics server is asked for on {addr}; turn one of them on"
+                ),
+            });
+        }
         Ok(Config {
             provider_name: self.provider_name,
             auth_token,
@@ -587,8 +659,26 @@ impl ConfigBuilder {
             #[cfg(feature = "tls")]
             hub_tls,
             max_task_bytes: self.max_task_bytes,
+            metrics_addr: self.metrics_addr,
+            metrics: self.metrics,
         })
     }
+}
+
+/// `ip:port`, `[ipv6]:port`, or `:port` for every IPv4 interface.
+fn parse_listen_addr(value: &str) -> Result<SocketAddr, String> {
+    let value = value.trim();
+    let full;
+    let value = match value.strip_prefix(':') {
+        Some(port) => {
+            full = format!("0.0.0.0:{port}");
+            full.as_str()
+        }
+        None => value,
+    };
+    value.parse::<SocketAddr>().map_err(|_| {
+        "give an address and port such as 0.0.0.0:9464, 127.0.0.1:9464, [::]:9464 or :9464".into()
+    })
 }
 
 /// A duration from the environment, in the grammar of `#[action(timeout = "...")]` plus bare
@@ -701,6 +791,50 @@ mod tests {
             );
             assert!(error.to_string().contains(vars[0].0), "{error}");
         }
+    }
+
+    #[test]
+    fn metrics_server_address_and_recording_switch() {
+        let read = |vars: &[(&str, &str)]| {
+            let mut all = vec![("PROVIDER_AUTH_TOKEN", "t")];
+            all.extend_from_slice(vars);
+            from(&all)
+        };
+        let defaults = read(&[]).unwrap();
+        assert_eq!((defaults.metrics_addr(), defaults.metrics()), (None, true));
+        let addr = |v: &str| {
+            read(&[("PROVIDER_METRICS_ADDR", v)]).map(|c| c.metrics_addr().unwrap().to_string())
+        };
+        assert_eq!(addr("0.0.0.0:9464").unwrap(), "0.0.0.0:9464");
+        assert_eq!(addr(" :9464 ").unwrap(), "0.0.0.0:9464");
+        assert_eq!(addr("[::1]:9464").unwrap(), "[::1]:9464");
+        assert!(
+            read(&[("PROVIDER_METRICS_ADDR", "")])
+                .unwrap()
+                .metrics_addr()
+                .is_none()
+        );
+        for bad in ["9464", "localhost:9464", "0.0.0.0", ":http"] {
+            let error = addr(bad).unwrap_err().to_string();
+            assert!(error.contains("PROVIDER_METRICS_ADDR"), "{error}");
+            assert!(error.contains("0.0.0.0:9464"), "{error}");
+        }
+        assert!(!read(&[("PROVIDER_METRICS", "off")]).unwrap().metrics());
+        assert!(read(&[("PROVIDER_METRICS", "ON")]).unwrap().metrics());
+        let error = read(&[("PROVIDER_METRICS", "maybe")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("PROVIDER_METRICS"), "{error}");
+        let error = read(&[
+            ("PROVIDER_METRICS", "off"),
+            ("PROVIDER_METRICS_ADDR", ":9464"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("PROVIDER_METRICS=") && error.contains("0.0.0.0:9464"),
+            "{error}"
+        );
     }
 
     #[test]
