@@ -72,6 +72,11 @@ impl Observed {
     }
 
     #[action]
+    async fn big(&self) -> Value {
+        json!({ "blob": "x".repeat(64 * 1024) })
+    }
+
+    #[action]
     fn sleep(&self) -> Value {
         std::thread::sleep(Duration::from_millis(1500));
         json!({ "slept": true })
@@ -270,8 +275,8 @@ async fn every_counter_is_exact_after_a_known_mix_of_tasks(kind: HubKind) {
         .count();
     assert_eq!(
         task_series,
-        7 * 4,
-        "six actions and <unknown>, four statuses"
+        8 * 4,
+        "seven actions and <unknown>, four statuses"
     );
     let expected_errors = [
         ("echo", "invalid_payload", 2),
@@ -350,6 +355,36 @@ async fn every_counter_is_exact_after_a_known_mix_of_tasks(kind: HubKind) {
         "every series carries the provider label"
     );
     provider.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_too_large_and_a_task_cut_off_by_shutdown_are_counted_by_kind() {
+    let hub = TestHub::start(HubKind::Dev).await;
+    let config = config(&hub.url())
+        .max_result_bytes(16 * 1024)
+        .drain_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let runtime = Runtime::new(Observed, config).unwrap();
+    let metrics = runtime.metrics();
+    let provider = RunningProvider::start_runtime(runtime);
+    let big = hub.enqueue("big", json!({}));
+    assert!(hub.wait_taken(std::slice::from_ref(&big), LIMIT).await);
+    assert_eq!(hub.taken_envelope(&big).unwrap()["status"], "error");
+    let sleeping = hub.enqueue("sleep", json!({}));
+    assert!(eventually(LIMIT, || async { hub.handed_out().contains(&sleeping) }).await);
+    provider.stop().await.unwrap();
+    let snapshot = metrics.snapshot();
+    let big = snapshot.action("big").unwrap();
+    assert_eq!(
+        (big.tasks.success, big.tasks.error),
+        (0, 1),
+        "counted as sent"
+    );
+    assert_eq!(big.errors_of(ErrorKind::ResultTooLarge), 1);
+    let sleep = snapshot.action("sleep").unwrap();
+    assert_eq!(sleep.errors_of(ErrorKind::Shutdown), 1);
+    assert_eq!(snapshot.results.taken, 2);
 }
 
 async fn readyz(addr: SocketAddr) -> (u16, Value) {
