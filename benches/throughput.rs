@@ -115,6 +115,11 @@ struct Worker {
 
 impl Worker {
     fn spawn(role: Role, url: &str, concurrency: usize) -> Self {
+        Self::spawn_with(role, url, concurrency, &[])
+    }
+
+    /// As [`spawn`](Self::spawn), with more environment for the child.
+    fn spawn_with(role: Role, url: &str, concurrency: usize, env: &[(&str, String)]) -> Self {
         let exe = std::env::current_exe().expect("the benchmark knows its own path");
         let wrap = std::env::var("ARBV_BENCH_WRAP").unwrap_or_default();
         let mut wrap = wrap.split_whitespace();
@@ -135,6 +140,7 @@ impl Worker {
             .env("HUB_GRPC_URL", url)
             .env("PROVIDER_AUTH_TOKEN", TOKEN)
             .env("PROVIDER_CONCURRENCY", concurrency.to_string())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped());
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "warn");
@@ -309,15 +315,53 @@ fn rpcs(hub: &DevHub) -> u64 {
 }
 
 async fn measure_run(hold: Option<Duration>, role: Role, concurrency: usize, n: usize) -> Run {
+    measure_run_with(hold, role, concurrency, n, Metrics::Recorded).await
+}
+
+/// How the provider of a run keeps metrics.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Metrics {
+    /// As configured by default: recorded, no server.
+    Recorded,
+    /// `PROVIDER_METRICS=off`: nothing recorded.
+    Off,
+    /// Recorded and served on `PROVIDER_METRICS_ADDR`, scraped every second during the run.
+    Scraped,
+}
+
+async fn measure_run_with(
+    hold: Option<Duration>,
+    role: Role,
+    concurrency: usize,
+    n: usize,
+    metrics: Metrics,
+) -> Run {
     let (hub, server) = start_hub(hold).await;
-    let worker = Worker::spawn(role, &server.url(), concurrency);
+    let metrics_addr = free_loopback_addr();
+    let env = match metrics {
+        Metrics::Recorded => vec![],
+        Metrics::Off => vec![("PROVIDER_METRICS", "off".to_owned())],
+        Metrics::Scraped => vec![("PROVIDER_METRICS_ADDR", metrics_addr.to_string())],
+    };
+    let worker = Worker::spawn_with(role, &server.url(), concurrency, &env);
     let window = 2 * concurrency;
     drive(&hub, 500, window).await;
+    let scraping = CancellationToken::new();
+    let scraper = (metrics == Metrics::Scraped)
+        .then(|| tokio::spawn(scrape_every_second(metrics_addr, scraping.clone())));
     let rpcs0 = rpcs(&hub);
     let (t0, worker0, hub0) = (Instant::now(), worker.cpu(), own_cpu());
     let ids = drive(&hub, n, window).await;
     let (t1, worker1, hub1) = (Instant::now(), worker.cpu(), own_cpu());
     let rpcs1 = rpcs(&hub);
+    scraping.cancel();
+    if let Some(scraper) = scraper {
+        let scrapes = scraper.await.expect("the scraper does not panic");
+        assert!(
+            scrapes > 0,
+            "the provider's /metrics was scraped during the run"
+        );
+    }
     let peak = status_mib(worker.pid(), "VmHWM");
     worker.stop().await;
     server.stop().await;
@@ -331,6 +375,37 @@ async fn measure_run(hold: Option<Duration>, role: Role, concurrency: usize, n: 
         hub_cpu_s_per_k: (hub1 - hub0) / k,
         worker_peak_mib: peak,
         rpcs_per_task: (rpcs1 - rpcs0) as f64 / n as f64,
+    }
+}
+
+/// A loopback address no one listens on now (for a child's metrics server).
+fn free_loopback_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+}
+
+/// Scrapes `GET /metrics` at `addr` once a second, as Prometheus would (more often than its
+/// default 15 s), until `stop`; returns how many scrapes got the provider's task counters.
+async fn scrape_every_second(addr: std::net::SocketAddr, stop: CancellationToken) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut scrapes = 0;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = stop.cancelled() => return scrapes,
+        }
+        let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
+            continue;
+        };
+        let request = "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+        let mut response = Vec::new();
+        if stream.write_all(request.as_bytes()).await.is_ok()
+            && stream.read_to_end(&mut response).await.is_ok()
+            && String::from_utf8_lossy(&response).contains("arbv_tasks_total{")
+        {
+            scrapes += 1;
+        }
     }
 }
 
@@ -606,6 +681,10 @@ struct Peak {
     limits: Vec<Limit>,
     zero_work: Vec<Run>,
     providers: Vec<Run>,
+    /// The provider with `PROVIDER_METRICS=off`.
+    metrics_off: Vec<Run>,
+    /// The provider serving its metrics, scraped every second.
+    metrics_scraped: Vec<Run>,
     /// One provider run against a hub that answers "no task" at once.
     no_hold: Run,
 }
@@ -630,25 +709,35 @@ async fn measure_peak(settings: &Settings) -> Peak {
     let mut limits = Vec::new();
     let mut zero_work = Vec::new();
     let mut providers = Vec::new();
+    let mut metrics_off = Vec::new();
+    let mut metrics_scraped = Vec::new();
     for round in 1..=settings.repeat {
         let limit = measure_limit(c, Duration::from_secs(2)).await;
         let baseline = measure_run(None, Role::Client, c, n).await;
+        let off = measure_run_with(None, Role::Provider, c, n, Metrics::Off).await;
         let provider = measure_run(None, Role::Provider, c, n).await;
+        let scraped = measure_run_with(None, Role::Provider, c, n, Metrics::Scraped).await;
         println!(
-            "round {round}: limit {} round trips/s · zero-work client through the dev hub {} tasks/s · provider {} tasks/s",
+            "round {round}: limit {} round trips/s · zero-work client through the dev hub {} tasks/s · provider {} tasks/s (metrics off {}, scraped {})",
             thousands(limit.round_trips_per_s),
             thousands(baseline.tasks_per_s),
-            thousands(provider.tasks_per_s)
+            thousands(provider.tasks_per_s),
+            thousands(off.tasks_per_s),
+            thousands(scraped.tasks_per_s)
         );
         limits.push(limit);
         zero_work.push(baseline);
         providers.push(provider);
+        metrics_off.push(off);
+        metrics_scraped.push(scraped);
     }
     let no_hold = measure_run(Some(Duration::ZERO), Role::Provider, c, n).await;
     Peak {
         limits,
         zero_work,
         providers,
+        metrics_off,
+        metrics_scraped,
         no_hold,
     }
 }
@@ -703,6 +792,39 @@ fn print_peak(peak: &Peak, settings: &Settings) {
         peak.no_hold.p99_ms,
         peak.no_hold.rpcs_per_task
     );
+    println!();
+    print_metrics_cost(peak);
+}
+
+/// What recording and serving metrics cost, against the same provider with them off, measured
+/// in the same rounds.
+fn print_metrics_cost(peak: &Peak) {
+    let off_tps = median_of(&peak.metrics_off, |r| r.tasks_per_s);
+    let off_cpu = median_of(&peak.metrics_off, |r| r.worker_cpu_s_per_k);
+    println!(
+        "== metrics: the provider with PROVIDER_METRICS=off, on (default), and served + scraped every second"
+    );
+    println!(
+        "   tasks/s                 off {} · on {} · scraped {}   (runs off: {}; scraped: {})",
+        thousands(off_tps),
+        thousands(peak.provider_tps()),
+        thousands(median_of(&peak.metrics_scraped, |r| r.tasks_per_s)),
+        list(&all_of(&peak.metrics_off, |r| r.tasks_per_s), 0),
+        list(&all_of(&peak.metrics_scraped, |r| r.tasks_per_s), 0)
+    );
+    println!(
+        "   CPU s per 1,000 tasks   off {off_cpu:.3} · on {:.3} · scraped {:.3}",
+        median_of(&peak.providers, |r| r.worker_cpu_s_per_k),
+        median_of(&peak.metrics_scraped, |r| r.worker_cpu_s_per_k)
+    );
+    for (name, runs) in [("on", &peak.providers), ("scraped", &peak.metrics_scraped)] {
+        let tps = median_of(runs, |r| r.tasks_per_s) / off_tps;
+        let cpu = median_of(runs, |r| r.worker_cpu_s_per_k) / off_cpu;
+        println!(
+            "   {name:<8} ÷ off          {tps:.3} × tasks/s · {cpu:.3} × CPU per task (throughput cost < 5 %: {})",
+            verdict(tps > 0.95)
+        );
+    }
     println!();
 }
 
