@@ -4,6 +4,7 @@
 pub mod contract_hub;
 pub mod hubs;
 pub mod logs;
+pub mod promtool;
 
 use std::future::Future;
 use std::net::SocketAddr;
