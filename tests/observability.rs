@@ -11,7 +11,7 @@ use arbv_provider::metrics::{ErrorKind, UNKNOWN_ACTION};
 use arbv_provider::prelude::*;
 use arbv_provider::{Metrics, Runtime};
 use arbv_tests::hubs::{HubKind, TestHub};
-use arbv_tests::promtool::promtool_check_metrics;
+use arbv_tests::promtool::{Promtool, assert_passed};
 use arbv_tests::{PROVIDER, RunningProvider, config, eventually, loopback};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -226,7 +226,9 @@ async fn every_counter_is_exact_after_a_known_mix_of_tasks(kind: HubKind) {
     assert_eq!(status, 200);
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     assert!(!text.contains("forged"), "hub strings never become labels");
-    promtool_check_metrics(&text);
+    if let Some(promtool) = Promtool::find() {
+        assert_passed("the provider's /metrics", &promtool.check_metrics(&text));
+    }
     let samples = parse(&text);
     let sample = |key: &str| -> f64 {
         *samples
@@ -429,9 +431,23 @@ async fn readyz_follows_the_hub_away_and_back_and_the_drain(kind: HubKind) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(readyz(addr).await.0, 200);
 
+    let ready_line = format!("arbv_ready{{provider=\"{PROVIDER}\"}}");
+    assert!(
+        get(addr, "/metrics")
+            .await
+            .2
+            .contains(&format!("{ready_line} 1"))
+    );
+
     hub.stop().await;
     let body = readyz_becomes(addr, 503, Duration::from_secs(5)).await;
     assert_eq!(reasons(&body), ["hub_unreachable"], "{body}");
+    assert!(
+        get(addr, "/metrics")
+            .await
+            .2
+            .contains(&format!("{ready_line} 0"))
+    );
     assert!(!body["reasons"][0]["message"].as_str().unwrap().is_empty());
     assert!(!metrics.snapshot().hub_connected);
     assert_eq!(get(addr, "/livez").await.0, 200, "alive without a hub");

@@ -36,12 +36,18 @@ impl Runtime {
     pub fn new<P: Provider>(provider: P, config: Config) -> Result<Self, Error> {
         let dispatcher = Dispatcher::new(provider, &config)?;
         let shutdown = Shutdown::default();
-        let readiness = Readiness::new(shutdown.stop.clone(), dispatcher.metrics().clone());
+        let readiness = Arc::new(Readiness::new(
+            shutdown.stop.clone(),
+            dispatcher.metrics().clone(),
+        ));
+        dispatcher
+            .metrics()
+            .watch_readiness(Arc::downgrade(&readiness));
         Ok(Self {
             dispatcher: Arc::new(dispatcher),
             config,
             shutdown,
-            readiness: Arc::new(readiness),
+            readiness,
             metrics_server: None,
         })
     }

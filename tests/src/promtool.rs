@@ -1,52 +1,90 @@
-//! `promtool` (from Prometheus) on what our servers serve. Where it is not installed, a check
-//! says so and is skipped, except in CI (`CI=true`), where it fails: `.ci/run` installs it.
+//! `promtool`, Prometheus's own checker, for the tests of what we hand to Prometheus: the
+//! metrics text, the scrape configuration and the alerting rules.
+//!
+//! Without `promtool` on the `PATH` a test that needs it is skipped, saying so on the terminal
+//! past libtest's capture; with `CI=true` it fails instead, since CI installs it (`.ci/run`).
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 
-/// `promtool` on the PATH, or `None` (and a note on stderr) when it is missing outside CI.
-fn promtool() -> Option<Command> {
-    let found = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if found {
-        return Some(Command::new("promtool"));
+const INSTALL: &str = "Debian/Ubuntu: apt-get install prometheus (it brings promtool)";
+
+/// A `promtool` that can be run.
+pub struct Promtool(());
+
+impl Promtool {
+    /// `promtool` if it runs; `None` after reporting the skip when it does not and `CI` is not
+    /// `true` (the test's other checks still run).
+    #[track_caller]
+    pub fn find() -> Option<Self> {
+        let missing = match Command::new("promtool").arg("--version").output() {
+            Ok(out) if out.status.success() => return Some(Self(())),
+            Ok(out) => format!(
+                "`promtool --version` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => format!("`promtool` cannot be run: {e}"),
+        };
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            panic!("{missing}. CI=true, so this test does not skip. {INSTALL}.");
+        }
+        let current = std::thread::current();
+        let test = current.name().unwrap_or("a test");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED the promtool checks of {test}: {missing}. {INSTALL}; with CI=true this \
+             test fails instead."
+        );
+        None
     }
-    let message = "promtool is not installed (Debian: apt-get install prometheus)";
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{message}; CI needs it"
-    );
-    eprintln!("skipping the promtool check: {message}");
-    None
+
+    /// `promtool check metrics`, reading `text` from its standard input.
+    pub fn check_metrics(&self, text: &str) -> Output {
+        let mut child = Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool starts");
+        child
+            .stdin
+            .take()
+            .expect("a piped stdin")
+            .write_all(text.as_bytes())
+            .expect("promtool reads the metrics");
+        child.wait_with_output().expect("promtool ends")
+    }
+
+    /// `promtool check config FILE`.
+    pub fn check_config(&self, file: &Path) -> Output {
+        self.run(&["check", "config"], file)
+    }
+
+    /// `promtool check rules FILE`.
+    pub fn check_rules(&self, file: &Path) -> Output {
+        self.run(&["check", "rules"], file)
+    }
+
+    fn run(&self, args: &[&str], file: &Path) -> Output {
+        Command::new("promtool")
+            .args(args)
+            .arg(file)
+            .output()
+            .expect("promtool runs")
+    }
 }
 
-/// `promtool check metrics` on `text` (a scrape): it must parse and pass the lint.
-pub fn promtool_check_metrics(text: &str) {
-    let Some(mut promtool) = promtool() else {
-        return;
-    };
-    let mut child = promtool
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+/// Panics with promtool's own words unless it succeeded.
+#[track_caller]
+pub fn assert_passed(what: &str, out: &Output) {
     assert!(
-        output.status.success(),
-        "promtool check metrics failed:\n{}{}\non:\n{text}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        out.status.success(),
+        "promtool finds fault with {what} ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

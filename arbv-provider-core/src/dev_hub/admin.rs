@@ -1,4 +1,5 @@
-//! The dev hub's HTTP JSON admin API, for `arbv send` and for people with curl.
+//! The dev hub's HTTP JSON admin API, for `arbv send` and for people with curl, and its
+//! Prometheus metrics.
 
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ pub(super) fn spawn(hub: DevHub, listener: TcpListener) -> RunningServer {
         .route("/tasks", post(enqueue).get(list))
         .route("/tasks/{id}", get(show))
         .route("/stats", get(stats))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(
             hub.clone(),
             require_admin_token,
@@ -138,6 +140,14 @@ async fn list(State(hub): State<DevHub>) -> Response {
 
 async fn stats(State(hub): State<DevHub>) -> Response {
     Json(hub.stats()).into_response()
+}
+
+async fn metrics(State(hub): State<DevHub>) -> Response {
+    (
+        [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
+        hub.metrics(),
+    )
+        .into_response()
 }
 
 fn error(status: StatusCode, message: &str) -> Response {

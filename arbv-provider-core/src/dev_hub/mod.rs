@@ -4,6 +4,7 @@
 
 mod admin;
 mod grpc;
+mod metrics;
 mod state;
 
 use std::net::SocketAddr;
@@ -159,8 +160,9 @@ impl DevHub {
     }
 
     /// Serves the HTTP JSON admin API on `addr`: `POST /tasks`, `GET /tasks/{id}?wait=SECONDS`,
-    /// `GET /tasks`, `GET /stats`. With an [admin token](DevHubBuilder::admin_token), a request
-    /// without it is answered 401.
+    /// `GET /tasks`, `GET /stats`, and [`GET /metrics`](Self::metrics) in the Prometheus text
+    /// format. With an [admin token](DevHubBuilder::admin_token), a request without it is
+    /// answered 401.
     pub async fn serve_admin(&self, addr: SocketAddr) -> Result<RunningServer, Error> {
         let listener = bind(addr, "admin HTTP").await?;
         Ok(admin::spawn(self.clone(), listener))
@@ -215,6 +217,13 @@ impl DevHub {
     /// them costs the same however many tasks there are.
     pub fn stats(&self) -> HubStats {
         self.state.stats()
+    }
+
+    /// The hub's metrics in the Prometheus text format, as `GET /metrics` serves them: queue
+    /// depth by provider, tasks by state, enqueue-to-result latency, and the counters of
+    /// [`stats`](Self::stats). Each hub has a registry of its own.
+    pub fn metrics(&self) -> String {
+        self.state.metrics_text()
     }
 }
 

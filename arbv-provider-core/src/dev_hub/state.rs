@@ -1,7 +1,6 @@
 //! The dev hub's tasks: queues by provider, leases, results and their waiters.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use tokio::sync::Notify;
 // tokio's clock, so tests can pause it and move leases on without sleeping.
 use tokio::time::Instant;
 
+use super::metrics::{HubMetrics, Snapshot};
 use crate::secret::AuthToken;
 
 /// Where a task is in its life.
@@ -83,38 +83,54 @@ struct Record {
     done: Option<Arc<Notify>>,
 }
 
+/// The tasks of one provider waiting to be given out.
+#[derive(Default)]
+struct Queue {
+    /// Ids in the order they are offered; an id whose task is no longer queued (answered by a
+    /// late result) is skipped when reached.
+    ids: VecDeque<Arc<str>>,
+    /// How many of `ids` are queued: the provider's queue depth.
+    waiting: usize,
+}
+
 #[derive(Default)]
 struct Tasks {
     records: HashMap<Arc<str>, Record>,
     /// Ids in enqueue order; a map so forgetting a task does not shift the others.
     order: BTreeMap<u64, Arc<str>>,
     next_seq: u64,
-    queues: HashMap<Arc<str>, VecDeque<Arc<str>>>,
+    queues: HashMap<Arc<str>, Queue>,
     leased: HashSet<Arc<str>>,
     /// Answered tasks still kept, oldest answer first: the next to forget is at the front.
     finished: VecDeque<Arc<str>>,
     /// No lease runs out before this instant, so taking a task skips the expiry scan until
     /// then (the scan is over every leased task).
     next_expiry: Option<Instant>,
-    /// Running counts, so `/stats` never scans the tasks.
+    /// Running counts, so `/stats` and `/metrics` never scan the tasks. Answers, duplicates
+    /// and forgotten tasks are counted by the hub's metrics, also under this lock.
     queued: usize,
     leased_count: usize,
-    done: usize,
-    forgotten: usize,
-    duplicates: u64,
 }
 
 impl Tasks {
     /// Forgets the oldest answers until at most `keep` are kept.
-    fn forget_beyond(&mut self, keep: usize) {
+    fn forget_beyond(&mut self, keep: usize, forgotten: &prometheus::IntCounter) {
         while self.finished.len() > keep {
             let Some(id) = self.finished.pop_front() else {
                 break;
             };
             if let Some(record) = self.records.remove(&id) {
                 self.order.remove(&record.seq);
-                self.forgotten += 1;
+                forgotten.inc();
             }
+        }
+    }
+
+    /// Counts a task of `provider` leaving its queue (given out, or answered while queued).
+    fn dequeued(&mut self, provider: &str) {
+        self.queued -= 1;
+        if let Some(queue) = self.queues.get_mut(provider) {
+            queue.waiting -= 1;
         }
     }
 }
@@ -140,9 +156,7 @@ pub(crate) struct State {
     keep: usize,
     tasks: Mutex<Tasks>,
     waiting: Mutex<HashMap<Arc<str>, Arc<Notify>>>,
-    get_task_calls: AtomicU64,
-    submit_calls: AtomicU64,
-    refused_tokens: AtomicU64,
+    metrics: HubMetrics,
 }
 
 impl State {
@@ -155,9 +169,7 @@ impl State {
             keep: keep.max(1),
             tasks: Mutex::default(),
             waiting: Mutex::default(),
-            get_task_calls: AtomicU64::new(0),
-            submit_calls: AtomicU64::new(0),
-            refused_tokens: AtomicU64::new(0),
+            metrics: HubMetrics::new(),
         }
     }
 
@@ -170,7 +182,7 @@ impl State {
     pub(crate) fn token_ok(&self, token: &str) -> bool {
         let ok = self.token.matches(token);
         if !ok {
-            self.refused_tokens.fetch_add(1, Ordering::Relaxed);
+            self.metrics.refused_tokens.inc();
         }
         ok
     }
@@ -181,11 +193,11 @@ impl State {
     }
 
     pub(crate) fn count_get_task(&self) {
-        self.get_task_calls.fetch_add(1, Ordering::Relaxed);
+        self.metrics.get_task_calls.inc();
     }
 
     pub(crate) fn count_submit(&self) {
-        self.submit_calls.fetch_add(1, Ordering::Relaxed);
+        self.metrics.submit_calls.inc();
     }
 
     /// The signal that wakes `GetTask` calls of `provider` waiting for work.
@@ -231,11 +243,10 @@ impl State {
             );
             tasks.order.insert(seq, id.clone());
             tasks.queued += 1;
-            tasks
-                .queues
-                .entry(provider.clone())
-                .or_default()
-                .push_back(id.clone());
+            let queue = tasks.queues.entry(provider.clone()).or_default();
+            queue.ids.push_back(id.clone());
+            queue.waiting += 1;
+            self.metrics.enqueued.inc();
         }
         self.notifier(&provider).notify_one();
         id.to_string()
@@ -256,7 +267,7 @@ impl State {
             ..
         } = &mut *tasks;
         let queue = queues.get_mut(provider)?;
-        while let Some(id) = queue.pop_front() {
+        while let Some(id) = queue.ids.pop_front() {
             let Some(record) = records.get_mut(&id) else {
                 continue;
             };
@@ -265,6 +276,7 @@ impl State {
             }
             record.state = TaskState::Leased;
             *queued -= 1;
+            queue.waiting -= 1;
             *leased_count += 1;
             record.deliveries += 1;
             record.leased_at = Some(now);
@@ -308,7 +320,9 @@ impl State {
                 tasks.queued += 1;
                 record.leased_at = None;
                 let provider = record.provider.clone();
-                tasks.queues.entry(provider).or_default().push_front(id);
+                let queue = tasks.queues.entry(provider).or_default();
+                queue.ids.push_front(id);
+                queue.waiting += 1;
             }
         }
     }
@@ -321,40 +335,34 @@ impl State {
     ) -> Result<(), SubmitRefusal> {
         let waiters = {
             let mut tasks = self.lock();
-            let Tasks {
-                records,
-                leased,
-                duplicates,
-                queued,
-                leased_count,
-                done,
-                finished,
-                ..
-            } = &mut *tasks;
-            let Some(record) = records.get_mut(id) else {
+            let Some(record) = tasks.records.get_mut(id) else {
                 return Err(SubmitRefusal::UnknownTask);
             };
             if &*record.provider != provider {
                 return Err(SubmitRefusal::WrongProvider);
             }
-            if record.state == TaskState::Done {
-                *duplicates += 1;
+            let was = record.state;
+            if was == TaskState::Done {
+                self.metrics.duplicate_results.inc();
                 return Ok(());
             }
+            let latency = record.enqueued.elapsed();
+            record.state = TaskState::Done;
+            record.latency = Some(latency);
+            record.result = Some(Arc::new(result));
+            let waiters = record.done.take();
+            let provider = record.provider.clone();
             // A late result for a task offered again after its lease ran out still counts.
-            match record.state {
-                TaskState::Queued => *queued -= 1,
-                TaskState::Leased => *leased_count -= 1,
+            match was {
+                TaskState::Queued => tasks.dequeued(&provider),
+                TaskState::Leased => tasks.leased_count -= 1,
                 TaskState::Done => {}
             }
-            *done += 1;
-            record.state = TaskState::Done;
-            record.latency = Some(record.enqueued.elapsed());
-            record.result = Some(Arc::new(result));
-            leased.remove(id);
-            let waiters = record.done.take();
-            finished.push_back(Arc::from(id));
-            tasks.forget_beyond(self.keep);
+            self.metrics.results.inc();
+            self.metrics.result_latency.observe(latency.as_secs_f64());
+            tasks.leased.remove(id);
+            tasks.finished.push_back(Arc::from(id));
+            tasks.forget_beyond(self.keep, &self.metrics.forgotten);
             waiters
         };
         if let Some(waiters) = waiters {
@@ -414,17 +422,38 @@ impl State {
 
     pub(crate) fn stats(&self) -> HubStats {
         let tasks = self.lock();
+        let metrics = &self.metrics;
         HubStats {
             queued: tasks.queued,
             leased: tasks.leased_count,
-            done: tasks.done,
-            forgotten: tasks.forgotten,
-            duplicate_results: tasks.duplicates,
-            get_task_calls: self.get_task_calls.load(Ordering::Relaxed),
-            submit_calls: self.submit_calls.load(Ordering::Relaxed),
-            refused_tokens: self.refused_tokens.load(Ordering::Relaxed),
+            done: count(metrics.results.get()),
+            forgotten: count(metrics.forgotten.get()),
+            duplicate_results: metrics.duplicate_results.get(),
+            get_task_calls: metrics.get_task_calls.get(),
+            submit_calls: metrics.submit_calls.get(),
+            refused_tokens: metrics.refused_tokens.get(),
         }
     }
+
+    /// The hub's metrics in the Prometheus text format.
+    pub(crate) fn metrics_text(&self) -> String {
+        let tasks = self.lock();
+        self.metrics.render(Snapshot {
+            queued: tasks.queued,
+            leased: tasks.leased_count,
+            kept_done: tasks.finished.len(),
+            queue_depth: tasks
+                .queues
+                .iter()
+                .map(|(provider, queue)| (&**provider, queue.waiting))
+                .collect(),
+        })
+    }
+}
+
+/// A count kept as a metric (`u64`), as a number of tasks.
+fn count(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 fn info(id: &str, record: &Record) -> TaskInfo {
@@ -581,6 +610,74 @@ mod tests {
         );
         assert_eq!(counts(&state), (0, 0, 8, 5));
         assert_eq!(state.stats().duplicate_results, 1);
+    }
+
+    /// The line of `name` in the metrics text, without its value.
+    fn metric(state: &State, name: &str) -> String {
+        let text = state.metrics_text();
+        let line = text
+            .lines()
+            .find(|line| line.rsplit_once(' ').is_some_and(|(n, _)| n == name))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+        line.rsplit_once(' ').unwrap().1.to_owned()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn metrics_follow_leases_late_results_and_latency_buckets() {
+        let lease = Duration::from_millis(200);
+        let state = State::new(AuthToken::new("t"), Duration::ZERO, lease, 1);
+        let a = enqueue(&state, "p");
+        enqueue(&state, "p");
+        enqueue(&state, "q");
+        let depth = |provider: &str| {
+            metric(
+                &state,
+                &format!("arbv_hub_queue_depth{{provider=\"{provider}\"}}"),
+            )
+        };
+        assert_eq!((depth("p"), depth("q")), ("2".into(), "1".into()));
+        assert_eq!(state.take_next("p").unwrap().id, a);
+        assert_eq!(depth("p"), "1");
+        assert_eq!(metric(&state, r#"arbv_hub_tasks{state="leased"}"#), "1");
+
+        // The lease runs out: `a` waits again, then its late result takes it out of the queue.
+        tokio::time::advance(lease).await;
+        assert!(state.take_next("q").is_some());
+        assert_eq!(depth("p"), "2");
+        state.complete(&a, "p", "{}".into()).ok().unwrap();
+        assert_eq!(depth("p"), "1");
+        assert_eq!(metric(&state, r#"arbv_hub_tasks{state="queued"}"#), "1");
+        assert_eq!(metric(&state, r#"arbv_hub_tasks{state="done"}"#), "1");
+
+        // 200 ms from enqueue to result: in the 0.25 s bucket, not the 0.1 s one.
+        let bucket = |le: &str| {
+            metric(
+                &state,
+                &format!("arbv_hub_result_latency_seconds_bucket{{le=\"{le}\"}}"),
+            )
+        };
+        assert_eq!((bucket("0.1"), bucket("0.25")), ("0".into(), "1".into()));
+
+        // A second answer with keep = 1 forgets the first; a duplicate is counted apart.
+        let c = enqueue(&state, "r");
+        assert_eq!(state.take_next("r").unwrap().id, c);
+        tokio::time::advance(Duration::from_millis(3)).await;
+        state.complete(&c, "r", "{}".into()).ok().unwrap();
+        state.complete(&c, "r", "{}".into()).ok().unwrap();
+        assert_eq!(
+            (bucket("0.0025"), bucket("0.005")),
+            ("0".into(), "1".into())
+        );
+        assert_eq!(metric(&state, "arbv_hub_result_latency_seconds_count"), "2");
+        assert_eq!(metric(&state, "arbv_hub_results_total"), "2");
+        assert_eq!(metric(&state, "arbv_hub_tasks_forgotten_total"), "1");
+        assert_eq!(metric(&state, "arbv_hub_duplicate_results_total"), "1");
+        assert_eq!(metric(&state, r#"arbv_hub_tasks{state="done"}"#), "1");
+        assert_eq!(metric(&state, "arbv_hub_tasks_enqueued_total"), "4");
+        assert_eq!(
+            (depth("p"), depth("q"), depth("r")),
+            ("1".into(), "0".into(), "0".into())
+        );
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub struct Metrics {
 
 struct Inner {
     registry: Registry,
+    provider: Arc<str>,
     /// `None` when recording is off (`PROVIDER_METRICS=off`).
     series: Option<Series>,
 }
@@ -196,7 +197,11 @@ impl Metrics {
         let registry = Registry::new();
         let series = recording.then(|| Series::register(&registry, provider, actions));
         Self {
-            inner: Arc::new(Inner { registry, series }),
+            inner: Arc::new(Inner {
+                registry,
+                provider: Arc::from(provider),
+                series,
+            }),
         }
     }
 
@@ -223,6 +228,17 @@ impl Metrics {
             .as_ref()
             .map(Series::snapshot)
             .unwrap_or_default()
+    }
+
+    /// Adds `arbv_ready`, which follows `readiness` (unless recording is off).
+    pub(crate) fn watch_readiness(&self, readiness: std::sync::Weak<readiness::Readiness>) {
+        if self.inner.series.is_some() {
+            let gauge = readiness::ReadyGauge::new(&self.inner.provider, readiness);
+            self.inner
+                .registry
+                .register(Box::new(gauge))
+                .expect("arbv_ready is registered once");
+        }
     }
 
     fn series(&self) -> Option<&Series> {

@@ -2,10 +2,13 @@
 //! is not draining. The worker reports every hub answer and failure here; a change of state is
 //! rare, so the hot path is one atomic load and one store.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntGauge, Opts};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -112,6 +115,11 @@ impl Readiness {
         !matches!(before, Hub::Unreachable | Hub::RefusesToken)
     }
 
+    /// Whether `/readyz` answers 200.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.hub() == Hub::Answering && !self.draining.is_cancelled()
+    }
+
     /// `/readyz`'s answer: ready or not, and a JSON body saying why.
     pub(crate) fn report(&self) -> (bool, Value) {
         let mut reasons = Vec::new();
@@ -158,6 +166,37 @@ impl Readiness {
     }
 }
 
+/// `arbv_ready`: 1 when `/readyz` answers 200, else 0, read at each scrape, so that
+/// Prometheus sees what a readiness probe sees.
+pub(crate) struct ReadyGauge {
+    gauge: IntGauge,
+    readiness: Weak<Readiness>,
+}
+
+impl ReadyGauge {
+    pub(crate) fn new(provider: &str, readiness: Weak<Readiness>) -> Self {
+        let opts = Opts::new(
+            "arbv_ready",
+            "1 when /readyz answers 200: the hub answered the last call and the provider is not draining.",
+        )
+        .const_label("provider", provider);
+        let gauge = IntGauge::with_opts(opts).expect("a valid name and label");
+        Self { gauge, readiness }
+    }
+}
+
+impl Collector for ReadyGauge {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let ready = self.readiness.upgrade().is_some_and(|r| r.is_ready());
+        self.gauge.set(i64::from(ready));
+        self.gauge.collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,8 +235,10 @@ mod tests {
         assert!(readiness.hub_failed(true, &"token refused"));
         assert_eq!(reasons(&readiness), ["token_refused"]);
         readiness.hub_answered();
+        assert!(readiness.is_ready());
         draining.cancel();
         assert_eq!(reasons(&readiness), ["draining"]);
+        assert!(!readiness.is_ready());
     }
 
     #[test]
