@@ -7,11 +7,23 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use arbv_provider::{action, provider};
 use arbv_tests::promtool::{Promtool, assert_passed};
 use promql_parser::parser::{self, Expr};
 use promql_parser::util::{ExprVisitor, walk_expr};
 use serde::Deserialize;
 use serde_json::Value;
+
+/// A provider with a rate limit, so that the rate-limit decisions are served too.
+struct Limited;
+
+#[provider(name = "limited")]
+impl Limited {
+    #[action(rate_limit = "1/s")]
+    async fn ping(&self) -> Value {
+        serde_json::json!({})
+    }
+}
 
 /// Every metric the queries and rules may name, as a provider and a dev hub serve them: read
 /// from what they render (every series of ours exists from start), so a renamed metric fails
@@ -23,11 +35,14 @@ fn known_metrics() -> &'static BTreeSet<String> {
             .auth_token("unused")
             .build()
             .unwrap();
-        let provider = arbv_provider::Runtime::new(basic::Basic, config)
-            .expect("the basic provider compiles")
+        let provider = arbv_provider::Runtime::new(Limited, config)
+            .expect("the provider compiles")
             .metrics()
             .render();
-        let hub = arbv_provider::dev_hub::DevHub::builder().build().metrics();
+        // A queue's depth is served for each provider a task was queued for.
+        let hub = arbv_provider::dev_hub::DevHub::builder().build();
+        hub.enqueue("limited", "ping", serde_json::json!({}), None);
+        let hub = hub.metrics();
         let mut known: BTreeSet<String> = [provider, hub]
             .iter()
             .flat_map(|text| text.lines())
@@ -349,7 +364,7 @@ fn the_dashboard_is_importable_and_queries_only_served_metrics() {
         "Hub polls/s by result",
         "Results/s by outcome",
         "Rate-limit decisions/s",
-        "Hub connected",
+        "Hub connected / ready",
         "Build info",
         "Process CPU",
         "Process memory",
