@@ -347,112 +347,83 @@ impl Drop for InFlight<'_> {
 impl Series {
     fn register(registry: &Registry, provider: &str, actions: &[ActionLabel<'_>]) -> Self {
         let opts = |name: &str, help: &str| Opts::new(name, help).const_label("provider", provider);
-        let tasks = IntCounterVec::new(
+        let tasks = valid(IntCounterVec::new(
             opts(
                 "arbv_tasks_total",
                 "Tasks answered, by action and envelope status.",
             ),
             &["action", "status"],
-        );
-        let errors = IntCounterVec::new(
+        ));
+        let errors = valid(IntCounterVec::new(
             opts(
                 "arbv_task_errors_total",
                 "Tasks answered with an error, by action and kind.",
             ),
             &["action", "kind"],
-        );
-        let durations = HistogramVec::new(
+        ));
+        let durations = valid(HistogramVec::new(
             HistogramOpts::from(opts(
                 "arbv_task_duration_seconds",
                 "Time from taking a task to its envelope, by action and status.",
             ))
             .buckets(DURATION_BUCKETS.to_vec()),
             &["action", "status"],
-        );
-        let decisions = IntCounterVec::new(
+        ));
+        let decisions = valid(IntCounterVec::new(
             opts(
                 "arbv_rate_limit_decisions_total",
                 "Rate-limit decisions on tasks about to run, by action: admitted or limited.",
             ),
             &["action", "decision"],
-        );
-        let polls = IntCounterVec::new(
+        ));
+        let polls = valid(IntCounterVec::new(
             opts(
                 "arbv_hub_polls_total",
                 "GetTask calls, by what they brought: a task, no task, or an error.",
             ),
             &["result"],
-        );
-        let received = IntCounterVec::new(
+        ));
+        let received = valid(IntCounterVec::new(
             opts(
                 "arbv_tasks_received_total",
                 "Tasks taken, by source: a GetTask answer, or handed back with a result's answer.",
             ),
             &["source"],
-        );
-        let results = IntCounterVec::new(
+        ));
+        let results = valid(IntCounterVec::new(
             opts(
                 "arbv_results_submitted_total",
                 "Attempts to submit a result, by outcome: taken, retried (kept and sent again) or lost.",
             ),
             &["outcome"],
-        );
-        let refused = IntCounter::with_opts(opts(
+        ));
+        let refused = valid(IntCounter::with_opts(opts(
             "arbv_results_refused_total",
             "Results the hub refused for good (also counted as lost).",
-        ));
-        let lane_restarts = IntCounter::with_opts(opts(
+        )));
+        let lane_restarts = valid(IntCounter::with_opts(opts(
             "arbv_worker_lane_restarts_total",
             "Worker lanes restarted after a panic outside an action.",
-        ));
-        let in_flight = IntGauge::with_opts(opts("arbv_tasks_in_flight", "Tasks being run now."));
-        let worker_slots = IntGauge::with_opts(opts(
+        )));
+        let in_flight = valid(IntGauge::with_opts(opts(
+            "arbv_tasks_in_flight",
+            "Tasks being run now.",
+        )));
+        let worker_slots = valid(IntGauge::with_opts(opts(
             "arbv_worker_slots",
             "Tasks the provider runs at once at most (PROVIDER_CONCURRENCY).",
-        ));
-        let hub_connected = IntGauge::with_opts(opts(
+        )));
+        let hub_connected = valid(IntGauge::with_opts(opts(
             "arbv_hub_connected",
             "1 while the hub answers the provider's calls, else 0.",
-        ));
-        let build_info = IntGaugeVec::new(
+        )));
+        let build_info = valid(IntGaugeVec::new(
             Opts::new(
                 "arbv_build_info",
                 "The arbv-provider version this provider is built with; always 1.",
             ),
             &["version"],
-        );
-        let (
-            Ok(tasks),
-            Ok(errors),
-            Ok(durations),
-            Ok(decisions),
-            Ok(polls),
-            Ok(received),
-            Ok(results),
-            Ok(refused),
-            Ok(lane_restarts),
-            Ok(in_flight),
-            Ok(worker_slots),
-            Ok(hub_connected),
-            Ok(build_info),
-        ) = (
-            tasks,
-            errors,
-            durations,
-            decisions,
-            polls,
-            received,
-            results,
-            refused,
-            lane_restarts,
-            in_flight,
-            worker_slots,
-            hub_connected,
-            build_info,
-        )
-        else {
-            unreachable!("the metric names and labels above are valid");
-        };
+        ));
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -551,6 +522,11 @@ impl Series {
             lane_restarts: self.lane_restarts.get(),
         }
     }
+}
+
+/// A metric made from the names and labels above, which are valid.
+fn valid<T>(made: prometheus::Result<T>) -> T {
+    made.expect("the metric names and labels of this module are valid")
 }
 
 /// The standard `process_*` metrics (CPU seconds, resident memory, open files, start time),
