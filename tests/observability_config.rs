@@ -195,21 +195,26 @@ fn the_alerting_rules_pass_promtool_and_name_only_served_metrics() {
     }
 }
 
-#[test]
-fn the_scrape_configuration_passes_promtool_and_has_its_jobs() {
-    let text = read("prometheus.yml");
-    let config: serde_norway::Value =
-        serde_norway::from_str(&text).expect("prometheus.yml is YAML");
-    let jobs = config["scrape_configs"]
+/// A scrape configuration of `examples/observability`, as YAML.
+fn scrape_config(file: &str) -> serde_norway::Value {
+    serde_norway::from_str(&read(file)).unwrap_or_else(|e| panic!("{file} is not YAML: {e}"))
+}
+
+/// The job named `name` of `config`.
+fn job<'a>(config: &'a serde_norway::Value, name: &str) -> &'a serde_norway::Value {
+    config["scrape_configs"]
         .as_sequence()
-        .expect("scrape_configs");
-    let job = |name: &str| {
-        jobs.iter()
-            .find(|j| j["job_name"].as_str() == Some(name))
-            .unwrap_or_else(|| panic!("no job {name}"))
-    };
+        .expect("scrape_configs")
+        .iter()
+        .find(|j| j["job_name"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no job {name}"))
+}
+
+#[test]
+fn the_scrape_configuration_passes_promtool_as_it_is_and_has_its_jobs() {
+    let config = scrape_config("prometheus.yml");
     let targets = |name: &str| -> Vec<String> {
-        job(name)["static_configs"][0]["targets"]
+        job(&config, name)["static_configs"][0]["targets"]
             .as_sequence()
             .unwrap_or_else(|| panic!("{name}: static targets"))
             .iter()
@@ -227,7 +232,19 @@ fn the_scrape_configuration_passes_promtool_and_has_its_jobs() {
         ["localhost:50080"],
         "`arbv hub`'s admin API"
     );
-    let pods = job("kubernetes-pods");
+    assert_eq!(config["rule_files"][0].as_str(), Some("alerts.yml"));
+    if let Some(promtool) = Promtool::find() {
+        assert_passed(
+            "prometheus.yml",
+            &promtool.check_config(&folder().join("prometheus.yml")),
+        );
+    }
+}
+
+#[test]
+fn the_kubernetes_configuration_keeps_annotated_pods_and_passes_promtool() {
+    let config = scrape_config("prometheus-kubernetes.yml");
+    let pods = job(&config, "kubernetes-pods");
     assert_eq!(
         pods["kubernetes_sd_configs"][0]["role"].as_str(),
         Some("pod")
@@ -251,10 +268,11 @@ fn the_scrape_configuration_passes_promtool_and_has_its_jobs() {
     let Some(promtool) = Promtool::find() else {
         return;
     };
-    let out = promtool.check_config(&folder().join("prometheus.yml"));
+    let file = folder().join("prometheus-kubernetes.yml");
+    let out = promtool.check_config(&file);
     let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
     if out.status.success() || !said.contains("field kubernetes_sd_configs not found") {
-        assert_passed("prometheus.yml", &out);
+        assert_passed("prometheus-kubernetes.yml", &out);
         return;
     }
     // This promtool was built without Kubernetes discovery (Debian's is). The rest, the pod
@@ -280,14 +298,14 @@ fn the_scrape_configuration_passes_promtool_and_has_its_jobs() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
-        dir.path().join("prometheus.yml"),
+        dir.path().join("prometheus-kubernetes.yml"),
         serde_norway::to_string(&config).unwrap(),
     )
     .unwrap();
     std::fs::copy(folder().join("alerts.yml"), dir.path().join("alerts.yml")).unwrap();
     assert_passed(
-        "prometheus.yml (its Kubernetes discovery left out)",
-        &promtool.check_config(&dir.path().join("prometheus.yml")),
+        "prometheus-kubernetes.yml (its Kubernetes discovery left out)",
+        &promtool.check_config(&dir.path().join("prometheus-kubernetes.yml")),
     );
 }
 
