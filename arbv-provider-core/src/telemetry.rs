@@ -140,7 +140,8 @@ impl fmt::Debug for TelemetryGuard {
 /// `LOG_ROTATION`, `LOG_MAX_FILES=0`, a `LOG_FILE` that cannot be created, an OTLP endpoint
 /// that is not a URL) is an error that names the variable. Keep the guard until the end of
 /// `main` and call [`TelemetryGuard::shutdown`] there: it holds the file's writer and the
-/// exporter. Called from within a tokio runtime when spans are exported.
+/// exporter. With an OTLP endpoint (and the `otel` feature), call it from within a tokio
+/// runtime: the exporter runs on it.
 pub fn init_logging(service_name: &str) -> Result<TelemetryGuard, ConfigError> {
     if tracing::dispatcher::has_been_set() {
         return Ok(TelemetryGuard::default());
@@ -177,19 +178,18 @@ pub fn init_logging(service_name: &str) -> Result<TelemetryGuard, ConfigError> {
         return Ok(guard);
     }
     #[cfg(not(feature = "otel"))]
-    if settings.otlp_endpoint.is_some() {
-        tracing::warn!("{}", otel_feature_off());
+    if let Some((variable, _)) = settings.otlp_endpoint {
+        tracing::warn!("{}", otel_feature_off(variable));
     }
     Ok(guard)
 }
 
 /// The warning when an OTLP endpoint is set and this build cannot export.
 #[cfg(not(feature = "otel"))]
-fn otel_feature_off() -> String {
+fn otel_feature_off(variable: &str) -> String {
     format!(
-        "{} is set, but this build leaves out the `otel` feature of arbv-provider: spans are not \
-         exported (turn it on in Cargo.toml: arbv-provider = {{ version = \"...\", features = [\"otel\"] }})",
-        env::OTEL_EXPORTER_OTLP_ENDPOINT
+        "{variable} is set, but this build leaves out the `otel` feature of arbv-provider: spans \
+         are not exported (turn it on in Cargo.toml: arbv-provider = {{ version = \"...\", features = [\"otel\"] }})"
     )
 }
 
@@ -456,8 +456,11 @@ mod tests {
     #[cfg(not(feature = "otel"))]
     #[test]
     fn without_the_feature_an_endpoint_draws_a_warning_naming_it() {
-        let warning = otel_feature_off();
-        assert!(warning.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{warning}");
+        let warning = otel_feature_off("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+        assert!(
+            warning.starts_with("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set"),
+            "{warning}"
+        );
         assert!(warning.contains("`otel` feature"), "{warning}");
     }
 
@@ -482,7 +485,10 @@ mod tests {
     #[test]
     fn the_file_gets_no_colour_even_when_standard_output_has_it() {
         let (stdout, file) = through_the_layers(LogFormat::Text);
-        assert!(stdout.contains('\x1b'), "standard output is coloured: {stdout:?}");
+        assert!(
+            stdout.contains('\x1b'),
+            "standard output is coloured: {stdout:?}"
+        );
         assert!(!file.contains('\x1b'), "{file:?}");
         assert!(
             file.contains("task{task_id=\"t-1\" action=\"echo\"}: inside the action rows=3"),

@@ -79,9 +79,10 @@ impl LogFile {
             return Err(ConfigError::Invalid {
                 variable: env::LOG_MAX_FILES,
                 value: max.to_string(),
-                reason: "it keeps rotated files, and LOG_ROTATION is never: set LOG_ROTATION=daily \
+                reason:
+                    "it keeps rotated files, and LOG_ROTATION is never: set LOG_ROTATION=daily \
                          or hourly, or unset LOG_MAX_FILES"
-                    .into(),
+                        .into(),
             });
         }
         let invalid = |reason: &str| ConfigError::Invalid {
@@ -281,10 +282,7 @@ mod tests {
         let error = file.open().unwrap_err();
         let text = error.to_string();
         assert!(text.starts_with("LOG_FILE="), "{text}");
-        assert!(
-            text.contains("its directory cannot be created"),
-            "{text}"
-        );
+        assert!(text.contains("its directory cannot be created"), "{text}");
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -51,9 +51,7 @@ impl SpanExport {
                     .into(),
             ));
         }
-        let builder = SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint);
+        let builder = SpanExporter::builder().with_tonic().with_endpoint(endpoint);
         #[cfg(feature = "tls")]
         let builder = if tls {
             use opentelemetry_otlp::WithTonicConfig as _;
