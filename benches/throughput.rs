@@ -35,7 +35,7 @@ use arbv_benches::{
 };
 use arbv_provider::config::DEFAULT_CONCURRENCY;
 use arbv_provider::dev_hub::{DEFAULT_HOLD, DevHub, RunningServer};
-use arbv_provider::{Config, Serve};
+use arbv_provider::{Config, Provider, Serve};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -74,7 +74,8 @@ fn parent_gone() -> tokio::sync::oneshot::Receiver<()> {
 fn run_provider() {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async {
-        arbv_provider::telemetry::init_logging();
+        let telemetry = arbv_provider::telemetry::init_logging(basic::Basic::definition().name())
+            .expect("the benchmark sets a valid logging configuration");
         let config = Config::from_env().expect("the benchmark sets a valid configuration");
         let gone = parent_gone();
         basic::Basic
@@ -83,6 +84,7 @@ fn run_provider() {
             })
             .await
             .expect("the provider runs");
+        telemetry.shutdown().await;
     });
 }
 

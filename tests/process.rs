@@ -1,115 +1,17 @@
 //! The provider as a process, the way it runs in production: a real binary configured from the
 //! environment, a dev hub in this test on loopback, and Unix signals from outside.
 
+#[path = "support/provider_process.rs"]
+mod provider_process;
+
 use std::collections::HashMap;
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arbv_provider::dev_hub::{DevHub, RunningServer, TaskState};
+use arbv_provider::dev_hub::{DevHub, TaskState};
 use arbv_tests::{TOKEN, eventually, start_hub};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
+use provider_process::{PROVIDER, ProviderProcess};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
-
-/// The name in the test provider's code.
-const PROVIDER: &str = "process-test-provider";
-
-/// Variables of the developer's shell that would change what the provider does.
-const INHERITED: &[&str] = &[
-    "HUB_GRPC_URL",
-    "TASK_EXECUTION_TIMEOUT",
-    "LOG_FORMAT",
-    "RUST_LOG",
-];
-
-/// The test provider's process, with its stdout and stderr collected line by line.
-struct ProviderProcess {
-    child: Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    readers: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl ProviderProcess {
-    /// Starts the test provider against `hub` with `PROVIDER_AUTH_TOKEN` and `env` on top of
-    /// an environment cleared of the provider's variables.
-    fn start(hub: &RunningServer, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_process-provider"));
-        for (name, _) in std::env::vars() {
-            if name.starts_with("PROVIDER_") || INHERITED.contains(&name.as_str()) {
-                command.env_remove(name);
-            }
-        }
-        command
-            .env("HUB_GRPC_URL", hub.url())
-            .env("PROVIDER_AUTH_TOKEN", TOKEN)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let mut child = command.spawn().expect("the test provider starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), lines.clone()),
-            collect(child.stderr.take().unwrap(), lines.clone()),
-        ];
-        Self {
-            child,
-            lines,
-            readers,
-        }
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = self.child.id().expect("the provider is running");
-        kill(Pid::from_raw(pid as i32), signal).expect("the signal is delivered");
-    }
-
-    /// Waits until a line of output contains `text`.
-    async fn wait_for_output(&self, text: &str, limit: Duration) {
-        let seen = eventually(limit, || async {
-            self.lines.lock().unwrap().iter().any(|l| l.contains(text))
-        })
-        .await;
-        assert!(
-            seen,
-            "no output line contains {text:?} within {limit:?}; output:\n{}",
-            self.lines.lock().unwrap().join("\n")
-        );
-    }
-
-    /// Waits for the process to exit (at most `limit`) and returns its status and every line
-    /// it wrote.
-    async fn exit(mut self, limit: Duration) -> (ExitStatus, Vec<String>) {
-        let status = match tokio::time::timeout(limit, self.child.wait()).await {
-            Ok(status) => status.expect("the provider's status can be read"),
-            Err(_) => panic!(
-                "the provider did not exit within {limit:?}; output:\n{}",
-                self.lines.lock().unwrap().join("\n")
-            ),
-        };
-        for reader in self.readers.drain(..) {
-            reader.await.expect("the output reader does not panic");
-        }
-        let lines = std::mem::take(&mut *self.lines.lock().unwrap());
-        (status, lines)
-    }
-}
-
-fn collect(
-    pipe: impl AsyncRead + Unpin + Send + 'static,
-    into: Arc<Mutex<Vec<String>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            into.lock().unwrap().push(line);
-        }
-    })
-}
 
 /// Waits until every task in `ids` has been given to a provider.
 async fn wait_leased(hub: &DevHub, ids: &[String]) {

@@ -130,7 +130,16 @@ struct HubOptions {
 }
 
 async fn run_hub(grpc: SocketAddr, http: SocketAddr, options: HubOptions) -> ExitCode {
-    arbv_provider::telemetry::init_logging();
+    let telemetry = match arbv_provider::telemetry::init_logging("arbv-hub") {
+        Ok(telemetry) => telemetry,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let code = serve_hub(grpc, http, options).await;
+    telemetry.shutdown().await;
+    code
+}
+
+async fn serve_hub(grpc: SocketAddr, http: SocketAddr, options: HubOptions) -> ExitCode {
     let Ok(hold) = Duration::try_from_secs_f64(options.hold) else {
         eprintln!("arbv hub: --hold is a number of seconds, 0 or more");
         return ExitCode::from(2);

@@ -48,7 +48,7 @@ use crate::validation::schema_of;
     note = "put `#[provider]` on an `impl {Self}` block whose methods carry `#[action]`"
 )]
 pub trait Provider: Send + Sync + Sized + 'static {
-    /// The provider's default name and its actions. Called once at start-up.
+    /// The provider's default name and its actions. Called at start-up.
     fn definition() -> ProviderDef<Self>;
 
     /// JSON describing the provider: its name and, for each action, its name, description,

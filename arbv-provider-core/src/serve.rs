@@ -274,7 +274,9 @@ pub async fn serve_with<P: Provider>(provider: P, config: Config) -> Result<(), 
 
 /// `.serve()` and friends on every provider.
 pub trait Serve: Provider {
-    /// Reads [`Config::from_env`], installs logging, and serves until SIGINT or SIGTERM.
+    /// Installs logging ([`init_logging`](crate::telemetry::init_logging)), reads
+    /// [`Config::from_env`], and serves until SIGINT or SIGTERM; then flushes the log file and
+    /// exports the last spans.
     ///
     /// Started with `--manifest`, the process prints the provider's manifest (JSON) and exits
     /// instead: no hub and no token are needed.
@@ -286,9 +288,10 @@ pub trait Serve: Provider {
                 println!("{manifest}");
                 return Ok(());
             }
-            crate::telemetry::init_logging();
-            let config = Config::from_env()?;
-            serve_with(self, config).await
+            let telemetry = crate::telemetry::init_logging(&served_name::<Self>())?;
+            let served = async { serve_with(self, Config::from_env()?).await }.await;
+            telemetry.shutdown().await;
+            served
         }
     }
 
@@ -308,3 +311,12 @@ pub trait Serve: Provider {
 }
 
 impl<P: Provider> Serve for P {}
+
+/// The name `P` serves under: `PROVIDER_NAME`, or the name in its code.
+fn served_name<P: Provider>() -> String {
+    std::env::var(crate::config::env::PROVIDER_NAME)
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| P::definition().name().to_owned())
+}

@@ -1,6 +1,7 @@
-//! A provider process for the process tests (`tests/process.rs`): actions that take as long as
-//! the task says or need an account, so shutdown, time-outs and logs can be watched from
-//! outside. Configured from the environment like any provider.
+//! A provider process for the process tests (`tests/process.rs`, `tests/logging.rs`,
+//! `tests/otel.rs`): actions that take as long as the task says, need an account, log or panic,
+//! so shutdown, time-outs and logs can be watched from outside. Configured from the environment
+//! like any provider.
 
 use std::time::Duration;
 
@@ -48,6 +49,32 @@ impl ProcessProvider {
     #[action]
     async fn with_account(&self, account: ApiAccount) -> Value {
         json!({ "key_len": account.api_key.len() })
+    }
+
+    /// Logs a line from inside an async action.
+    #[action]
+    async fn log_async(&self) -> Value {
+        tracing::info!("inside the async action");
+        json!({ "logged": true })
+    }
+
+    /// Logs a line from inside a blocking action, on its own thread.
+    #[action]
+    fn log_blocking(&self) -> Value {
+        tracing::info!("inside the blocking action");
+        json!({ "logged": true })
+    }
+
+    /// Panics in an async action.
+    #[action]
+    async fn explode(&self) -> Value {
+        panic!("kaboom in the async action")
+    }
+
+    /// Panics in a blocking action.
+    #[action]
+    fn explode_blocking(&self) -> Value {
+        panic!("kaboom in the blocking action")
     }
 }
 
