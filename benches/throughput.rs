@@ -327,7 +327,8 @@ enum Metrics {
     Recorded,
     /// `PROVIDER_METRICS=off`: nothing recorded.
     Off,
-    /// Recorded and served on `PROVIDER_METRICS_ADDR`, scraped every second during the run.
+    /// Recorded and served on `PROVIDER_METRICS_ADDR`, scraped every [`SCRAPE_EVERY`] during the
+    /// run.
     Scraped,
 }
 
@@ -350,7 +351,7 @@ async fn measure_run_with(
     drive(&hub, 500, window).await;
     let scraping = CancellationToken::new();
     let scraper = (metrics == Metrics::Scraped)
-        .then(|| tokio::spawn(scrape_every_second(metrics_addr, scraping.clone())));
+        .then(|| tokio::spawn(scrape_often(metrics_addr, scraping.clone())));
     let rpcs0 = rpcs(&hub);
     let (t0, worker0, hub0) = (Instant::now(), worker.cpu(), own_cpu());
     let ids = drive(&hub, n, window).await;
@@ -387,14 +388,19 @@ fn free_loopback_addr() -> std::net::SocketAddr {
         .expect("a free loopback port")
 }
 
-/// Scrapes `GET /metrics` at `addr` once a second, as Prometheus would (more often than its
-/// default 15 s), until `stop`; returns how many scrapes got the provider's task counters.
-async fn scrape_every_second(addr: std::net::SocketAddr, stop: CancellationToken) -> usize {
+/// How often the benchmark scrapes a provider: far more often than Prometheus's default 15 s,
+/// so that the cost of serving shows if there is one.
+const SCRAPE_EVERY: Duration = Duration::from_millis(250);
+
+/// Scrapes `GET /metrics` at `addr` every [`SCRAPE_EVERY`], from the start, until `stop`;
+/// returns how many scrapes got the provider's task counters.
+async fn scrape_often(addr: std::net::SocketAddr, stop: CancellationToken) -> usize {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut scrapes = 0;
+    let mut ticks = tokio::time::interval(SCRAPE_EVERY);
     loop {
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = ticks.tick() => {}
             () = stop.cancelled() => return scrapes,
         }
         let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
@@ -685,7 +691,7 @@ struct Peak {
     providers: Vec<Run>,
     /// The provider with `PROVIDER_METRICS=off`.
     metrics_off: Vec<Run>,
-    /// The provider serving its metrics, scraped every second.
+    /// The provider serving its metrics, scraped every [`SCRAPE_EVERY`].
     metrics_scraped: Vec<Run>,
     /// One provider run against a hub that answers "no task" at once.
     no_hold: Run,
@@ -716,9 +722,29 @@ async fn measure_peak(settings: &Settings) -> Peak {
     for round in 1..=settings.repeat {
         let limit = measure_limit(c, Duration::from_secs(2)).await;
         let baseline = measure_run(None, Role::Client, c, n).await;
-        let off = measure_run_with(None, Role::Provider, c, n, Metrics::Off).await;
-        let provider = measure_run(None, Role::Provider, c, n).await;
-        let scraped = measure_run_with(None, Role::Provider, c, n, Metrics::Scraped).await;
+        // The three provider runs in a different order each round, so that none always runs
+        // first after the client (or last).
+        let mut modes = [Metrics::Off, Metrics::Recorded, Metrics::Scraped];
+        modes.rotate_left(round % 3);
+        let mut runs = Vec::new();
+        for mode in modes {
+            runs.push((
+                mode,
+                measure_run_with(None, Role::Provider, c, n, mode).await,
+            ));
+        }
+        let mut take = |wanted: Metrics| {
+            let at = runs
+                .iter()
+                .position(|(mode, _)| *mode == wanted)
+                .expect("each mode ran");
+            runs.swap_remove(at).1
+        };
+        let (off, provider, scraped) = (
+            take(Metrics::Off),
+            take(Metrics::Recorded),
+            take(Metrics::Scraped),
+        );
         println!(
             "round {round}: limit {} round trips/s · zero-work client through the dev hub {} tasks/s · provider {} tasks/s (metrics off {}, scraped {})",
             thousands(limit.round_trips_per_s),
@@ -804,7 +830,8 @@ fn print_metrics_cost(peak: &Peak) {
     let off_tps = median_of(&peak.metrics_off, |r| r.tasks_per_s);
     let off_cpu = median_of(&peak.metrics_off, |r| r.worker_cpu_s_per_k);
     println!(
-        "== metrics: the provider with PROVIDER_METRICS=off, on (default), and served + scraped every second"
+        "== metrics: the provider with PROVIDER_METRICS=off, on (the default), and on + served and scraped every {} ms",
+        SCRAPE_EVERY.as_millis()
     );
     println!(
         "   tasks/s                 off {} · on {} · scraped {}   (runs off: {}; scraped: {})",
