@@ -304,6 +304,11 @@ struct EscapingWriter<'a, 'b>(&'a mut fmt::Formatter<'b>);
 
 impl fmt::Write for EscapingWriter<'_, '_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Task ids and action names are printable ASCII nearly always: one pass over the bytes
+        // then, not a char-by-char search (this runs for every task's span).
+        if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return self.0.write_str(s);
+        }
         let mut rest = s;
         while let Some(at) = rest.find(needs_escape) {
             self.0.write_str(&rest[..at])?;
