@@ -495,6 +495,30 @@ async fn readyz_says_when_the_hub_refuses_the_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_says_why_the_hub_cannot_be_reached_from_the_start() {
+    let closed = std::net::TcpListener::bind(loopback()).unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let config = config(&url).metrics_addr(loopback()).build().unwrap();
+    let mut runtime = Runtime::new(Observed, config).unwrap();
+    let addr = runtime.serve_metrics().await.unwrap().unwrap();
+    let provider = RunningProvider::start_runtime(runtime);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    let body = loop {
+        let (status, body) = readyz(addr).await;
+        assert_eq!(status, 503, "{body}");
+        if reasons(&body) == ["hub_unreachable"] {
+            break body;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let message = body["reasons"][0]["message"].as_str().unwrap();
+    assert!(message.contains("onnect"), "says how: {message}");
+    provider.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_answers_only_its_three_routes() {
     let hub = TestHub::start(HubKind::Dev).await;
     let (provider, _metrics, addr) = start(&hub).await;

@@ -24,7 +24,7 @@ enum Command {
         /// Where providers connect (gRPC).
         #[arg(long, default_value = "127.0.0.1:50051")]
         grpc: SocketAddr,
-        /// Where the admin API listens (HTTP JSON).
+        /// Where the admin API listens (HTTP JSON, and Prometheus metrics on /metrics).
         #[arg(long, default_value = "127.0.0.1:50080")]
         http: SocketAddr,
         /// The token providers must send.

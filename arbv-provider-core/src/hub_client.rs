@@ -149,8 +149,12 @@ impl HubClient {
     }
 
     /// Connects to the hub, retrying with backoff and jitter and logging each attempt, until it
-    /// answers or `stop` is cancelled (then `None`).
-    pub(crate) async fn connect(endpoint: &Endpoint, stop: &CancellationToken) -> Option<Channel> {
+    /// answers or `stop` is cancelled (then `None`). `failed` hears each failed attempt.
+    pub(crate) async fn connect(
+        endpoint: &Endpoint,
+        stop: &CancellationToken,
+        failed: impl Fn(&str),
+    ) -> Option<Channel> {
         let mut delays = reconnect_backoff(Duration::from_secs(10));
         let mut attempt = 1u32;
         loop {
@@ -165,6 +169,7 @@ impl HubClient {
                     return Some(channel);
                 }
                 Err(e) => {
+                    failed(&error_chain(&e));
                     let delay = delays.next().unwrap_or(Duration::from_secs(10));
                     tracing::warn!(
                         hub = %endpoint.uri(), attempt, retry_in_ms = delay.as_millis() as u64,

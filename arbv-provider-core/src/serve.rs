@@ -161,9 +161,13 @@ impl Runtime {
         let endpoint = endpoint(&config)?;
         let stop = shutdown.stop.clone();
         let worker = async {
-            let Some(channel) = HubClient::connect(&endpoint, &stop).await else {
+            let unreachable = |error: &str| {
+                readiness.hub_failed(false, &error);
+            };
+            let Some(channel) = HubClient::connect(&endpoint, &stop, unreachable).await else {
                 return Ok(());
             };
+            readiness.connected();
             let hub = HubClient::new(channel, provider.clone(), &config);
             Worker::new(
                 hub,

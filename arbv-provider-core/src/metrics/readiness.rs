@@ -89,6 +89,26 @@ impl Readiness {
         matches!(before, Hub::Unreachable | Hub::RefusesToken)
     }
 
+    /// The connection to the hub is up, before any call: failures of the attempts to connect
+    /// are behind, and the first failed call after it starts a new spell.
+    pub(crate) fn connected(&self) {
+        if self
+            .hub
+            .compare_exchange(
+                Hub::Unreachable as u8,
+                Hub::Connecting as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            *self
+                .failure
+                .lock()
+                .expect("never poisoned: no panics while held") = None;
+        }
+    }
+
     /// A call failed: the hub could not be reached (`token_refused` false) or refused the
     /// token. `error` is what the client saw; it never holds the token. True when the hub
     /// answered (or had not been reached) before: the first failure of a spell.
@@ -239,6 +259,24 @@ mod tests {
         draining.cancel();
         assert_eq!(reasons(&readiness), ["draining"]);
         assert!(!readiness.is_ready());
+    }
+
+    #[test]
+    fn failed_connection_attempts_are_the_reason_until_the_connection_is_up() {
+        let (readiness, _draining) = readiness();
+        readiness.hub_failed(false, &"tcp connect error: connection refused");
+        let (_, body) = readiness.report();
+        assert_eq!(body["reasons"][0]["reason"], "hub_unreachable");
+        assert_eq!(
+            body["reasons"][0]["message"],
+            "tcp connect error: connection refused"
+        );
+        readiness.connected();
+        assert_eq!(reasons(&readiness), ["connecting"]);
+        assert!(
+            readiness.hub_failed(false, &"reset"),
+            "the first failed call after connecting starts a spell (and is logged)"
+        );
     }
 
     #[test]
