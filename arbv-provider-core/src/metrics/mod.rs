@@ -1,6 +1,7 @@
 //! What a provider counts: tasks by action and status, errors by kind, how long tasks take, polls,
 //! results, rate-limit decisions, the hub connection. Served in the Prometheus text format on
-//! `PROVIDER_METRICS_ADDR` (see [`server`]), and read in code through [`Metrics::snapshot`].
+//! `PROVIDER_METRICS_ADDR` with `/livez` and `/readyz`, and read in code through
+//! [`Metrics::snapshot`].
 //!
 //! Every series is created when the provider starts, from declared names only: recording a task
 //! is a few atomic additions on handles made in advance, with no label lookup. A task whose
