@@ -1,11 +1,15 @@
 //! What an action may know about the task it runs: ids, time, deadline, cancellation.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::Retryable as _;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::time::Instant;
+
+use crate::retry::{RetryPolicy, Transient};
 use tokio_util::sync::CancellationToken;
 
 /// The task an action is running, passed as `ctx: &Context`.
@@ -108,5 +112,59 @@ impl Context {
 
     pub(crate) fn cancel(&self) {
         self.inner.cancellation.cancel()
+    }
+
+    /// Runs `call` and, while it fails with a [transient](Transient) error, runs it again after
+    /// a wait, as `policy` says: for one call of an action (an HTTP request), not the whole
+    /// action. Returns the first success, or the last error once the tries run out, the error
+    /// is not transient, or the next wait (at least the error's `Retry-After`) would end past
+    /// the task's deadline. A task answered meanwhile (timeout, shutdown) drops the call where
+    /// it is.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use arbv_provider_core::{ActionError, Context};
+    /// use arbv_provider_core::retry::RetryPolicy;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let ctx = Context::detached("weather");
+    /// let mut tries = 0;
+    /// let policy = RetryPolicy::attempts(3).backoff(Duration::from_millis(1), Duration::from_millis(10));
+    /// let answer = ctx
+    ///     .retry(&policy, || {
+    ///         tries += 1;
+    ///         let this_try = tries;
+    ///         async move {
+    ///             if this_try < 3 {
+    ///                 Err(ActionError::new("upstream 503").transient())
+    ///             } else {
+    ///                 Ok("sunny")
+    ///             }
+    ///         }
+    ///     })
+    ///     .await;
+    /// assert_eq!(answer, Ok("sunny"));
+    /// assert_eq!(tries, 3);
+    /// # }
+    /// ```
+    pub async fn retry<T, E, F, Fut>(&self, policy: &RetryPolicy, call: F) -> Result<T, E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Transient,
+    {
+        let deadline = self.deadline();
+        let mut failures = 0;
+        call.retry(policy.schedule())
+            .sleep(tokio::time::sleep)
+            .when(|error: &E| error.is_transient())
+            .adjust(|error, more| {
+                more?;
+                failures += 1;
+                let ceiling = policy.ceiling(failures);
+                let wait = crate::retry::pause(ceiling, error.retry_after_hint());
+                (Instant::now() + wait < deadline).then_some(wait)
+            })
+            .await
     }
 }

@@ -25,6 +25,7 @@ pub mod metrics;
 mod provider;
 pub mod rate_limit;
 mod response;
+pub mod retry;
 mod secret;
 mod serve;
 pub mod shutdown;

@@ -27,6 +27,8 @@ pub struct ActionError {
     message: String,
     code: Option<String>,
     details: Value,
+    transient: bool,
+    retry_after: Option<Duration>,
 }
 
 impl ActionError {
@@ -36,7 +38,25 @@ impl ActionError {
             message: message.into(),
             code: None,
             details: Value::Null,
+            transient: false,
+            retry_after: None,
         }
+    }
+
+    /// Marks the error as transient: trying the same call again may succeed (a timeout, a 503,
+    /// a dropped connection). [`Context::retry`](crate::Context::retry) retries only such
+    /// errors.
+    pub fn transient(mut self) -> Self {
+        self.transient = true;
+        self
+    }
+
+    /// Marks the error as transient, and says the other side asked to wait `wait` before
+    /// trying again (an HTTP `Retry-After`): the next try waits at least that long.
+    pub fn retry_after(mut self, wait: Duration) -> Self {
+        self.transient = true;
+        self.retry_after = Some(wait);
+        self
     }
 
     /// Adds a machine-readable code (`error_code` in the envelope).
@@ -64,6 +84,16 @@ impl ActionError {
     /// The details (`null` when none were given).
     pub fn details(&self) -> &Value {
         &self.details
+    }
+}
+
+impl crate::retry::Transient for ActionError {
+    fn is_transient(&self) -> bool {
+        self.transient
+    }
+
+    fn retry_after_hint(&self) -> Option<Duration> {
+        self.retry_after
     }
 }
 

@@ -8,7 +8,7 @@ pub use arbv_provider_core::{
     Provider, ProviderDef, Runtime, Serve, Status, serve_until, serve_with,
 };
 pub use arbv_provider_core::{
-    config, envelope, metrics, prometheus, rate_limit, shutdown, telemetry, validation,
+    config, envelope, metrics, prometheus, rate_limit, retry, shutdown, telemetry, validation,
 };
 
 #[cfg(feature = "dev-hub")]
