@@ -144,7 +144,7 @@ async fn stats(State(hub): State<DevHub>) -> Response {
 
 async fn metrics(State(hub): State<DevHub>) -> Response {
     (
-        [(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)],
+        [(header::CONTENT_TYPE, crate::metrics::TEXT_FORMAT)],
         hub.metrics(),
     )
         .into_response()

@@ -5,12 +5,9 @@
 //! the gauges are set from the hub's running counts at each scrape, under the lock that keeps
 //! those counts, so one scrape shows one moment.
 
-use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 
-/// The content type of [`HubMetrics::render`]'s text: the classic text format, version 0.0.4.
-pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+use crate::metrics::{gauge_value, render};
 
 /// Enqueue-to-result latency buckets, in seconds: from 1 ms (a result on loopback) to a minute
 /// (a slow action, or a task that waited for its provider to come up).
@@ -140,12 +137,6 @@ impl HubMetrics {
                 .with_label_values(&[provider])
                 .set(gauge_value(waiting));
         }
-        TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .expect("the text encoder writes any registry")
+        render(&self.registry)
     }
-}
-
-fn gauge_value(count: usize) -> i64 {
-    i64::try_from(count).unwrap_or(i64::MAX)
 }

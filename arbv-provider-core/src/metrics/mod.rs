@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::envelope::Status;
@@ -34,6 +34,21 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
     120.0, 300.0,
 ];
+
+/// The content type of the Prometheus text format, version 0.0.4, as [`render`] writes it.
+pub(crate) const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every metric of `registry` in the Prometheus text format.
+pub(crate) fn render(registry: &Registry) -> String {
+    TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .expect("the text encoder writes any registry")
+}
+
+/// A count as a gauge's value.
+pub(crate) fn gauge_value(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
 
 /// Why a task was answered with an error: the `kind` label of `arbv_task_errors_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -214,11 +229,7 @@ impl Metrics {
 
     /// Every metric in the Prometheus text format (version 0.0.4), as `/metrics` serves it.
     pub fn render(&self) -> String {
-        let mut text = Vec::new();
-        TextEncoder::new()
-            .encode(&self.inner.registry.gather(), &mut text)
-            .expect("writing to a Vec cannot fail");
-        String::from_utf8(text).expect("the text format is UTF-8")
+        render(&self.inner.registry)
     }
 
     /// The figures as they stand: tasks, errors and mean duration by action, polls, results.
@@ -313,9 +324,7 @@ impl Metrics {
 
     pub(crate) fn set_worker_slots(&self, slots: usize) {
         if let Some(series) = self.series() {
-            series
-                .worker_slots
-                .set(i64::try_from(slots).unwrap_or(i64::MAX));
+            series.worker_slots.set(gauge_value(slots));
         }
     }
 

@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::Metrics;
 use super::readiness::Readiness;
+use super::{Metrics, TEXT_FORMAT};
 use crate::error::Error;
 
 /// Connections served at once; more wait in the listen backlog. Prometheus opens one per
@@ -27,8 +27,6 @@ use crate::error::Error;
 const MAX_CONNECTIONS: usize = 32;
 /// How long a client may take to send its request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A running server; dropping it stops it.
 pub(crate) struct MetricsServer {
