@@ -12,28 +12,10 @@ use arbv_provider::prelude::*;
 use arbv_provider::{Metrics, Runtime};
 use arbv_tests::hubs::{HubKind, TestHub};
 use arbv_tests::promtool::{Promtool, assert_passed};
-use arbv_tests::{PROVIDER, RunningProvider, config, eventually, loopback};
+use arbv_tests::{PROVIDER, RunningProvider, config, eventually, loopback, on_both_hubs};
 
 const LIMIT: Duration = Duration::from_secs(20);
 const CONCURRENCY: usize = 4;
-
-macro_rules! on_both_hubs {
-    ($scenario:ident) => {
-        mod $scenario {
-            use arbv_tests::hubs::HubKind;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn dev_hub() {
-                super::$scenario(HubKind::Dev).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn contract_hub() {
-                super::$scenario(HubKind::Contract).await;
-            }
-        }
-    };
-}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 struct Echo {

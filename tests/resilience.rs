@@ -15,32 +15,13 @@ use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
 use arbv_tests::contract_hub::{ContractHub, NoTask};
 use arbv_tests::hubs::{HubKind, TestHub};
 use arbv_tests::{
-    HandWritten, PROVIDER, RunningProvider, TOKEN, call, config, eventually, loopback, start_hub,
+    HandWritten, PROVIDER, RunningProvider, TOKEN, call, config, eventually, loopback,
+    on_both_hubs, start_hub,
 };
 use serde_json::{Value, json};
 
 /// How long a test waits for what should happen in well under a second.
 const LIMIT: Duration = Duration::from_secs(20);
-
-/// Runs a scenario `async fn(HubKind)` as two tests, `NAME::dev_hub` and `NAME::contract_hub`,
-/// so a failure names the hub.
-macro_rules! on_both_hubs {
-    ($scenario:ident) => {
-        mod $scenario {
-            use arbv_tests::hubs::HubKind;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn dev_hub() {
-                super::$scenario(HubKind::Dev).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn contract_hub() {
-                super::$scenario(HubKind::Contract).await;
-            }
-        }
-    };
-}
 
 /// A provider of the test hub with `concurrency` lanes, and its counters.
 fn provider_of(hub: &TestHub, concurrency: usize) -> (RunningProvider, Metrics) {

@@ -475,3 +475,24 @@ impl TestHub {
         );
     }
 }
+
+/// Runs a scenario `async fn(HubKind)` as two tests, `NAME::dev_hub` and `NAME::contract_hub`,
+/// so a failure names the hub.
+#[macro_export]
+macro_rules! on_both_hubs {
+    ($scenario:ident) => {
+        mod $scenario {
+            use $crate::hubs::HubKind;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dev_hub() {
+                super::$scenario(HubKind::Dev).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn contract_hub() {
+                super::$scenario(HubKind::Contract).await;
+            }
+        }
+    };
+}
