@@ -340,18 +340,17 @@ async fn measure_run_with(
     metrics: Metrics,
 ) -> Run {
     let (hub, server) = start_hub(hold).await;
-    let metrics_addr = free_loopback_addr();
-    let env = match metrics {
-        Metrics::Recorded => vec![],
-        Metrics::Off => vec![("PROVIDER_METRICS", "off".to_owned())],
-        Metrics::Scraped => vec![("PROVIDER_METRICS_ADDR", metrics_addr.to_string())],
+    let served_on = (metrics == Metrics::Scraped).then(free_loopback_addr);
+    let env = match (metrics, served_on) {
+        (Metrics::Off, _) => vec![("PROVIDER_METRICS", "off".to_owned())],
+        (_, Some(addr)) => vec![("PROVIDER_METRICS_ADDR", addr.to_string())],
+        (_, None) => vec![],
     };
     let worker = Worker::spawn_with(role, &server.url(), concurrency, &env);
     let window = 2 * concurrency;
     drive(&hub, 500, window).await;
     let scraping = CancellationToken::new();
-    let scraper = (metrics == Metrics::Scraped)
-        .then(|| tokio::spawn(scrape_often(metrics_addr, scraping.clone())));
+    let scraper = served_on.map(|addr| tokio::spawn(scrape_often(addr, scraping.clone())));
     let rpcs0 = rpcs(&hub);
     let (t0, worker0, hub0) = (Instant::now(), worker.cpu(), own_cpu());
     let ids = drive(&hub, n, window).await;
