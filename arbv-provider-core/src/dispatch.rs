@@ -285,11 +285,16 @@ impl Dispatcher {
     ) -> Result<Answer, Answer> {
         let job = self.find_action(task, interrupt)?;
         let input = self.parse_and_validate(&job).await?;
-        if let Some(limit) = &job.action.limit {
-            self.admit(&job, limit, &input).await?;
-        }
-        let response = self.run_action(&job, input).await?;
+        let response = self.admit_and_run(&job, input).await?;
         Ok(self.envelope_of(&job, response))
+    }
+
+    /// Spends the task's budget and runs the action: what a task with valid input costs.
+    async fn admit_and_run(&self, job: &Job<'_>, input: Input) -> Result<ActionResponse, Answer> {
+        if let Some(limit) = &job.action.limit {
+            self.admit(job, limit, &input).await?;
+        }
+        self.run_action(job, input).await
     }
 
     /// The task's action, and its clock started; a task too large to read, or one that names

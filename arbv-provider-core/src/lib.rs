@@ -51,8 +51,8 @@ pub use metrics::{Metrics, MetricsSnapshot};
 /// this version of it.
 pub use prometheus;
 pub use provider::{
-    ActionDef, ActionSpec, Call, InputPart, InvalidInput, LimitSetting, OnLimit, Provider,
-    ProviderDef,
+    ActionDef, ActionSpec, CacheKey, CacheKeyFn, CacheSpec, CacheStore, Call, InputPart,
+    InvalidInput, LimitSetting, OnLimit, Provider, ProviderDef, RetrySpec,
 };
 pub use response::{ActionError, ActionResponse, IntoActionResponse, Json};
 pub use secret::AuthToken;

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::context::Context;
 use crate::rate_limit::{IntoMonitor, RateLimitMonitor};
 use crate::response::{ActionResponse, IntoActionResponse};
+use crate::retry::RetryPolicy;
 use crate::validation::schema_of;
 
 /// A provider: a set of actions the hub can call by name.
@@ -79,6 +80,86 @@ pub struct ActionSpec {
     pub per: Option<Cow<'static, str>>,
     /// What a limited task gets.
     pub on_limit: OnLimit,
+    /// How its `success` answers are kept and reused, if they are.
+    pub cache: Option<CacheSpec>,
+    /// How often it runs again when it fails with a transient error, if it does.
+    pub retry: Option<RetrySpec>,
+}
+
+/// How an action's `success` answers are cached (`#[action(cache = "10m")]`): an identical task
+/// within `ttl` gets the kept answer without running the action.
+#[derive(Clone, Debug)]
+pub struct CacheSpec {
+    /// How long an answer is kept.
+    pub ttl: Duration,
+    /// Where answers are kept.
+    pub store: CacheStore,
+    /// What makes two tasks identical.
+    pub key: CacheKey,
+    /// A boolean payload field that, when `true`, makes the task skip the kept answer, run the
+    /// action and keep its answer instead (the hub's way to refresh an entry). Left out of the
+    /// key.
+    pub refresh: Option<Cow<'static, str>>,
+}
+
+impl CacheSpec {
+    /// Kept for `ttl` in the provider's cache backend, keyed by the whole input.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            store: CacheStore::Provider,
+            key: CacheKey::Input,
+            refresh: None,
+        }
+    }
+}
+
+/// Where an action's answers are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheStore {
+    /// The provider's backend: in process unless the provider names another
+    /// (`#[provider(cache_backend = path)]`).
+    Provider,
+    /// Redis (`cache = redis("10m")`), shared by every process of the provider.
+    Redis,
+}
+
+/// What makes two tasks of an action identical for its cache.
+#[derive(Clone)]
+pub enum CacheKey {
+    /// The canonical JSON of the validated payload (key order does not matter) and a
+    /// fingerprint of the account (a hash, never the account).
+    Input,
+    /// These paths only (`payload.city`, `account.api_key`); a missing one counts as `null`.
+    Paths(Vec<Cow<'static, str>>),
+    /// What this function makes of the payload and the account; an `Err` skips the cache for
+    /// the task (the action runs, its answer is not kept).
+    Function(CacheKeyFn),
+}
+
+/// A cache key made in code: from the payload and the account to a JSON value.
+pub type CacheKeyFn = Arc<dyn Fn(&Value, Option<&Value>) -> Result<Value, String> + Send + Sync>;
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheKey::Input => f.write_str("Input"),
+            CacheKey::Paths(paths) => f.debug_tuple("Paths").field(paths).finish(),
+            CacheKey::Function(_) => f.write_str("Function"),
+        }
+    }
+}
+
+/// How an action is run again when it fails with a transient error
+/// (`#[action(retry(attempts = 3, backoff = "200ms..5s"))]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetrySpec {
+    /// The tries and the waits between them.
+    pub policy: RetryPolicy,
+    /// The time one try may take; a try that overruns it is stopped and counts as a transient
+    /// failure. Without it, a try may use what is left of the action's timeout, and running out
+    /// of that ends the task.
+    pub attempt_timeout: Option<Duration>,
 }
 
 /// An action's rate limit.
@@ -125,6 +206,37 @@ impl ActionSpec {
             "timeout_s": self.timeout.map(|t| t.as_secs_f64()),
             "per": self.per,
             "on_limit": match self.on_limit { OnLimit::Reject => "reject", OnLimit::Wait => "wait" },
+            "cache": self.cache.as_ref().map(CacheSpec::manifest),
+            "retry": self.retry.as_ref().map(RetrySpec::manifest),
+        })
+    }
+}
+
+impl CacheSpec {
+    /// The action's `cache` entry in the manifest.
+    fn manifest(&self) -> Value {
+        let key = match &self.key {
+            CacheKey::Input => serde_json::json!("input"),
+            CacheKey::Paths(paths) => serde_json::json!(paths),
+            CacheKey::Function(_) => serde_json::json!("function"),
+        };
+        serde_json::json!({
+            "ttl_s": self.ttl.as_secs_f64(),
+            "store": match self.store { CacheStore::Provider => "provider", CacheStore::Redis => "redis" },
+            "key": key,
+            "refresh": self.refresh,
+        })
+    }
+}
+
+impl RetrySpec {
+    /// The action's `retry` entry in the manifest.
+    fn manifest(&self) -> Value {
+        serde_json::json!({
+            "attempts": self.policy.max_attempts(),
+            "backoff_first_s": self.policy.first_wait().as_secs_f64(),
+            "backoff_cap_s": self.policy.wait_cap().as_secs_f64(),
+            "attempt_timeout_s": self.attempt_timeout.map(|t| t.as_secs_f64()),
         })
     }
 }
@@ -399,6 +511,35 @@ impl<P> ActionDef<P> {
         self.spec.on_limit = on_limit;
         self
     }
+
+    /// Caches the action's `success` answers.
+    pub fn cache(&mut self, cache: CacheSpec) -> &mut Self {
+        self.spec.cache = Some(cache);
+        self
+    }
+
+    /// Runs the action again while it fails with a transient error, as `policy` says.
+    pub fn retry(&mut self, policy: RetryPolicy) -> &mut Self {
+        self.spec.retry = Some(RetrySpec {
+            policy,
+            attempt_timeout: None,
+        });
+        self
+    }
+
+    /// Like [`retry`](Self::retry), and each try is stopped after `attempt_timeout` and counts
+    /// as a transient failure.
+    pub fn retry_with_attempt_timeout(
+        &mut self,
+        policy: RetryPolicy,
+        attempt_timeout: Duration,
+    ) -> &mut Self {
+        self.spec.retry = Some(RetrySpec {
+            policy,
+            attempt_timeout: Some(attempt_timeout),
+        });
+        self
+    }
 }
 
 /// A provider's default name and its actions, in declaration order.
@@ -470,6 +611,8 @@ impl<P: Send + Sync + 'static> ProviderDef<P> {
                 rate_limit: LimitSetting::Inherit,
                 per: None,
                 on_limit: OnLimit::Reject,
+                cache: None,
+                retry: None,
             },
             handler,
         });

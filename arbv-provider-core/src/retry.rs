@@ -92,6 +92,16 @@ impl RetryPolicy {
         self.attempts
     }
 
+    /// The wait after the first failure, before jitter.
+    pub fn first_wait(&self) -> Duration {
+        self.first
+    }
+
+    /// The longest wait, before jitter.
+    pub fn wait_cap(&self) -> Duration {
+        self.cap
+    }
+
     /// The wait after the `failures`-th failure before jitter: `first × 2^(failures-1)`, at
     /// most the cap.
     pub fn ceiling(&self, failures: u32) -> Duration {
