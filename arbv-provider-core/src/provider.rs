@@ -112,6 +112,43 @@ impl CacheSpec {
             refresh: None,
         }
     }
+
+    /// Kept in Redis, shared by every process of the provider (needs the `redis` feature).
+    pub fn in_redis(mut self) -> Self {
+        self.store = CacheStore::Redis;
+        self
+    }
+
+    /// Keyed by these paths only (`payload.city`, `account.api_key`).
+    pub fn key_paths<I>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<Cow<'static, str>>,
+    {
+        self.key = CacheKey::Paths(paths.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Keyed by what `key` makes of the payload, read as `P`; a payload that does not read as
+    /// `P` is not cached.
+    pub fn key_fn<P, K, F>(mut self, key: F) -> Self
+    where
+        P: DeserializeOwned,
+        K: serde::Serialize,
+        F: Fn(&P) -> K + Send + Sync + 'static,
+    {
+        self.key = CacheKey::Function(Arc::new(move |payload, _account| {
+            let payload = P::deserialize(payload).map_err(|e| e.to_string())?;
+            serde_json::to_value(key(&payload)).map_err(|e| e.to_string())
+        }));
+        self
+    }
+
+    /// A boolean payload field that, when `true`, runs the action and replaces the kept answer.
+    pub fn refresh_flag(mut self, field: impl Into<Cow<'static, str>>) -> Self {
+        self.refresh = Some(field.into());
+        self
+    }
 }
 
 /// Where an action's answers are kept.

@@ -10,7 +10,10 @@ use darling::{Error, FromMeta};
 use proc_macro2::TokenStream;
 use syn::{Attribute, LitStr, Meta};
 
-use crate::value::{Burst, MinDelay, OnLimit, Per, RateLimitArg, Timeout};
+use crate::value::{
+    Burst, CacheArg, CacheKeyArg, CacheRefresh, MinDelay, OnLimit, Per, RateLimitArg, RetryArg,
+    Timeout,
+};
 
 /// The arguments of `#[provider(...)]`.
 #[derive(Debug, Default, FromMeta)]
@@ -19,16 +22,18 @@ pub struct ProviderArgs {
     pub name: Option<LitStr>,
     /// The rate limit of every action that declares none.
     pub rate_limit: Option<RateLimitArg>,
+    /// A function returning the backend of actions with `cache = "…"`.
+    pub cache_backend: Option<syn::Path>,
 }
 
 impl ProviderArgs {
     /// Every key `#[provider(...)]` accepts.
-    pub const KEYS: &[&str] = &["name", "rate_limit"];
+    pub const KEYS: &[&str] = &["name", "rate_limit", "cache_backend"];
 
     /// Parses the tokens between the parentheses of `#[provider(...)]`.
     pub fn parse(args: TokenStream) -> darling::Result<Self> {
         let items = NestedMeta::parse_meta_list(args)?;
-        parse_list("provider", &items, Self::KEYS)
+        parse_list("#[provider(...)]", &items, Self::KEYS)
     }
 }
 
@@ -51,6 +56,14 @@ pub struct ActionArgs {
     pub per: Option<SpannedValue<Per>>,
     /// What a task over the limit gets.
     pub on_limit: Option<SpannedValue<OnLimit>>,
+    /// How long `success` answers are kept, and where.
+    pub cache: Option<SpannedValue<CacheArg>>,
+    /// What makes two tasks identical for the cache.
+    pub cache_key: Option<SpannedValue<CacheKeyArg>>,
+    /// The payload flag that refreshes a kept answer.
+    pub cache_refresh: Option<SpannedValue<CacheRefresh>>,
+    /// Runs the action again on transient errors.
+    pub retry: Option<SpannedValue<RetryArg>>,
 }
 
 impl ActionArgs {
@@ -64,6 +77,10 @@ impl ActionArgs {
         "min_delay",
         "per",
         "on_limit",
+        "cache",
+        "cache_key",
+        "cache_refresh",
+        "retry",
     ];
 
     /// Parses one `#[action]` or `#[action(...)]` attribute.
@@ -72,7 +89,7 @@ impl ActionArgs {
             Meta::Path(_) => Ok(Self::default()),
             Meta::List(list) => {
                 let items = NestedMeta::parse_meta_list(list.tokens.clone())?;
-                parse_list("action", &items, Self::KEYS)
+                parse_list("#[action(...)]", &items, Self::KEYS)
             }
             Meta::NameValue(meta) => Err(Error::custom(
                 "write `#[action]`, or `#[action(name = \"...\")]` with keys in parentheses",
@@ -82,9 +99,14 @@ impl ActionArgs {
     }
 }
 
-/// Parses `items` into `T`. An unknown key is reported here rather than by darling, so that
+/// Parses `items` into `T`; `attr` is how the list is written (`#[action(...)]`, `retry(...)`),
+/// for errors. An unknown key is reported here rather than by darling, so that
 /// the error always lists the allowed keys (darling lists them only when it has no suggestion).
-fn parse_list<T: FromMeta>(attr: &str, items: &[NestedMeta], keys: &[&str]) -> darling::Result<T> {
+pub(crate) fn parse_list<T: FromMeta>(
+    attr: &str,
+    items: &[NestedMeta],
+    keys: &[&str],
+) -> darling::Result<T> {
     let mut errors = Vec::new();
     let known: Vec<NestedMeta> = items
         .iter()
@@ -131,7 +153,7 @@ fn unknown_key(attr: &str, key: &str, keys: &[&str]) -> String {
         })
         .map(|k| format!(" Did you mean `{k}`?"))
         .unwrap_or_default();
-    format!("unknown key `{key}` in `#[{attr}(...)]`.{suggestion} Allowed keys: {allowed}")
+    format!("unknown key `{key}` in `{attr}`.{suggestion} Allowed keys: {allowed}")
 }
 
 /// Levenshtein distance, for "did you mean". Keys are short, so the quadratic table is fine.
@@ -202,12 +224,13 @@ mod tests {
             err,
             "unknown key `nmae` in `#[action(...)]`. Did you mean `name`? \
              Allowed keys: `name`, `description`, `timeout`, `rate_limit`, `burst`, \
-             `min_delay`, `per`, `on_limit`"
+             `min_delay`, `per`, `on_limit`, `cache`, `cache_key`, `cache_refresh`, `retry`"
         );
         let err = ProviderArgs::parse(quote::quote!(timeout = "5s")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown key `timeout` in `#[provider(...)]`. Allowed keys: `name`, `rate_limit`"
+            "unknown key `timeout` in `#[provider(...)]`. Allowed keys: `name`, `rate_limit`, \
+             `cache_backend`"
         );
     }
 

@@ -20,7 +20,7 @@ use darling::util::SpannedValue;
 use crate::attr::{ActionArgs, ProviderArgs};
 use crate::errors::Errors;
 use crate::limit::{self, ActionLimit, LimitKeys};
-use crate::value::{OnLimit, Per, RateLimitArg};
+use crate::value::{CacheArg, CacheKeyArg, CacheRefresh, OnLimit, Per, RateLimitArg, RetryArg};
 
 /// A `#[provider]` impl block.
 pub struct ProviderModel {
@@ -30,6 +30,8 @@ pub struct ProviderModel {
     pub name: String,
     /// The rate limit of actions that declare none.
     pub default_limit: Option<RateLimitArg>,
+    /// `cache_backend = path`: `path()` is the backend of the actions' caches.
+    pub cache_backend: Option<Path>,
     /// The actions, in declaration order.
     pub actions: Vec<ActionModel>,
     /// The paths the `#[action]` attributes were written with (`action`,
@@ -57,6 +59,16 @@ pub struct ActionModel {
     pub per: Option<SpannedValue<Per>>,
     /// What a task over the limit gets, as written.
     pub on_limit: Option<SpannedValue<OnLimit>>,
+    /// How long `success` answers are kept, and where.
+    pub cache: Option<SpannedValue<CacheArg>>,
+    /// What makes two tasks identical for the cache.
+    pub cache_key: Option<SpannedValue<CacheKeyArg>>,
+    /// The payload flag that refreshes a kept answer.
+    pub cache_refresh: Option<SpannedValue<CacheRefresh>>,
+    /// Runs again on transient errors.
+    pub retry: Option<SpannedValue<RetryArg>>,
+    /// Returns `()` (or has no return type): there is no answer to keep.
+    pub returns_nothing: bool,
     /// An `async fn`; a plain `fn` runs on a thread of its own.
     pub is_async: bool,
     /// Takes `&self` (else it is called as `Self::method(..)`).
@@ -142,6 +154,7 @@ impl ProviderModel {
             self_ty: (*item.self_ty).clone(),
             name,
             default_limit: args.rate_limit,
+            cache_backend: args.cache_backend,
             actions,
             attr_paths,
         })
@@ -214,6 +227,16 @@ impl ActionModel {
             limit,
             per: args.per,
             on_limit: args.on_limit,
+            cache: args.cache,
+            cache_key: args.cache_key,
+            cache_refresh: args.cache_refresh,
+            retry: args.retry,
+            returns_nothing: match &sig.output {
+                ReturnType::Default => true,
+                ReturnType::Type(_, ty) => {
+                    matches!(ungroup(ty), Type::Tuple(tuple) if tuple.elems.is_empty())
+                }
+            },
             is_async: sig.asyncness.is_some(),
             has_receiver,
             params,
@@ -741,7 +764,7 @@ mod tests {
             errors,
             [
                 "unknown key `nam` in `#[provider(...)]`. Did you mean `name`? \
-                 Allowed keys: `name`, `rate_limit`"
+                 Allowed keys: `name`, `rate_limit`, `cache_backend`"
             ]
         );
     }

@@ -13,7 +13,7 @@ use arbv_provider_grammar::RateSpec;
 
 use crate::limit::ActionLimit;
 use crate::model::{ActionModel, Output, Param, ProviderModel};
-use crate::value::RateLimitArg;
+use crate::value::{CacheKeyArg, RateLimitArg};
 
 /// The `impl Provider` for the provider's type, in a `const _` block so that nothing it names
 /// leaks into the user's module.
@@ -34,8 +34,14 @@ pub fn provider(model: &ProviderModel) -> TokenStream {
         }
         Some(RateLimitArg::None) | None => None,
     };
-    // Without actions or a default limit `def` is never mutated; `mut` would warn.
-    let mutability = (!model.actions.is_empty() || default_limit.is_some()).then(|| quote!(mut));
+    let cache_backend = model
+        .cache_backend
+        .as_ref()
+        .map(|path| quote_spanned!(path.span()=> def.cache_backend(#path());));
+    // Without actions, a default limit or a backend `def` is never mutated; `mut` would warn.
+    let mutability =
+        (!model.actions.is_empty() || default_limit.is_some() || cache_backend.is_some())
+            .then(|| quote!(mut));
     quote! {
         const _: () = {
             // The `#[action]` attributes are gone; naming their paths keeps the user's import
@@ -49,6 +55,7 @@ pub fn provider(model: &ProviderModel) -> TokenStream {
                 fn definition() -> #private::ProviderDef<Self> {
                     let #mutability def = #private::ProviderDef::new(#name);
                     #default_limit
+                    #cache_backend
                     #(#actions)*
                     def
                 }
@@ -205,7 +212,6 @@ fn handler_params(action: &ActionModel) -> TokenStream {
 
 /// The builder calls that declare the action: description, input types, timeout, limit.
 fn declarations(action: &ActionModel) -> Vec<TokenStream> {
-    let private = private();
     let mut builders = Vec::new();
     if !action.description.is_empty() {
         let description = &action.description;
@@ -222,12 +228,70 @@ fn declarations(action: &ActionModel) -> Vec<TokenStream> {
         });
     }
     if let Some(timeout) = action.timeout {
-        // The grammar refuses anything longer than a year, far below u64 nanoseconds.
-        let nanos = Literal::u64_suffixed(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
-        builders.push(quote!(.timeout(#private::Duration::from_nanos(#nanos))));
+        let timeout = duration(timeout);
+        builders.push(quote!(.timeout(#timeout)));
     }
     builders.extend(limit_declarations(action));
+    builders.extend(cache_declaration(action));
+    builders.extend(retry_declaration(action));
     builders
+}
+
+/// A duration as `Duration::from_nanos(<literal>)`. The grammar refuses anything longer than a
+/// year, far below u64 nanoseconds.
+fn duration(duration: std::time::Duration) -> TokenStream {
+    let private = private();
+    let nanos = Literal::u64_suffixed(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+    quote!(#private::Duration::from_nanos(#nanos))
+}
+
+/// `.cache(CacheSpec::new(ttl)…)`.
+fn cache_declaration(action: &ActionModel) -> Option<TokenStream> {
+    let private = private();
+    let cache = action.cache.as_ref()?;
+    let ttl = duration(cache.ttl);
+    let mut spec = quote!(#private::CacheSpec::new(#ttl));
+    match action.cache_key.as_deref() {
+        Some(CacheKeyArg::Paths(paths)) => {
+            let paths = paths.iter().map(|(path, _)| path.as_str());
+            spec = quote!(#spec.key_paths([#(#paths),*]));
+        }
+        Some(CacheKeyArg::Function(path)) => {
+            let payload = action.payload()?;
+            let key = quote_spanned!(path.span()=> |payload: &#payload| #path(payload));
+            spec = quote!(#spec.key_fn(#key));
+        }
+        None => {}
+    }
+    if let Some(refresh) = &action.cache_refresh {
+        let field = &refresh.0;
+        spec = quote!(#spec.refresh_flag(#field));
+    }
+    if cache.redis {
+        // Spanned at the value: without the `redis` feature, rustc reports the missing function
+        // there, with a note naming the feature.
+        spec = quote_spanned!(cache.span()=> #private::cache_in_redis(#spec));
+    }
+    Some(quote!(.cache(#spec)))
+}
+
+/// `.retry(policy)` or `.retry_with_attempt_timeout(policy, timeout)`.
+fn retry_declaration(action: &ActionModel) -> Option<TokenStream> {
+    let private = private();
+    let retry = action.retry.as_ref()?;
+    let attempts = Literal::u32_suffixed(retry.attempts);
+    let mut policy = quote!(#private::RetryPolicy::attempts(#attempts));
+    if let Some(range) = retry.backoff {
+        let (first, cap) = (duration(range.first), duration(range.cap));
+        policy = quote!(#policy.backoff(#first, #cap));
+    }
+    Some(match retry.attempt_timeout {
+        Some(timeout) => {
+            let timeout = duration(timeout);
+            quote!(.retry_with_attempt_timeout(#policy, #timeout))
+        }
+        None => quote!(.retry(#policy)),
+    })
 }
 
 /// `.rate_limit(..)`, `.no_rate_limit()`, `.per(..)`, `.on_limit(..)`.

@@ -37,9 +37,16 @@ pub use serde_json;
 pub mod __private {
     pub use arbv_provider_core::IntoActionResponse;
     pub use arbv_provider_core::rate_limit::{RateSpec, in_process as in_process_monitor};
-    pub use arbv_provider_core::{Call, Json, OnLimit, Provider, ProviderDef};
+    pub use arbv_provider_core::retry::RetryPolicy;
+    pub use arbv_provider_core::{CacheSpec, Call, Json, OnLimit, Provider, ProviderDef};
     pub use core::option::Option::{self, None, Some};
     pub use core::result::Result::Ok;
     pub use core::time::Duration;
     pub use std::sync::Arc;
+
+    /// `cache = redis("…")`: a cache kept in Redis, which needs the `redis` feature.
+    #[cfg(feature = "redis")]
+    pub fn cache_in_redis(spec: CacheSpec) -> CacheSpec {
+        spec.in_redis()
+    }
 }
