@@ -10,5 +10,6 @@ fn features_off() {
     t.pass("tests/cases/tls_off.rs");
     t.pass("tests/cases/otel_off.rs");
     t.compile_fail("tests/cases/redis_off.rs");
+    t.compile_fail("tests/cases/redis_cache_off.rs");
     t.compile_fail("tests/cases/dev_hub_off.rs");
 }
