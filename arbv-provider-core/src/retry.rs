@@ -211,10 +211,10 @@ pub mod __probe {
 }
 
 /// `__into_action_response!(output)`: the action's return value `output` as an
-/// [`ActionResponse`](crate::ActionResponse), as [`IntoActionResponse::into_response`]
-/// (crate::IntoActionResponse::into_response) makes it, except that a `Result` whose error type
-/// implements [`Transient`](crate::retry::Transient) keeps what the error says. For the
-/// `#[action]` macro's generated code; not public API.
+/// [`ActionResponse`](crate::ActionResponse), as
+/// [`into_response`](crate::IntoActionResponse::into_response) makes it, except that a `Result`
+/// whose error type implements [`Transient`](crate::retry::Transient) keeps what the error
+/// says. For the `#[action]` macro's generated code; not public API.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __into_action_response {
