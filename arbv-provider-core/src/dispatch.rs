@@ -29,7 +29,7 @@ use crate::provider::{
 };
 use crate::rate_limit::{Decision, PerKey, RateLimitMonitor};
 use crate::response::{ActionError, ActionResponse, format_seconds};
-use crate::retry;
+use crate::retry::pause;
 use crate::task::{CompletedTask, IncomingTask, omitted};
 use crate::telemetry::Escaped;
 use crate::validation::{MAX_ERROR_MESSAGE_BYTES, SchemaValidator, Violations};
@@ -341,7 +341,7 @@ impl Dispatcher {
             if attempt == attempts {
                 return self.gave_up(job, failure, attempt);
             }
-            let wait = retry::pause(
+            let wait = pause(
                 retry.policy.ceiling(attempt),
                 failure.response().retry_after(),
             );

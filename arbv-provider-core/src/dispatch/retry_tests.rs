@@ -379,3 +379,43 @@ fn attempts_go_into_the_details_whatever_their_shape() {
     let own = ActionResponse::with_status(Status::Error, None, json!("down"));
     assert_eq!(with_attempts(own.clone(), 2), own);
 }
+
+/// A log kept in memory.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn each_retry_is_logged_at_warn_with_the_error_escaped() {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = crate::telemetry::text_subscriber("warn", move || writer.clone(), false);
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let forged = transient("upstream 503\nINFO forged line");
+    let (dispatcher, _) = weather(vec![Step::Fail(forged), Step::Succeed], |a| {
+        a.retry(policy());
+    });
+    forecast(&dispatcher).await;
+    let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    for part in [
+        "WARN",
+        "attempt=1",
+        "attempts=3",
+        "wait=",
+        r"error=upstream 503\nINFO forged line",
+    ] {
+        assert!(lines[0].contains(part), "{part} in {log}");
+    }
+}
