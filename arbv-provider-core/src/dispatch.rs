@@ -25,10 +25,11 @@ use crate::error::DefinitionError;
 use crate::metrics::{ActionLabel, ActionSlot, ErrorKind, Metrics};
 use crate::provider::{
     ActionDef, ActionSpec, Call, Handler, InputPart, InvalidInput, LimitSetting, OnLimit, Provider,
-    ProviderDef,
+    ProviderDef, RetrySpec,
 };
 use crate::rate_limit::{Decision, PerKey, RateLimitMonitor};
 use crate::response::{ActionError, ActionResponse, format_seconds};
+use crate::retry::pause;
 use crate::task::{CompletedTask, IncomingTask, omitted};
 use crate::telemetry::Escaped;
 use crate::validation::{MAX_ERROR_MESSAGE_BYTES, SchemaValidator, Violations};
@@ -129,7 +130,7 @@ impl Job<'_> {
 }
 
 /// A task's payload (`{}` when it has none) and account, parsed and checked.
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 struct Input {
     payload: Value,
     account: Option<Value>,
@@ -182,6 +183,7 @@ impl Dispatcher {
             .map(|a| ActionLabel {
                 name: &a.name,
                 limited: a.limit.is_some(),
+                retried: a.spec.retry.is_some(),
             })
             .collect();
         let metrics = Metrics::new(&provider_name, &labels, config.metrics());
@@ -289,12 +291,81 @@ impl Dispatcher {
         Ok(self.envelope_of(&job, response))
     }
 
-    /// Spends the task's budget and runs the action: what a task with valid input costs.
+    /// Spends the task's budget and runs the action: what a task with valid input costs. An
+    /// action that declares retries runs again, each time within the budget, while it fails
+    /// with a transient error.
     async fn admit_and_run(&self, job: &Job<'_>, input: Input) -> Result<ActionResponse, Answer> {
         if let Some(limit) = &job.action.limit {
             self.admit(job, limit, &input).await?;
         }
-        self.run_action(job, input).await
+        match &job.action.spec.retry {
+            None => self.run_action(job, input).await,
+            // Boxed, so that the state of every task's future does not carry the retries'.
+            Some(retry) => Box::pin(self.run_with_retries(job, retry, input)).await,
+        }
+    }
+
+    /// Runs the admitted action up to `retry`'s attempts: again after a transient error (or an
+    /// attempt that overran `attempt_timeout`), after the policy's wait, and admitted by the
+    /// rate limit again. Stops at the first answer that is not a transient failure, when the
+    /// attempts run out, or when the next wait would end past the deadline; an error answered
+    /// then carries `attempts` in its details. What ends the task (its timeout, shutdown, a
+    /// panic, input its types refuse) is answered as for one try.
+    async fn run_with_retries(
+        &self,
+        job: &Job<'_>,
+        retry: &RetrySpec,
+        input: Input,
+    ) -> Result<ActionResponse, Answer> {
+        let attempts = retry.policy.max_attempts();
+        let mut input = Some(input);
+        let mut attempt = 1;
+        loop {
+            let this_input = if attempt < attempts {
+                input.clone()
+            } else {
+                input.take()
+            }
+            .expect("the input is taken only by the last attempt");
+            let attempt_deadline = retry.attempt_timeout.map_or(job.deadline, |limit| {
+                job.deadline.min(Instant::now() + limit)
+            });
+            let failure = match self.run_until(job, this_input, attempt_deadline).await? {
+                Some(response) if response.is_transient() => Failure::Answered(response),
+                Some(response) => return Ok(with_attempts(response, attempt)),
+                None if attempt_deadline < job.deadline => {
+                    Failure::Overran(attempt_timed_out(attempt, retry))
+                }
+                None => return Err(self.timed_out(job)),
+            };
+            if attempt == attempts {
+                return self.gave_up(job, failure, attempt);
+            }
+            let wait = pause(
+                retry.policy.ceiling(attempt),
+                failure.response().retry_after(),
+            );
+            if Instant::now() + wait >= job.deadline {
+                return self.gave_up(job, failure, attempt);
+            }
+            tracing::warn!(
+                attempt,
+                attempts,
+                wait = ?wait,
+                error = %Escaped(failure.response().message().unwrap_or_default()),
+                "the action failed with a transient error; it runs again after the wait"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = job.interrupt.cancelled() => return Err(self.interrupted(job)),
+            }
+            if let Some(limit) = &job.action.limit {
+                let admitted = input.as_ref().expect("kept for the attempts left");
+                self.admit(job, limit, admitted).await?;
+            }
+            self.metrics.action_retried(job.slot);
+            attempt += 1;
+        }
     }
 
     /// The task's action, and its clock started; a task too large to read, or one that names
@@ -436,21 +507,36 @@ impl Dispatcher {
     /// Runs the action within the task's deadline and catches its panic. What cuts it short
     /// (the deadline, shutdown, a panic, input its types refuse) is answered here.
     async fn run_action(&self, job: &Job<'_>, input: Input) -> Result<ActionResponse, Answer> {
+        match self.run_until(job, input, job.deadline).await? {
+            Some(response) => Ok(response),
+            None => Err(self.timed_out(job)),
+        }
+    }
+
+    /// Runs the action until `stop` (at most the task's deadline) and catches its panic: its
+    /// response, or `None` when `stop` came first (its context is then cancelled and the
+    /// action dropped). Shutdown, a panic and input its types refuse are answered here.
+    async fn run_until(
+        &self,
+        job: &Job<'_>,
+        input: Input,
+        stop: Instant,
+    ) -> Result<Option<ActionResponse>, Answer> {
         let context = Context::new(
             job.task.id.clone(),
             job.action.name.clone(),
             self.provider_name.clone(),
             self.timezone,
-            job.deadline.saturating_duration_since(Instant::now()),
+            stop.saturating_duration_since(Instant::now()),
         );
         let call = Call::new(input.payload, input.account, context.clone());
         let running = AssertUnwindSafe((job.action.run)(call)).catch_unwind();
         let outcome = tokio::select! {
             biased;
             outcome = running => outcome,
-            () = tokio::time::sleep_until(job.deadline) => {
+            () = tokio::time::sleep_until(stop) => {
                 context.cancel();
-                return Err(self.timed_out(job));
+                return Ok(None);
             }
             () = job.interrupt.cancelled() => {
                 context.cancel();
@@ -458,7 +544,7 @@ impl Dispatcher {
             }
         };
         match outcome {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => Ok(Some(response)),
             Ok(Err(invalid)) => {
                 // serde's messages quote the offending value.
                 let violations =
@@ -569,6 +655,28 @@ impl Dispatcher {
         Self::stopped(job, ErrorKind::BadTask, envelope)
     }
 
+    /// The last transient failure of an action that will not run again, as its answer: the
+    /// error with `attempts` in its details. An attempt that overran is answered here, counted
+    /// as a timeout.
+    #[expect(
+        clippy::result_large_err,
+        reason = "every stage answers with an Envelope by value, and the async ones are not linted"
+    )]
+    fn gave_up(
+        &self,
+        job: &Job<'_>,
+        failure: Failure,
+        attempts: u32,
+    ) -> Result<ActionResponse, Answer> {
+        match failure {
+            Failure::Answered(response) => Ok(with_attempts(response, attempts)),
+            Failure::Overran(response) => Err(Answer {
+                error: Some(ErrorKind::Timeout),
+                ..self.envelope_of(job, with_attempts(response, attempts))
+            }),
+        }
+    }
+
     fn timed_out(&self, job: &Job<'_>) -> Answer {
         let envelope = self.envelope(
             job.action_name(),
@@ -614,6 +722,61 @@ impl Dispatcher {
             response,
         )
     }
+}
+
+/// A try of an action that declares retries, failed in a way worth another.
+enum Failure {
+    /// The action answered with a transient error.
+    Answered(ActionResponse),
+    /// The try overran `attempt_timeout`: its error, made by [`attempt_timed_out`].
+    Overran(ActionResponse),
+}
+
+impl Failure {
+    fn response(&self) -> &ActionResponse {
+        match self {
+            Failure::Answered(response) | Failure::Overran(response) => response,
+        }
+    }
+}
+
+/// The `error_code` of a try that overran its action's `attempt_timeout`.
+const ATTEMPT_TIMEOUT: &str = "ATTEMPT_TIMEOUT";
+
+/// A try that overran `retry.attempt_timeout`, as the transient failure it counts as.
+fn attempt_timed_out(attempt: u32, retry: &RetrySpec) -> ActionResponse {
+    let limit = retry.attempt_timeout.unwrap_or_default();
+    ActionResponse::from_error(
+        ActionError::new(format!(
+            "attempt {attempt} timed out after {}s",
+            format_seconds(limit.as_secs_f64())
+        ))
+        .with_code(ATTEMPT_TIMEOUT)
+        .with_details(json!({ "attempt_timeout_s": limit.as_secs_f64() }))
+        .transient(),
+    )
+}
+
+/// An error answer of an action that declares retries, with the tries made in its details:
+/// `null` details become `{"attempts": n}`, an object gets an `attempts` entry, any other
+/// value moves under `value`. Other answers, and an error whose response is not an object (an
+/// [`ActionResponse::with_status`] of the action's own making), are left as they are.
+fn with_attempts(mut response: ActionResponse, attempts: u32) -> ActionResponse {
+    if response.status() != Status::Error {
+        return response;
+    }
+    let Some(fields) = response.response_mut().as_object_mut() else {
+        return response;
+    };
+    let details = fields.entry("details").or_insert(Value::Null);
+    match details {
+        Value::Null => *details = json!({ "attempts": attempts }),
+        Value::Object(entries) => {
+            entries.insert("attempts".into(), json!(attempts));
+        }
+        other => *other = json!({ "value": other.take(), "attempts": attempts }),
+    }
+    response
 }
 
 /// What an action's rate limit is chosen from.
@@ -1230,3 +1393,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod retry_tests;

@@ -133,6 +133,11 @@ pub struct ActionResponse {
     status: Status,
     message: Option<String>,
     response: Value,
+    /// Whether the error it answers may pass when the action runs again: read by an action's
+    /// declared retries, never sent.
+    transient: bool,
+    /// How long the error asked to wait before the next try; never sent either.
+    retry_after: Option<Duration>,
 }
 
 impl ActionResponse {
@@ -149,7 +154,10 @@ impl ActionResponse {
         Self::from_error(ActionError::new(message))
     }
 
-    /// An error built from an [`ActionError`].
+    /// An error built from an [`ActionError`]. It keeps whether the error is
+    /// [transient](ActionError::transient) and its [`Retry-After`](ActionError::retry_after),
+    /// for the action's declared retries ([`ActionDef::retry`](crate::ActionDef::retry)); the
+    /// envelope does not show them.
     pub fn from_error(error: ActionError) -> Self {
         let mut response = Map::new();
         response.insert("error".into(), Value::String(error.message.clone()));
@@ -157,7 +165,11 @@ impl ActionResponse {
             response.insert("error_code".into(), Value::String(code));
         }
         response.insert("details".into(), error.details);
-        Self::with_status(Status::Error, Some(error.message), Value::Object(response))
+        Self {
+            transient: error.transient,
+            retry_after: error.retry_after,
+            ..Self::with_status(Status::Error, Some(error.message), Value::Object(response))
+        }
     }
 
     /// A rate-limit answer: the hub should retry after `wait`. A zero wait is raised to 1 ms,
@@ -194,6 +206,8 @@ impl ActionResponse {
             status,
             message,
             response,
+            transient: false,
+            retry_after: None,
         }
     }
 
@@ -216,6 +230,23 @@ impl ActionResponse {
     /// The envelope's `response`.
     pub fn response(&self) -> &Value {
         &self.response
+    }
+
+    /// The envelope's `response`, to change in place.
+    pub(crate) fn response_mut(&mut self) -> &mut Value {
+        &mut self.response
+    }
+
+    /// True for an error that says running the action again may succeed: one made by
+    /// [`from_error`](Self::from_error) from a [transient](ActionError::transient) error.
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+
+    /// How long the error asked to wait before the action runs again, if it did
+    /// ([`ActionError::retry_after`]).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 
     /// Splits into status, message and response.
@@ -326,5 +357,22 @@ mod tests {
             r.message(),
             Some("Rate limit exceeded. Please wait 1.5 seconds")
         );
+    }
+    #[test]
+    fn an_error_response_keeps_whether_it_is_transient_but_does_not_show_it() {
+        let slow_down = ActionError::new("429").retry_after(Duration::from_secs(3));
+        let r = Err::<Value, _>(slow_down).into_response();
+        assert!(r.is_transient());
+        assert_eq!(r.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(
+            r.response(),
+            &json!({"error": "429", "details": null}),
+            "the envelope's shape is unchanged"
+        );
+        let r = Err::<ActionResponse, _>(ActionError::new("503").transient()).into_response();
+        assert_eq!((r.is_transient(), r.retry_after()), (true, None));
+        let r = ActionResponse::error("no such city");
+        assert_eq!((r.is_transient(), r.retry_after()), (false, None));
+        assert!(!ActionResponse::success(1).is_transient());
     }
 }

@@ -138,6 +138,94 @@ pub(crate) fn pause(ceiling: Duration, retry_after: Option<Duration>) -> Duratio
     retry_after.map_or(jittered, |asked| asked.max(jittered))
 }
 
+/// What the `#[action]` macro converts an action's return value with, so that an error type of
+/// the user's own that implements [`Transient`] keeps what it says when it becomes an
+/// [`ActionError`](crate::ActionError): the blanket `From<E: std::error::Error>` conversion
+/// cannot see the trait. Not public API; it may change in any release.
+///
+/// Autoref specialisation, which works on the concrete types of the generated code:
+/// `(&output).__arbv_response_kind()` finds [`TransientResult`](__probe::TransientResult)'s
+/// method on a `Result<T, E>` with `E: Transient` first; any other value takes one more
+/// reference to reach [`AnyResponse`](__probe::AnyResponse)'s. The tag the method returns then
+/// converts the value. [`__into_action_response!`](crate::__into_action_response) writes the
+/// call.
+#[doc(hidden)]
+pub mod __probe {
+    use super::Transient;
+    use crate::response::{ActionError, ActionResponse, IntoActionResponse};
+
+    /// Chosen for `Result<T, E>` with `E: Transient`.
+    pub trait TransientResult {
+        fn __arbv_response_kind(&self) -> KeepsTransient {
+            KeepsTransient
+        }
+    }
+
+    impl<T, E: Transient> TransientResult for Result<T, E> {}
+
+    /// Chosen for everything else.
+    pub trait AnyResponse {
+        fn __arbv_response_kind(&self) -> Converts {
+            Converts
+        }
+    }
+
+    impl<R> AnyResponse for &R {}
+
+    /// Converts a `Result` whose error says whether it is transient, keeping what it says.
+    pub struct KeepsTransient;
+
+    impl KeepsTransient {
+        pub fn into_response<T, E>(self, output: Result<T, E>) -> ActionResponse
+        where
+            E: Transient + Into<ActionError>,
+            Result<T, E>: IntoActionResponse,
+        {
+            match output {
+                Ok(value) => Ok::<T, E>(value).into_response(),
+                Err(error) => ActionResponse::from_error(keep_transient(error)),
+            }
+        }
+    }
+
+    /// Converts as [`IntoActionResponse::into_response`] does.
+    pub struct Converts;
+
+    impl Converts {
+        pub fn into_response<R: IntoActionResponse>(self, output: R) -> ActionResponse {
+            output.into_response()
+        }
+    }
+
+    /// `error` as an [`ActionError`], marked transient (with its `Retry-After`) when it says so.
+    fn keep_transient<E: Transient + Into<ActionError>>(error: E) -> ActionError {
+        let transient = error.is_transient();
+        let retry_after = error.retry_after_hint();
+        let converted: ActionError = error.into();
+        match (transient, retry_after) {
+            (false, _) => converted,
+            (true, None) => converted.transient(),
+            (true, Some(wait)) => converted.retry_after(wait),
+        }
+    }
+}
+
+/// `__into_action_response!(output)`: the action's return value `output` as an
+/// [`ActionResponse`](crate::ActionResponse), as
+/// [`into_response`](crate::IntoActionResponse::into_response) makes it, except that a `Result`
+/// whose error type implements [`Transient`](crate::retry::Transient) keeps what the error
+/// says. For the `#[action]` macro's generated code; not public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __into_action_response {
+    ($output:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::retry::__probe::{AnyResponse as _, TransientResult as _};
+        let output = $output;
+        (&output).__arbv_response_kind().into_response(output)
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +365,90 @@ mod tests {
         let slow_down = crate::ActionError::new("429").retry_after(Duration::from_secs(5));
         let (answer, calls, took) = run(&ctx, policy(), vec![Err(slow_down.clone())]).await;
         assert_eq!((answer, calls, took), (Err(slow_down), 1, Duration::ZERO));
+    }
+    /// An error type of a user's own, as thiserror writes it, that says when it is transient.
+    #[derive(Debug, thiserror::Error)]
+    enum UpstreamError {
+        #[error("upstream 503")]
+        Unavailable,
+        #[error("upstream 429")]
+        RateLimited,
+        #[error("no such city")]
+        NotFound,
+    }
+
+    impl Transient for UpstreamError {
+        fn is_transient(&self) -> bool {
+            !matches!(self, UpstreamError::NotFound)
+        }
+
+        fn retry_after_hint(&self) -> Option<Duration> {
+            matches!(self, UpstreamError::RateLimited).then_some(Duration::from_secs(2))
+        }
+    }
+
+    /// An error type that says nothing about being transient.
+    #[derive(Debug, thiserror::Error)]
+    #[error("disk full")]
+    struct DiskFull;
+
+    fn flags(response: &crate::ActionResponse) -> (crate::Status, bool, Option<Duration>) {
+        (
+            response.status(),
+            response.is_transient(),
+            response.retry_after(),
+        )
+    }
+
+    #[test]
+    fn the_probe_keeps_what_an_error_type_of_ones_own_says() {
+        use crate::Status;
+        let unavailable: Result<u32, UpstreamError> = Err(UpstreamError::Unavailable);
+        let response = crate::__into_action_response!(unavailable);
+        assert_eq!(flags(&response), (Status::Error, true, None));
+        assert_eq!(response.message(), Some("upstream 503"));
+        let limited: Result<u32, UpstreamError> = Err(UpstreamError::RateLimited);
+        assert_eq!(
+            flags(&crate::__into_action_response!(limited)),
+            (Status::Error, true, Some(Duration::from_secs(2)))
+        );
+        let not_found: Result<u32, UpstreamError> = Err(UpstreamError::NotFound);
+        assert_eq!(
+            flags(&crate::__into_action_response!(not_found)),
+            (Status::Error, false, None)
+        );
+        let fine: Result<u32, UpstreamError> = Ok(7);
+        let response = crate::__into_action_response!(fine);
+        assert_eq!(flags(&response), (Status::Success, false, None));
+        assert_eq!(response.response(), &serde_json::json!(7));
+        let chosen: Result<crate::ActionResponse, UpstreamError> = Err(UpstreamError::Unavailable);
+        assert!(crate::__into_action_response!(chosen).is_transient());
+    }
+
+    #[test]
+    fn the_probe_converts_everything_else_as_into_response_does() {
+        use crate::{ActionError, ActionResponse, IntoActionResponse, Json};
+        let same = |a: ActionResponse, b: ActionResponse| assert_eq!(a, b);
+        let slow_down = || -> Result<u32, ActionError> {
+            Err(ActionError::new("429").retry_after(Duration::from_secs(1)))
+        };
+        let response = crate::__into_action_response!(slow_down());
+        assert_eq!(response.retry_after(), Some(Duration::from_secs(1)));
+        same(response, slow_down().into_response());
+        let plain = || -> Result<u32, ActionError> { Err(ActionError::new("no").with_code("E")) };
+        same(
+            crate::__into_action_response!(plain()),
+            plain().into_response(),
+        );
+        let disk = || -> Result<u32, DiskFull> { Err(DiskFull) };
+        let response = crate::__into_action_response!(disk());
+        assert_eq!(flags(&response), (crate::Status::Error, false, None));
+        same(response, disk().into_response());
+        same(
+            crate::__into_action_response!(Json(vec![1, 2])),
+            Json(vec![1, 2]).into_response(),
+        );
+        let warning = ActionResponse::warning("partial", serde_json::json!({"rows": 1}));
+        same(crate::__into_action_response!(warning.clone()), warning);
     }
 }

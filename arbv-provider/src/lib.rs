@@ -35,6 +35,7 @@ pub use serde_json;
 /// any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use arbv_provider_core::__into_action_response;
     pub use arbv_provider_core::IntoActionResponse;
     pub use arbv_provider_core::rate_limit::{RateSpec, in_process as in_process_monitor};
     pub use arbv_provider_core::retry::RetryPolicy;

@@ -51,6 +51,7 @@ impl MetricsSnapshot {
                 }
                 sum.admitted += action.admitted;
                 sum.limited += action.limited;
+                sum.retries += action.retries;
                 sum.total_duration += action.total_duration;
                 sum
             })
@@ -74,6 +75,8 @@ pub struct ActionFigures {
     pub admitted: u64,
     /// Tasks a rate limit refused.
     pub limited: u64,
+    /// Tries after the first, for an action that declares retries.
+    pub retries: u64,
     /// The time all answered tasks took, taking to envelope.
     pub total_duration: Duration,
 }

@@ -193,12 +193,16 @@ struct ActionSeries {
     errors: [IntCounter; 9],
     /// `[admitted, limited]`, for an action under a rate limit.
     decisions: Option<[IntCounter; 2]>,
+    /// Tries after the first, for an action that declares retries.
+    retries: Option<IntCounter>,
 }
 
-/// An action as the metrics see it: its name, and whether a rate limit decides on its tasks.
+/// An action as the metrics see it: its name, whether a rate limit decides on its tasks, and
+/// whether it declares retries.
 pub(crate) struct ActionLabel<'a> {
     pub(crate) name: &'a str,
     pub(crate) limited: bool,
+    pub(crate) retried: bool,
 }
 
 /// Which action's series a task is counted in: an index into the declared actions, or the one
@@ -280,6 +284,14 @@ impl Metrics {
         let Some(series) = self.series() else { return };
         if let Some(decisions) = &series.actions[slot.0].decisions {
             decisions[usize::from(!admitted)].inc();
+        }
+    }
+
+    /// The action in `slot` runs again after a transient failure.
+    pub(crate) fn action_retried(&self, slot: ActionSlot) {
+        let Some(series) = self.series() else { return };
+        if let Some(retries) = &series.actions[slot.0].retries {
+            retries.inc();
         }
     }
 
@@ -386,6 +398,13 @@ impl Series {
             ),
             &["action", "decision"],
         ));
+        let retries = valid(IntCounterVec::new(
+            opts(
+                "arbv_action_retries_total",
+                "Tries after the first, by action, for actions that declare retries.",
+            ),
+            &["action"],
+        ));
         let polls = valid(IntCounterVec::new(
             opts(
                 "arbv_hub_polls_total",
@@ -437,11 +456,14 @@ impl Series {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let mut named: Vec<(&str, bool)> = actions.iter().map(|a| (a.name, a.limited)).collect();
-        named.push((UNKNOWN_ACTION, false));
+        let mut named: Vec<(&str, bool, bool)> = actions
+            .iter()
+            .map(|a| (a.name, a.limited, a.retried))
+            .collect();
+        named.push((UNKNOWN_ACTION, false, false));
         let actions = named
             .into_iter()
-            .map(|(name, limited)| ActionSeries {
+            .map(|(name, limited, retried)| ActionSeries {
                 name: Arc::from(name),
                 tasks: STATUSES.map(|s| tasks.with_label_values(&[name, s.as_str()])),
                 durations: STATUSES.map(|s| durations.with_label_values(&[name, s.as_str()])),
@@ -449,6 +471,7 @@ impl Series {
                 decisions: limited.then(|| {
                     ["admitted", "limited"].map(|d| decisions.with_label_values(&[name, d]))
                 }),
+                retries: retried.then(|| retries.with_label_values(&[name])),
             })
             .collect();
         let series = Series {
@@ -462,11 +485,12 @@ impl Series {
             worker_slots: worker_slots.clone(),
             hub_connected: hub_connected.clone(),
         };
-        let collectors: [Box<dyn Collector>; 13] = [
+        let collectors: [Box<dyn Collector>; 14] = [
             Box::new(tasks),
             Box::new(errors),
             Box::new(durations),
             Box::new(decisions),
+            Box::new(retries),
             Box::new(polls),
             Box::new(received),
             Box::new(results),
@@ -500,6 +524,7 @@ impl Series {
                         .collect(),
                     admitted: action.decisions.as_ref().map_or(0, |d| d[0].get()),
                     limited: action.decisions.as_ref().map_or(0, |d| d[1].get()),
+                    retries: action.retries.as_ref().map_or(0, IntCounter::get),
                     total_duration: Duration::from_secs_f64(
                         action
                             .durations
@@ -562,10 +587,12 @@ mod tests {
             ActionLabel {
                 name: "echo",
                 limited: false,
+                retried: false,
             },
             ActionLabel {
                 name: "ads",
                 limited: true,
+                retried: true,
             },
         ];
         Metrics::new("demo", &actions, recording)
@@ -579,6 +606,7 @@ mod tests {
             "arbv_task_errors_total",
             "arbv_task_duration_seconds",
             "arbv_rate_limit_decisions_total",
+            "arbv_action_retries_total",
             "arbv_hub_polls_total",
             "arbv_results_submitted_total",
             "arbv_tasks_in_flight",
@@ -598,6 +626,8 @@ mod tests {
             r#"arbv_rate_limit_decisions_total{action="ads",decision="limited",provider="demo"} 0"#
         ));
         assert!(!text.contains(r#"arbv_rate_limit_decisions_total{action="echo""#));
+        assert!(text.contains(r#"arbv_action_retries_total{action="ads",provider="demo"} 0"#));
+        assert!(!text.contains(r#"arbv_action_retries_total{action="echo""#));
         let buckets = text
             .lines()
             .filter(|l| {
@@ -629,6 +659,8 @@ mod tests {
         );
         metrics.rate_limit_decided(ActionSlot(1), false);
         metrics.rate_limit_decided(ActionSlot(0), true);
+        metrics.action_retried(ActionSlot(1));
+        metrics.action_retried(ActionSlot(0));
         let snapshot = metrics.snapshot();
         assert_eq!(snapshot.in_flight, 0);
         let echo = snapshot.action("echo").unwrap();
@@ -642,6 +674,11 @@ mod tests {
         let unknown = snapshot.action(UNKNOWN_ACTION).unwrap();
         assert_eq!(unknown.errors_of(ErrorKind::UnknownAction), 1);
         assert_eq!(snapshot.action("ads").unwrap().limited, 1);
+        assert_eq!(
+            (snapshot.action("ads").unwrap().retries, echo.retries),
+            (1, 0),
+            "only an action that declares retries counts them"
+        );
         assert_eq!(snapshot.total().answered(), 2);
         assert_eq!(snapshot.total().errors_total(), 1);
     }
