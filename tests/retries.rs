@@ -178,31 +178,44 @@ impl Transient for UpstreamError {
     }
 }
 
-/// Retries declared on the actions, written by hand against the builder: `forecast` runs again
-/// on a transient `ActionError`; `forecast_own_error` returns an error type of its own, converted
-/// as the `#[action]` macro converts an action's value so that what the type says is kept.
+/// Retries declared on the actions with `#[action(retry(..))]`: `forecast` runs again on a
+/// transient `ActionError`; `forecast_own_error` returns an error type of its own, whose
+/// `Transient` impl the macro's conversion keeps.
 #[derive(Default)]
 struct DeclaredRetries {
     upstream: Flaky,
 }
 
-/// Three tries, waits of 200 ms doubling up to 2 s before jitter: 100..200 ms, then 200..400 ms.
-fn policy() -> RetryPolicy {
-    RetryPolicy::attempts(3).backoff(Duration::from_millis(200), Duration::from_secs(2))
+// Three tries, waits of 200 ms doubling up to 2 s before jitter: 100..200 ms, then 200..400 ms.
+#[provider(name = "hand-written")]
+impl DeclaredRetries {
+    #[action(retry(attempts = 3, backoff = "200ms..2s"))]
+    async fn forecast(&self, payload: Ask) -> Result<Value, ActionError> {
+        self.upstream
+            .fetch(payload.failures, failure(&payload.failure))
+            .await
+    }
+
+    #[action(retry(attempts = 3, backoff = "200ms..2s"))]
+    async fn forecast_own_error(&self, payload: Ask) -> Result<Value, UpstreamError> {
+        let failure = match payload.failure.as_str() {
+            "unavailable" => UpstreamError::Unavailable,
+            _ => UpstreamError::NotFound,
+        };
+        self.upstream.fetch(payload.failures, failure).await
+    }
 }
 
-impl Provider for DeclaredRetries {
+/// The same declaration written by hand against the builder, with a handler that converts an
+/// error type of its own as the macro does.
+#[derive(Default)]
+struct BuilderRetries {
+    upstream: Flaky,
+}
+
+impl Provider for BuilderRetries {
     fn definition() -> ProviderDef<Self> {
         let mut def = ProviderDef::new(PROVIDER);
-        def.action("forecast", |this: Arc<Self>, mut call| async move {
-            let ask: Ask = call.payload()?;
-            Ok(this
-                .upstream
-                .fetch(ask.failures, failure(&ask.failure))
-                .await)
-        })
-        .payload::<Ask>()
-        .retry(policy());
         def.action(
             "forecast_own_error",
             |this: Arc<Self>, mut call| async move {
@@ -216,7 +229,9 @@ impl Provider for DeclaredRetries {
             },
         )
         .payload::<Ask>()
-        .retry(policy());
+        .retry(
+            RetryPolicy::attempts(3).backoff(Duration::from_millis(200), Duration::from_secs(2)),
+        );
         def
     }
 }
@@ -294,13 +309,26 @@ async fn declared_tries_run_out_and_the_last_error_carries_their_number() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_type_of_ones_own_that_says_it_is_transient_is_retried() {
-    let run = declared("forecast_own_error", 2, "unavailable").await;
-    assert_eq!(run.envelope["status"], "success", "{}", run.envelope);
-    assert_eq!(run.calls, 3);
-    assert_eq!(retries_served(&run, "forecast_own_error"), Some(2));
-    let run = declared("forecast_own_error", 1, "not_found").await;
-    assert_eq!(run.envelope["message"], "no such city", "{}", run.envelope);
-    assert_eq!(run.calls, 1);
+    let retried = declared("forecast_own_error", 2, "unavailable").await;
+    assert_eq!(
+        retried.envelope["status"], "success",
+        "{}",
+        retried.envelope
+    );
+    assert_eq!(retried.calls, 3);
+    assert_eq!(retries_served(&retried, "forecast_own_error"), Some(2));
+    let once = declared("forecast_own_error", 1, "not_found").await;
+    assert_eq!(
+        once.envelope["message"], "no such city",
+        "{}",
+        once.envelope
+    );
+    assert_eq!(once.calls, 1);
+    let provider = BuilderRetries::default();
+    let calls = provider.upstream.calls.clone();
+    let built = run(provider, calls, "forecast_own_error", 2, "unavailable").await;
+    assert_eq!(built.envelope["status"], "success", "{}", built.envelope);
+    assert_eq!(built.calls, 3);
 }
 
 #[test]

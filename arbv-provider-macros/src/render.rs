@@ -124,8 +124,17 @@ fn register(action: &ActionModel) -> TokenStream {
     // Converted here, with the argument at the return type's span: rustc reports a type that
     // is no response at that argument, so the error lands on the method's signature rather
     // than on `#[provider]`.
-    let respond =
-        quote_spanned!(action.output_span=> #private::IntoActionResponse::into_response(output));
+    //
+    // The probe (`(&output).__arbv_response_kind()`) keeps what an error type of the user's own
+    // says through `Transient`, so that `retry(..)` can act on it; written out here rather than
+    // through the core's `__into_action_response!`, whose expansion would move the error's span
+    // to `#[provider]`.
+    let kind = quote! {{
+        #[allow(unused_imports)]
+        use #private::__probe::{AnyResponse as _, TransientResult as _};
+        (&output).__arbv_response_kind()
+    }};
+    let respond = quote_spanned!(action.output_span=> #kind.into_response(output));
     let params = handler_params(action);
     if action.is_async {
         quote! {

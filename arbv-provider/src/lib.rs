@@ -38,6 +38,7 @@ pub mod __private {
     pub use arbv_provider_core::__into_action_response;
     pub use arbv_provider_core::IntoActionResponse;
     pub use arbv_provider_core::rate_limit::{RateSpec, in_process as in_process_monitor};
+    pub use arbv_provider_core::retry::__probe;
     pub use arbv_provider_core::retry::RetryPolicy;
     pub use arbv_provider_core::{CacheSpec, Call, Json, OnLimit, Provider, ProviderDef};
     pub use core::option::Option::{self, None, Some};
