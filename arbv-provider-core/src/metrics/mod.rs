@@ -193,12 +193,24 @@ struct ActionSeries {
     errors: [IntCounter; 9],
     /// `[admitted, limited]`, for an action under a rate limit.
     decisions: Option<[IntCounter; 2]>,
+    /// `[hit, miss, error]`, for an action that caches its answers.
+    cache: Option<[IntCounter; 3]>,
 }
 
 /// An action as the metrics see it: its name, and whether a rate limit decides on its tasks.
 pub(crate) struct ActionLabel<'a> {
     pub(crate) name: &'a str,
     pub(crate) limited: bool,
+    pub(crate) cached: bool,
+}
+
+/// What a cache lookup found: the `result` label of `arbv_cache_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CacheLookup {
+    Hit,
+    Miss,
+    /// The store failed (Redis unreachable); the task ran uncached.
+    Error,
 }
 
 /// Which action's series a task is counted in: an index into the declared actions, or the one
@@ -280,6 +292,14 @@ impl Metrics {
         let Some(series) = self.series() else { return };
         if let Some(decisions) = &series.actions[slot.0].decisions {
             decisions[usize::from(!admitted)].inc();
+        }
+    }
+
+    /// A cached action's task looked its answer up.
+    pub(crate) fn cache_looked_up(&self, slot: ActionSlot, lookup: CacheLookup) {
+        let Some(series) = self.series() else { return };
+        if let Some(cache) = &series.actions[slot.0].cache {
+            cache[lookup as usize].inc();
         }
     }
 
@@ -386,6 +406,13 @@ impl Series {
             ),
             &["action", "decision"],
         ));
+        let cache = valid(IntCounterVec::new(
+            opts(
+                "arbv_cache_requests_total",
+                "Cache lookups of cached actions' tasks, by action and result: hit, miss, or error (the store failed).",
+            ),
+            &["action", "result"],
+        ));
         let polls = valid(IntCounterVec::new(
             opts(
                 "arbv_hub_polls_total",
@@ -437,11 +464,14 @@ impl Series {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let mut named: Vec<(&str, bool)> = actions.iter().map(|a| (a.name, a.limited)).collect();
-        named.push((UNKNOWN_ACTION, false));
+        let mut named: Vec<(&str, bool, bool)> = actions
+            .iter()
+            .map(|a| (a.name, a.limited, a.cached))
+            .collect();
+        named.push((UNKNOWN_ACTION, false, false));
         let actions = named
             .into_iter()
-            .map(|(name, limited)| ActionSeries {
+            .map(|(name, limited, cached)| ActionSeries {
                 name: Arc::from(name),
                 tasks: STATUSES.map(|s| tasks.with_label_values(&[name, s.as_str()])),
                 durations: STATUSES.map(|s| durations.with_label_values(&[name, s.as_str()])),
@@ -449,6 +479,8 @@ impl Series {
                 decisions: limited.then(|| {
                     ["admitted", "limited"].map(|d| decisions.with_label_values(&[name, d]))
                 }),
+                cache: cached
+                    .then(|| ["hit", "miss", "error"].map(|r| cache.with_label_values(&[name, r]))),
             })
             .collect();
         let series = Series {
@@ -462,8 +494,9 @@ impl Series {
             worker_slots: worker_slots.clone(),
             hub_connected: hub_connected.clone(),
         };
-        let collectors: [Box<dyn Collector>; 13] = [
+        let collectors: [Box<dyn Collector>; 14] = [
             Box::new(tasks),
+            Box::new(cache),
             Box::new(errors),
             Box::new(durations),
             Box::new(decisions),
@@ -500,6 +533,9 @@ impl Series {
                         .collect(),
                     admitted: action.decisions.as_ref().map_or(0, |d| d[0].get()),
                     limited: action.decisions.as_ref().map_or(0, |d| d[1].get()),
+                    cache_hits: action.cache.as_ref().map_or(0, |c| c[0].get()),
+                    cache_misses: action.cache.as_ref().map_or(0, |c| c[1].get()),
+                    cache_errors: action.cache.as_ref().map_or(0, |c| c[2].get()),
                     total_duration: Duration::from_secs_f64(
                         action
                             .durations
@@ -562,10 +598,12 @@ mod tests {
             ActionLabel {
                 name: "echo",
                 limited: false,
+                cached: false,
             },
             ActionLabel {
                 name: "ads",
                 limited: true,
+                cached: true,
             },
         ];
         Metrics::new("demo", &actions, recording)
@@ -598,6 +636,12 @@ mod tests {
             r#"arbv_rate_limit_decisions_total{action="ads",decision="limited",provider="demo"} 0"#
         ));
         assert!(!text.contains(r#"arbv_rate_limit_decisions_total{action="echo""#));
+        assert!(
+            text.contains(
+                r#"arbv_cache_requests_total{action="ads",provider="demo",result="hit"} 0"#
+            )
+        );
+        assert!(!text.contains(r#"arbv_cache_requests_total{action="echo""#));
         let buckets = text
             .lines()
             .filter(|l| {
