@@ -357,6 +357,10 @@ impl Dispatcher {
             ));
             return Ok(self.cached_answer(job, kept));
         }
+        // A task that took the lead from one that ran out of time may be out of time too.
+        if Instant::now() >= job.deadline {
+            return Err(self.timed_out(job));
+        }
         // An `Err` (limit, timeout, panic) drops the lead: a waiter takes it and runs.
         let response = self.admit_and_run(job, input).await?;
         if response.status() == Status::Success {
@@ -1304,6 +1308,94 @@ mod tests {
             .done;
         let envelope: Value = serde_json::from_str(&done.result).unwrap();
         assert_eq!(envelope["message"], "Failed to parse task data");
+    }
+
+    /// A cached action whose first run never ends; later runs answer at once.
+    fn hanging_once_dispatcher(runs: Arc<AtomicUsize>) -> Dispatcher {
+        let mut def = ProviderDef::<()>::new("cached");
+        def.action("forecast", move |_this, _call| {
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if run == 1 {
+                    std::future::pending::<()>().await;
+                }
+                Ok(ActionResponse::success(json!({ "run": run })))
+            }
+        })
+        .cache(crate::CacheSpec::new(Duration::from_secs(60)));
+        let config = Config::builder().auth_token("t").build().unwrap();
+        Dispatcher::from_definition(Arc::new(()), def, &config).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_task_runs_the_action_when_the_running_one_is_dropped() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let dispatcher = Arc::new(hanging_once_dispatcher(runs.clone()));
+        let stop = CancellationToken::new();
+        let leader = {
+            let (dispatcher, stop) = (dispatcher.clone(), stop.clone());
+            tokio::spawn(async move {
+                dispatcher
+                    .dispatch(task("forecast", r#"{"city": "Oslo"}"#, ""), &stop)
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let waiter = {
+            let (dispatcher, stop) = (dispatcher.clone(), stop.clone());
+            tokio::spawn(async move {
+                dispatcher
+                    .dispatch(task("forecast", r#"{"city":"Oslo"}"#, ""), &stop)
+                    .await
+                    .done
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the second task waits");
+        leader.abort();
+        let done = waiter.await.unwrap();
+        assert_eq!(done.status, Status::Success, "{}", done.result);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        let hit = dispatcher
+            .dispatch(task("forecast", r#"{"city": "Oslo"}"#, ""), &stop)
+            .await
+            .done;
+        let envelope: Value = serde_json::from_str(&hit.result).unwrap();
+        assert_eq!(envelope["data"]["cached"], true, "{envelope}");
+        assert_eq!(envelope["data"]["response"]["run"], 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_task_is_interrupted_on_its_own() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let dispatcher = Arc::new(hanging_once_dispatcher(runs.clone()));
+        let leader = {
+            let dispatcher = dispatcher.clone();
+            tokio::spawn(async move {
+                dispatcher
+                    .dispatch(task("forecast", "{}", ""), &CancellationToken::new())
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let interrupt = CancellationToken::new();
+        let waiter = {
+            let (dispatcher, interrupt) = (dispatcher.clone(), interrupt.clone());
+            tokio::spawn(async move {
+                dispatcher
+                    .dispatch(task("forecast", "{}", ""), &interrupt)
+                    .await
+                    .done
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        interrupt.cancel();
+        let done = waiter.await.unwrap();
+        assert_eq!(done.status, Status::Error);
+        assert!(done.result.contains("SHUTDOWN"), "{}", done.result);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(!leader.is_finished(), "the running task goes on");
+        leader.abort();
     }
 
     #[test]

@@ -833,6 +833,40 @@ mod tests {
         assert_eq!(config.max_task_bytes(), 512 * 1024);
     }
 
+    #[test]
+    fn the_cache_settings_are_read_and_the_redis_password_never_shown() {
+        let defaults = from(&[("PROVIDER_AUTH_TOKEN", "t")]).unwrap();
+        assert_eq!(defaults.cache_max_bytes(), DEFAULT_CACHE_MAX_BYTES);
+        assert_eq!(defaults.redis_url().expose(), DEFAULT_REDIS_URL);
+        let config = from(&[
+            ("PROVIDER_AUTH_TOKEN", "t"),
+            ("PROVIDER_CACHE_MAX_BYTES", "16MiB"),
+            (
+                "PROVIDER_REDIS_URL",
+                "redis://cache:s3cr3t-pw@cache.internal:6380/2",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.cache_max_bytes(), 16 * 1024 * 1024);
+        assert_eq!(
+            config.redis_url().expose(),
+            "redis://cache:s3cr3t-pw@cache.internal:6380/2"
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("redis://***@cache.internal:6380/2"),
+            "{shown}"
+        );
+        assert!(
+            from(&[
+                ("PROVIDER_AUTH_TOKEN", "t"),
+                ("PROVIDER_CACHE_MAX_BYTES", "0")
+            ])
+            .is_err()
+        );
+    }
+
     #[cfg(feature = "tls")]
     #[test]
     fn an_https_hub_turns_tls_on() {
