@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::time::Instant;
 
+use crate::cache::CacheHandle;
 use crate::retry::{RetryPolicy, Transient};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,7 @@ struct ContextInner {
     timezone: Tz,
     deadline: Instant,
     cancellation: CancellationToken,
+    cache: CacheHandle,
 }
 
 impl Context {
@@ -48,6 +50,7 @@ impl Context {
                 timezone,
                 deadline: Instant::now() + timeout,
                 cancellation: CancellationToken::new(),
+                cache: CacheHandle::detached(),
             }),
         }
     }
@@ -108,6 +111,22 @@ impl Context {
     /// Resolves when the task is cancelled.
     pub async fn cancelled(&self) {
         self.inner.cancellation.cancelled().await
+    }
+
+    /// Gives a context just made the provider's cache handle.
+    pub(crate) fn with_cache(mut self, cache: &CacheHandle) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("a context just made is not shared yet")
+            .cache = cache.clone();
+        self
+    }
+
+    /// The provider's cached answers, to drop some after a change (an action that writes
+    /// invalidates what a reading action kept). A context the runtime did not make (a
+    /// [`detached`](Self::detached) one) has a handle that invalidates nothing and answers
+    /// [`CacheError::Detached`](crate::CacheError::Detached).
+    pub fn cache(&self) -> CacheHandle {
+        self.inner.cache.clone()
     }
 
     pub(crate) fn cancel(&self) {

@@ -18,11 +18,12 @@ use tokio::task::JoinError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::{ActionCache, CacheBuilder, CacheHandle, Kept, Lookup, flight};
 use crate::config::Config;
 use crate::context::Context;
 use crate::envelope::{Envelope, MAX_ECHOED_BYTES, Status, shorten};
 use crate::error::DefinitionError;
-use crate::metrics::{ActionLabel, ActionSlot, ErrorKind, Metrics};
+use crate::metrics::{ActionLabel, ActionSlot, CacheLookup, ErrorKind, Metrics};
 use crate::provider::{
     ActionDef, ActionSpec, Call, Handler, InputPart, InvalidInput, LimitSetting, OnLimit, Provider,
     ProviderDef, RetrySpec,
@@ -49,6 +50,7 @@ struct CompiledAction {
     spec: ActionSpec,
     schemas: InputSchemas,
     limit: Option<CompiledLimit>,
+    cache: Option<Arc<ActionCache>>,
     run: ErasedHandler,
 }
 
@@ -91,6 +93,8 @@ pub(crate) struct Dispatcher {
     /// cores instead of each taking a thread and the memory of its errors.
     large_inputs: Arc<Semaphore>,
     metrics: Metrics,
+    /// Every cached action's cache; detached when none caches.
+    cache: CacheHandle,
 }
 
 /// A task's envelope, and what the metrics count of it.
@@ -152,6 +156,7 @@ impl Dispatcher {
             name: default_name,
             default_limit,
             actions: defs,
+            cache_backend,
         } = definition;
         let provider_name: Arc<str> = Arc::from(config.provider_name().unwrap_or(&default_name));
         if let Some(monitor) = &default_limit {
@@ -163,6 +168,7 @@ impl Dispatcher {
         let blocking = BlockingThreads::new(config.concurrency());
         let mut actions = Vec::with_capacity(defs.len());
         let mut by_name = HashMap::with_capacity(defs.len());
+        let mut caches = CacheBuilder::new(provider_name.clone(), cache_backend, config);
         for def in defs {
             let name = def.spec().name.to_string();
             if name.trim().is_empty() {
@@ -175,8 +181,10 @@ impl Dispatcher {
                 provider_name: &provider_name,
                 default: default_limit.as_ref(),
             };
-            actions.push(compile_action(&provider, def, limits, &blocking)?);
+            let cache = caches.action(def.spec())?;
+            actions.push(compile_action(&provider, def, limits, cache, &blocking)?);
         }
+        let cache = caches.finish();
         let available = json!(actions.iter().map(|a| a.name.as_ref()).collect::<Vec<_>>());
         let labels: Vec<ActionLabel<'_>> = actions
             .iter()
@@ -184,6 +192,7 @@ impl Dispatcher {
                 name: &a.name,
                 limited: a.limit.is_some(),
                 retried: a.spec.retry.is_some(),
+                cached: a.cache.is_some(),
             })
             .collect();
         let metrics = Metrics::new(&provider_name, &labels, config.metrics());
@@ -199,7 +208,13 @@ impl Dispatcher {
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
             metrics,
+            cache,
         })
+    }
+
+    /// The handle over the cached actions' answers.
+    pub(crate) fn cache(&self) -> &CacheHandle {
+        &self.cache
     }
 
     /// The provider's name as it is sent to the hub.
@@ -287,8 +302,100 @@ impl Dispatcher {
     ) -> Result<Answer, Answer> {
         let job = self.find_action(task, interrupt)?;
         let input = self.parse_and_validate(&job).await?;
+        if let Some(cache) = &job.action.cache {
+            // Boxed: the tasks of actions that do not cache keep a future of the same size.
+            return Box::pin(self.answer_cached(&job, cache, input)).await;
+        }
         let response = self.admit_and_run(&job, input).await?;
         Ok(self.envelope_of(&job, response))
+    }
+
+    /// A task of an action that caches: answered with the kept answer (no run, no rate-limit
+    /// budget spent), or by one run of the action shared by every identical task arriving
+    /// meanwhile, whose `success` is kept.
+    async fn answer_cached(
+        &self,
+        job: &Job<'_>,
+        cache: &ActionCache,
+        input: Input,
+    ) -> Result<Answer, Answer> {
+        let hash = match cache.key_of(&input.payload, input.account.as_ref()) {
+            Ok(hash) => hash,
+            Err(reason) => {
+                tracing::debug!(reason = %Escaped(&reason), "the cache key function refused the task: it runs uncached");
+                let response = self.admit_and_run(job, input).await?;
+                return Ok(self.envelope_of(job, response));
+            }
+        };
+        let refresh = cache.refresh_requested(&input.payload);
+        if !refresh {
+            let counted = match self.within_task(job, cache.lookup(&hash)).await? {
+                Lookup::Hit(kept) => {
+                    self.metrics.cache_looked_up(job.slot, CacheLookup::Hit);
+                    return Ok(self.cached_answer(job, kept));
+                }
+                Lookup::Miss => CacheLookup::Miss,
+                Lookup::Failed => CacheLookup::Error,
+            };
+            self.metrics.cache_looked_up(job.slot, counted);
+        }
+        let lead = loop {
+            match cache.flights.join(&hash) {
+                flight::Role::Leader(lead) => break lead,
+                flight::Role::Waiter(flight) => {
+                    // `None`: the leader ended without an answer; join again, maybe to lead.
+                    if let Some(response) = self.within_task(job, flight::wait(flight)).await? {
+                        return Ok(self.envelope_of(job, response));
+                    }
+                }
+            }
+        };
+        // An identical task may have kept its answer between the lookup and the lead.
+        if !refresh && let Lookup::Hit(kept) = self.within_task(job, cache.lookup(&hash)).await? {
+            lead.land(ActionResponse::with_status(
+                Status::Success,
+                kept.message.clone(),
+                kept.response.clone(),
+            ));
+            return Ok(self.cached_answer(job, kept));
+        }
+        // A task that took the lead from one that ran out of time may be out of time too.
+        if Instant::now() >= job.deadline {
+            return Err(self.timed_out(job));
+        }
+        // An `Err` (limit, timeout, panic) drops the lead: a waiter takes it and runs.
+        let response = self.admit_and_run(job, input).await?;
+        if response.status() == Status::Success {
+            cache.keep(&hash, &response).await;
+        }
+        lead.land(response.clone());
+        Ok(self.envelope_of(job, response))
+    }
+
+    /// `work`, unless the task runs out of time or is interrupted first.
+    async fn within_task<T>(
+        &self,
+        job: &Job<'_>,
+        work: impl Future<Output = T>,
+    ) -> Result<T, Answer> {
+        tokio::select! {
+            biased;
+            done = work => Ok(done),
+            () = tokio::time::sleep_until(job.deadline) => Err(self.timed_out(job)),
+            () = job.interrupt.cancelled() => Err(self.interrupted(job)),
+        }
+    }
+
+    /// A kept answer in its envelope, marked as a cache hit.
+    fn cached_answer(&self, job: &Job<'_>, kept: Kept) -> Answer {
+        let response = ActionResponse::with_status(Status::Success, kept.message, kept.response);
+        let mut answer = self.envelope_of(job, response);
+        answer.envelope.data.cached = Some(true);
+        answer.envelope.data.cached_at = Some(
+            kept.stored_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+        );
+        answer
     }
 
     /// Spends the task's budget and runs the action: what a task with valid input costs. An
@@ -522,13 +629,16 @@ impl Dispatcher {
         input: Input,
         stop: Instant,
     ) -> Result<Option<ActionResponse>, Answer> {
-        let context = Context::new(
+        let mut context = Context::new(
             job.task.id.clone(),
             job.action.name.clone(),
             self.provider_name.clone(),
             self.timezone,
             stop.saturating_duration_since(Instant::now()),
         );
+        if self.cache.is_attached() {
+            context = context.with_cache(&self.cache);
+        }
         let call = Call::new(input.payload, input.account, context.clone());
         let running = AssertUnwindSafe((job.action.run)(call)).catch_unwind();
         let outcome = tokio::select! {
@@ -792,6 +902,7 @@ fn compile_action<P: Send + Sync + 'static>(
     provider: &Arc<P>,
     def: ActionDef<P>,
     limits: Limits<'_>,
+    cache: Option<Arc<ActionCache>>,
     blocking: &BlockingThreads,
 ) -> Result<CompiledAction, DefinitionError> {
     let spec = def.spec().clone();
@@ -839,6 +950,7 @@ fn compile_action<P: Send + Sync + 'static>(
         spec,
         schemas,
         limit,
+        cache,
         run,
     })
 }
@@ -1359,6 +1471,94 @@ mod tests {
             .done;
         let envelope: Value = serde_json::from_str(&done.result).unwrap();
         assert_eq!(envelope["message"], "Failed to parse task data");
+    }
+
+    /// A cached action whose first run never ends; later runs answer at once.
+    fn hanging_once_dispatcher(runs: Arc<AtomicUsize>) -> Dispatcher {
+        let mut def = ProviderDef::<()>::new("cached");
+        def.action("forecast", move |_this, _call| {
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if run == 1 {
+                    std::future::pending::<()>().await;
+                }
+                Ok(ActionResponse::success(json!({ "run": run })))
+            }
+        })
+        .cache(crate::CacheSpec::new(Duration::from_secs(60)));
+        let config = Config::builder().auth_token("t").build().unwrap();
+        Dispatcher::from_definition(Arc::new(()), def, &config).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_task_runs_the_action_when_the_running_one_is_dropped() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let dispatcher = Arc::new(hanging_once_dispatcher(runs.clone()));
+        let stop = CancellationToken::new();
+        let leader = {
+            let (dispatcher, stop) = (dispatcher.clone(), stop.clone());
+            tokio::spawn(async move {
+                dispatcher
+                    .dispatch(task("forecast", r#"{"city": "Oslo"}"#, ""), &stop)
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let waiter = {
+            let (dispatcher, stop) = (dispatcher.clone(), stop.clone());
+            tokio::spawn(async move {
+                dispatcher
+                    .dispatch(task("forecast", r#"{"city":"Oslo"}"#, ""), &stop)
+                    .await
+                    .done
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the second task waits");
+        leader.abort();
+        let done = waiter.await.unwrap();
+        assert_eq!(done.status, Status::Success, "{}", done.result);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        let hit = dispatcher
+            .dispatch(task("forecast", r#"{"city": "Oslo"}"#, ""), &stop)
+            .await
+            .done;
+        let envelope: Value = serde_json::from_str(&hit.result).unwrap();
+        assert_eq!(envelope["data"]["cached"], true, "{envelope}");
+        assert_eq!(envelope["data"]["response"]["run"], 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_task_is_interrupted_on_its_own() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let dispatcher = Arc::new(hanging_once_dispatcher(runs.clone()));
+        let leader = {
+            let dispatcher = dispatcher.clone();
+            tokio::spawn(async move {
+                dispatcher
+                    .dispatch(task("forecast", "{}", ""), &CancellationToken::new())
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let interrupt = CancellationToken::new();
+        let waiter = {
+            let (dispatcher, interrupt) = (dispatcher.clone(), interrupt.clone());
+            tokio::spawn(async move {
+                dispatcher
+                    .dispatch(task("forecast", "{}", ""), &interrupt)
+                    .await
+                    .done
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        interrupt.cancel();
+        let done = waiter.await.unwrap();
+        assert_eq!(done.status, Status::Error);
+        assert!(done.result.contains("SHUTDOWN"), "{}", done.result);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(!leader.is_finished(), "the running task goes on");
+        leader.abort();
     }
 
     #[test]

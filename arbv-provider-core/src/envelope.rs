@@ -66,6 +66,13 @@ pub struct EnvelopeData {
     pub now_utc: String,
     /// The action's data, or the error's details.
     pub response: Value,
+    /// `true` when the answer was kept from an earlier run of the action (a cache hit); absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
+    /// When a cached answer was kept: RFC 3339 in UTC; present only with `cached`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_at: Option<String>,
 }
 
 impl Envelope {
@@ -115,6 +122,8 @@ impl Envelope {
                     .to_rfc3339_opts(SecondsFormat::Micros, false),
                 now_utc: instant.to_rfc3339_opts(SecondsFormat::Micros, false),
                 response,
+                cached: None,
+                cached_at: None,
             },
         }
     }

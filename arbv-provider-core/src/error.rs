@@ -19,6 +19,15 @@ pub enum DefinitionError {
         /// What is wrong.
         reason: String,
     },
+    /// An action's cache cannot work: a key path or refresh field its schemas do not have, a
+    /// zero TTL, a Redis cache without the `redis` feature or with a bad URL.
+    #[error("action '{action}': cache: {reason}")]
+    Cache {
+        /// The action.
+        action: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A schema does not compile.
     #[error("the {part} schema of action '{action}' is not a valid JSON Schema: {reason}")]
     Schema {

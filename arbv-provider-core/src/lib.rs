@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod config;
 mod context;
 #[cfg(feature = "dev-hub")]
@@ -42,6 +43,7 @@ pub mod proto {
     tonic::include_proto!("_");
 }
 
+pub use cache::{CacheBackend, CacheError, CacheHandle};
 pub use config::{Config, ConfigBuilder, ConfigError};
 pub use context::Context;
 pub use envelope::{Envelope, Status};

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::cache::CacheBackend;
 use crate::context::Context;
 use crate::rate_limit::{IntoMonitor, RateLimitMonitor};
 use crate::response::{ActionResponse, IntoActionResponse};
@@ -584,6 +585,7 @@ pub struct ProviderDef<P> {
     pub(crate) name: Cow<'static, str>,
     pub(crate) default_limit: Option<Arc<dyn RateLimitMonitor>>,
     pub(crate) actions: Vec<ActionDef<P>>,
+    pub(crate) cache_backend: Option<CacheBackend>,
 }
 
 impl<P: Send + Sync + 'static> ProviderDef<P> {
@@ -593,7 +595,15 @@ impl<P: Send + Sync + 'static> ProviderDef<P> {
             name: name.into(),
             default_limit: None,
             actions: Vec::new(),
+            cache_backend: None,
         }
+    }
+
+    /// Where the actions that cache with the provider's store (`cache = "10m"`) keep their
+    /// answers: in process by default. A Redis backend also serves `cache = redis("…")`.
+    pub fn cache_backend(&mut self, backend: CacheBackend) -> &mut Self {
+        self.cache_backend = Some(backend);
+        self
     }
 
     /// The rate limit of every action that does not declare its own: one budget they share.

@@ -58,6 +58,12 @@ impl Runtime {
         self.dispatcher.metrics().clone()
     }
 
+    /// The provider's cached answers, to drop some from outside its actions (an admin
+    /// endpoint, a webhook of the upstream). Detached when no action caches.
+    pub fn cache(&self) -> crate::cache::CacheHandle {
+        self.dispatcher.cache().clone()
+    }
+
     /// Starts serving `/metrics`, `/livez` and `/readyz` on the configured
     /// [`metrics_addr`](Config::metrics_addr) now, and returns the address it listens on (with
     /// the port the system chose for port 0). [`run_until`](Self::run_until) starts it by

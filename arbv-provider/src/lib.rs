@@ -2,14 +2,15 @@
 #![doc = include_str!("../README.md")]
 
 pub use arbv_provider_core::{
-    ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, CacheKey, CacheKeyFn, CacheSpec,
-    CacheStore, Call, CompletedTask, Config, ConfigBuilder, ConfigError, Context, DefinitionError,
-    Envelope, Error, IncomingTask, InputPart, IntoActionResponse, InvalidInput, Json, LimitSetting,
-    Metrics, MetricsSnapshot, OnLimit, Provider, ProviderDef, RetrySpec, Runtime, Serve, Status,
-    serve_until, serve_with,
+    ActionDef, ActionError, ActionResponse, ActionSpec, AuthToken, CacheBackend, CacheError,
+    CacheHandle, CacheKey, CacheKeyFn, CacheSpec, CacheStore, Call, CompletedTask, Config,
+    ConfigBuilder, ConfigError, Context, DefinitionError, Envelope, Error, IncomingTask, InputPart,
+    IntoActionResponse, InvalidInput, Json, LimitSetting, Metrics, MetricsSnapshot, OnLimit,
+    Provider, ProviderDef, RetrySpec, Runtime, Serve, Status, serve_until, serve_with,
 };
 pub use arbv_provider_core::{
-    config, envelope, metrics, prometheus, rate_limit, retry, shutdown, telemetry, validation,
+    cache, config, envelope, metrics, prometheus, rate_limit, retry, shutdown, telemetry,
+    validation,
 };
 
 #[cfg(feature = "dev-hub")]

@@ -37,7 +37,12 @@ impl ProviderProcess {
     /// Starts the test provider against `hub` with `PROVIDER_AUTH_TOKEN` and `env` on top of
     /// an environment cleared of the provider's variables.
     pub fn start(hub: &RunningServer, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_process-provider"));
+        Self::start_program(env!("CARGO_BIN_EXE_process-provider"), hub, env)
+    }
+
+    /// Starts another provider binary of the tests (`CARGO_BIN_EXE_…`) the same way.
+    pub fn start_program(program: &str, hub: &RunningServer, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(program);
         for (name, _) in std::env::vars() {
             let ours = ["PROVIDER_", "LOG_", "OTEL_"]
                 .iter()

@@ -52,6 +52,11 @@ pub const DEFAULT_POLL_DEADLINE: Duration = Duration::from_secs(60);
 /// times its size in memory, and its validation more, so the limit bounds what one task can take.
 pub const DEFAULT_MAX_TASK_BYTES: usize = 4 * 1024 * 1024;
 
+/// The bytes of answers the in-process cache keeps at most, by default.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// The Redis of `cache = redis("…")` actions when the provider names no Redis backend.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
 /// Names of the environment variables [`Config::from_env`] reads. Durations take seconds
 /// (`2.5`) or the grammar of `#[action(timeout = "...")]` (`500ms`, `1.5s`, `1m 30s`); sizes
 /// take bytes or a binary unit (`512KiB`, `4MiB`).
@@ -90,6 +95,34 @@ pub mod env {
     pub const PROVIDER_METRICS_ADDR: &str = "PROVIDER_METRICS_ADDR";
     /// `off` stops recording metrics (default `on`); they cost about a microsecond a task.
     pub const PROVIDER_METRICS: &str = "PROVIDER_METRICS";
+    /// The bytes of answers the in-process cache keeps at most (`64MiB`, the default).
+    pub const PROVIDER_CACHE_MAX_BYTES: &str = "PROVIDER_CACHE_MAX_BYTES";
+    /// The Redis of actions that cache in Redis (`cache = redis("10m")`) when the provider
+    /// names no Redis backend; read only then. Default `redis://127.0.0.1:6379`.
+    pub const PROVIDER_REDIS_URL: &str = "PROVIDER_REDIS_URL";
+}
+
+/// A Redis URL, which may hold a password: its `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// The URL as given, password included: for connecting, never for a log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `scheme://user:password@host…`: everything between the scheme and `@` is hidden.
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                write!(f, "\"{}://***@{}\"", &self.0[..scheme], &self.0[at + 1..])
+            }
+            _ => write!(f, "{:?}", self.0),
+        }
+    }
 }
 
 /// Where the hub listens, parsed from `host:port`, `http://…` or `https://…`.
@@ -213,6 +246,8 @@ pub struct Config {
     max_task_bytes: usize,
     metrics_addr: Option<SocketAddr>,
     metrics: bool,
+    cache_max_bytes: u64,
+    redis_url: RedisUrl,
 }
 
 impl Config {
@@ -289,6 +324,12 @@ impl Config {
                         reason,
                     })?,
                 );
+        }
+        if let Some(value) = lookup(env::PROVIDER_CACHE_MAX_BYTES) {
+            builder.cache_max_bytes = env_size(env::PROVIDER_CACHE_MAX_BYTES, &value)? as u64;
+        }
+        if let Some(value) = lookup(env::PROVIDER_REDIS_URL).filter(|v| !v.trim().is_empty()) {
+            builder.redis_url = RedisUrl(value.trim().to_owned());
         }
         if let Some(value) = lookup(env::PROVIDER_METRICS) {
             builder.metrics = match value.trim().to_ascii_lowercase().as_str() {
@@ -379,6 +420,16 @@ impl Config {
     pub fn max_task_bytes(&self) -> usize {
         self.max_task_bytes
     }
+
+    /// The bytes of answers the in-process cache keeps at most.
+    pub fn cache_max_bytes(&self) -> u64 {
+        self.cache_max_bytes
+    }
+
+    /// The Redis of actions that cache in Redis when the provider names no Redis backend.
+    pub fn redis_url(&self) -> &RedisUrl {
+        &self.redis_url
+    }
 }
 
 /// Builds a [`Config`]; every field but the token has a default.
@@ -397,6 +448,8 @@ pub struct ConfigBuilder {
     max_task_bytes: usize,
     metrics_addr: Option<SocketAddr>,
     metrics: bool,
+    cache_max_bytes: u64,
+    redis_url: RedisUrl,
     names: FieldNames,
     tls: TlsSources,
 }
@@ -441,6 +494,8 @@ impl Default for ConfigBuilder {
             max_task_bytes: DEFAULT_MAX_TASK_BYTES,
             metrics_addr: None,
             metrics: true,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            redis_url: RedisUrl(DEFAULT_REDIS_URL.to_owned()),
         }
     }
 }
@@ -554,6 +609,18 @@ impl ConfigBuilder {
         self
     }
 
+    /// The bytes of answers the in-process cache keeps at most (64 MiB by default).
+    pub fn cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// The Redis of actions that cache in Redis when the provider names no Redis backend.
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = RedisUrl(url.into());
+        self
+    }
+
     /// Checks every value and builds the configuration.
     pub fn build(self) -> Result<Config, ConfigError> {
         let auth_token = self
@@ -661,6 +728,8 @@ impl ConfigBuilder {
             max_task_bytes: self.max_task_bytes,
             metrics_addr: self.metrics_addr,
             metrics: self.metrics,
+            cache_max_bytes: self.cache_max_bytes,
+            redis_url: self.redis_url,
         })
     }
 }
@@ -762,6 +831,40 @@ mod tests {
         assert_eq!(config.idle_poll_cap(), Duration::from_millis(20));
         assert_eq!(config.drain_timeout(), Duration::from_secs(5));
         assert_eq!(config.max_task_bytes(), 512 * 1024);
+    }
+
+    #[test]
+    fn the_cache_settings_are_read_and_the_redis_password_never_shown() {
+        let defaults = from(&[("PROVIDER_AUTH_TOKEN", "t")]).unwrap();
+        assert_eq!(defaults.cache_max_bytes(), DEFAULT_CACHE_MAX_BYTES);
+        assert_eq!(defaults.redis_url().expose(), DEFAULT_REDIS_URL);
+        let config = from(&[
+            ("PROVIDER_AUTH_TOKEN", "t"),
+            ("PROVIDER_CACHE_MAX_BYTES", "16MiB"),
+            (
+                "PROVIDER_REDIS_URL",
+                "redis://cache:s3cr3t-pw@cache.internal:6380/2",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.cache_max_bytes(), 16 * 1024 * 1024);
+        assert_eq!(
+            config.redis_url().expose(),
+            "redis://cache:s3cr3t-pw@cache.internal:6380/2"
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("redis://***@cache.internal:6380/2"),
+            "{shown}"
+        );
+        assert!(
+            from(&[
+                ("PROVIDER_AUTH_TOKEN", "t"),
+                ("PROVIDER_CACHE_MAX_BYTES", "0")
+            ])
+            .is_err()
+        );
     }
 
     #[cfg(feature = "tls")]

@@ -52,6 +52,9 @@ impl MetricsSnapshot {
                 sum.admitted += action.admitted;
                 sum.limited += action.limited;
                 sum.retries += action.retries;
+                sum.cache_hits += action.cache_hits;
+                sum.cache_misses += action.cache_misses;
+                sum.cache_errors += action.cache_errors;
                 sum.total_duration += action.total_duration;
                 sum
             })
@@ -77,6 +80,12 @@ pub struct ActionFigures {
     pub limited: u64,
     /// Tries after the first, for an action that declares retries.
     pub retries: u64,
+    /// Tasks of a cached action answered from the cache.
+    pub cache_hits: u64,
+    /// Tasks of a cached action that found no kept answer.
+    pub cache_misses: u64,
+    /// Tasks of a cached action whose lookup failed (the store unreachable).
+    pub cache_errors: u64,
     /// The time all answered tasks took, taking to envelope.
     pub total_duration: Duration,
 }

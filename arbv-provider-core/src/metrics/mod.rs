@@ -195,14 +195,26 @@ struct ActionSeries {
     decisions: Option<[IntCounter; 2]>,
     /// Tries after the first, for an action that declares retries.
     retries: Option<IntCounter>,
+    /// `[hit, miss, error]`, for an action that caches its answers.
+    cache: Option<[IntCounter; 3]>,
 }
 
-/// An action as the metrics see it: its name, whether a rate limit decides on its tasks, and
-/// whether it declares retries.
+/// An action as the metrics see it: its name, whether a rate limit decides on its tasks,
+/// whether it declares retries, and whether it caches its answers.
 pub(crate) struct ActionLabel<'a> {
     pub(crate) name: &'a str,
     pub(crate) limited: bool,
     pub(crate) retried: bool,
+    pub(crate) cached: bool,
+}
+
+/// What a cache lookup found: the `result` label of `arbv_cache_requests_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CacheLookup {
+    Hit,
+    Miss,
+    /// The store failed (Redis unreachable); the task ran uncached.
+    Error,
 }
 
 /// Which action's series a task is counted in: an index into the declared actions, or the one
@@ -292,6 +304,14 @@ impl Metrics {
         let Some(series) = self.series() else { return };
         if let Some(retries) = &series.actions[slot.0].retries {
             retries.inc();
+        }
+    }
+
+    /// A cached action's task looked its answer up.
+    pub(crate) fn cache_looked_up(&self, slot: ActionSlot, lookup: CacheLookup) {
+        let Some(series) = self.series() else { return };
+        if let Some(cache) = &series.actions[slot.0].cache {
+            cache[lookup as usize].inc();
         }
     }
 
@@ -405,6 +425,13 @@ impl Series {
             ),
             &["action"],
         ));
+        let cache = valid(IntCounterVec::new(
+            opts(
+                "arbv_cache_requests_total",
+                "Cache lookups of cached actions' tasks, by action and result: hit, miss, or error (the store failed).",
+            ),
+            &["action", "result"],
+        ));
         let polls = valid(IntCounterVec::new(
             opts(
                 "arbv_hub_polls_total",
@@ -456,14 +483,14 @@ impl Series {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let mut named: Vec<(&str, bool, bool)> = actions
+        let mut named: Vec<(&str, bool, bool, bool)> = actions
             .iter()
-            .map(|a| (a.name, a.limited, a.retried))
+            .map(|a| (a.name, a.limited, a.retried, a.cached))
             .collect();
-        named.push((UNKNOWN_ACTION, false, false));
+        named.push((UNKNOWN_ACTION, false, false, false));
         let actions = named
             .into_iter()
-            .map(|(name, limited, retried)| ActionSeries {
+            .map(|(name, limited, retried, cached)| ActionSeries {
                 name: Arc::from(name),
                 tasks: STATUSES.map(|s| tasks.with_label_values(&[name, s.as_str()])),
                 durations: STATUSES.map(|s| durations.with_label_values(&[name, s.as_str()])),
@@ -472,6 +499,8 @@ impl Series {
                     ["admitted", "limited"].map(|d| decisions.with_label_values(&[name, d]))
                 }),
                 retries: retried.then(|| retries.with_label_values(&[name])),
+                cache: cached
+                    .then(|| ["hit", "miss", "error"].map(|r| cache.with_label_values(&[name, r]))),
             })
             .collect();
         let series = Series {
@@ -485,8 +514,9 @@ impl Series {
             worker_slots: worker_slots.clone(),
             hub_connected: hub_connected.clone(),
         };
-        let collectors: [Box<dyn Collector>; 14] = [
+        let collectors: [Box<dyn Collector>; 15] = [
             Box::new(tasks),
+            Box::new(cache),
             Box::new(errors),
             Box::new(durations),
             Box::new(decisions),
@@ -525,6 +555,9 @@ impl Series {
                     admitted: action.decisions.as_ref().map_or(0, |d| d[0].get()),
                     limited: action.decisions.as_ref().map_or(0, |d| d[1].get()),
                     retries: action.retries.as_ref().map_or(0, IntCounter::get),
+                    cache_hits: action.cache.as_ref().map_or(0, |c| c[0].get()),
+                    cache_misses: action.cache.as_ref().map_or(0, |c| c[1].get()),
+                    cache_errors: action.cache.as_ref().map_or(0, |c| c[2].get()),
                     total_duration: Duration::from_secs_f64(
                         action
                             .durations
@@ -588,11 +621,13 @@ mod tests {
                 name: "echo",
                 limited: false,
                 retried: false,
+                cached: false,
             },
             ActionLabel {
                 name: "ads",
                 limited: true,
                 retried: true,
+                cached: true,
             },
         ];
         Metrics::new("demo", &actions, recording)
@@ -607,6 +642,7 @@ mod tests {
             "arbv_task_duration_seconds",
             "arbv_rate_limit_decisions_total",
             "arbv_action_retries_total",
+            "arbv_cache_requests_total",
             "arbv_hub_polls_total",
             "arbv_results_submitted_total",
             "arbv_tasks_in_flight",
@@ -628,6 +664,12 @@ mod tests {
         assert!(!text.contains(r#"arbv_rate_limit_decisions_total{action="echo""#));
         assert!(text.contains(r#"arbv_action_retries_total{action="ads",provider="demo"} 0"#));
         assert!(!text.contains(r#"arbv_action_retries_total{action="echo""#));
+        assert!(
+            text.contains(
+                r#"arbv_cache_requests_total{action="ads",provider="demo",result="hit"} 0"#
+            )
+        );
+        assert!(!text.contains(r#"arbv_cache_requests_total{action="echo""#));
         let buckets = text
             .lines()
             .filter(|l| {

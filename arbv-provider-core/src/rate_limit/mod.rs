@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 pub use self::clock::TokioClock;
 pub use self::monitors::{AdvancedRateLimitMonitor, NoRateLimitMonitor, TimeBasedRateLimitMonitor};
 #[cfg(feature = "redis")]
+pub use self::redis::RedisUrlError;
+#[cfg(feature = "redis")]
 pub use self::redis::{RedisFailurePolicy, RedisRateLimitMonitor};
 pub use self::sliding_window::SlidingWindowRateLimitMonitor;
 pub use arbv_provider_grammar::{RateSpec, RateSpecError};

@@ -55,7 +55,7 @@ impl Default for RedisFailurePolicy {
 /// Why a Redis monitor could not be made.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid Redis URL: {0}")]
-pub struct RedisUrlError(String);
+pub struct RedisUrlError(pub(crate) String);
 
 /// `rate` shared by every process and machine whose monitor names the same `key` on the same
 /// Redis. The Python framework's `RedisRateLimitMonitor`, made atomic.
