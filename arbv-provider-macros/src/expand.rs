@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn all_forms_expansion() {
         let expanded = provider(
-            quote!(name = "ads-provider", rate_limit = "5/s"),
+            quote!(name = "ads-provider", rate_limit = "5/s", cache_backend = ads_cache),
             quote! {
                 impl Ads {
                     /// Echo back the message.
@@ -209,6 +209,21 @@ mod tests {
 
                     #[action(rate_limit = shared_budget)]
                     async fn shared(&self) {}
+
+                    #[action(
+                        cache = redis("10m"),
+                        cache_key = ["payload.city", "account.api_key"],
+                        cache_refresh = "refresh",
+                        retry(attempts = 3, backoff = "200ms..5s", attempt_timeout = "2s")
+                    )]
+                    async fn weather(&self, payload: City, account: Key) -> Result<Value, ApiError> {
+                        self.fetch(payload, account).await
+                    }
+
+                    #[action(cache = "1h", cache_key = city_key, retry(attempts = 2))]
+                    fn by_function(&self, payload: City) -> Value {
+                        json!(payload.city)
+                    }
 
                     fn helper(&self) {}
                 }

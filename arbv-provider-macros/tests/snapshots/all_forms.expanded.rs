@@ -20,6 +20,12 @@ impl Ads {
     }
     fn version() {}
     async fn shared(&self) {}
+    async fn weather(&self, payload: City, account: Key) -> Result<Value, ApiError> {
+        self.fetch(payload, account).await
+    }
+    fn by_function(&self, payload: City) -> Value {
+        json!(payload.city)
+    }
     fn helper(&self) {}
 }
 const _: () = {
@@ -43,6 +49,7 @@ const _: () = {
                     ::arbv_provider::__private::None,
                 ),
             );
+            def.cache_backend(ads_cache());
             def.action(
                     "echo",
                     |
@@ -52,9 +59,14 @@ const _: () = {
                         let payload = call.payload::<Echo>()?;
                         let output = Self::echo(&this, payload).await;
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
@@ -71,9 +83,14 @@ const _: () = {
                         let ctx = ::core::clone::Clone::clone(call.context());
                         let output = Self::insights(&this, &ctx, payload, account).await;
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
@@ -108,9 +125,14 @@ const _: () = {
                         let ctx = ::core::clone::Clone::clone(call.context());
                         let output = Self::maybe(&this, account, ctx).await;
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
@@ -123,9 +145,14 @@ const _: () = {
                     {
                         let output = ::arbv_provider::__private::Json(Self::ping(&this));
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
@@ -139,9 +166,14 @@ const _: () = {
                     {
                         let output = ::arbv_provider::__private::Json(Self::version());
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
@@ -173,13 +205,96 @@ const _: () = {
                             Self::shared(&this).await,
                         );
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
                 .rate_limit(shared_budget());
+            def.action(
+                    "weather",
+                    |
+                        this: ::arbv_provider::__private::Arc<Self>,
+                        mut call: ::arbv_provider::__private::Call|
+                    async move {
+                        let payload = call.payload::<City>()?;
+                        let account = call.account::<Key>()?;
+                        let output = Self::weather(&this, payload, account).await;
+                        ::arbv_provider::__private::Ok(
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
+                        )
+                    },
+                )
+                .payload::<City>()
+                .account::<Key>()
+                .cache(
+                    ::arbv_provider::__private::cache_in_redis(
+                        ::arbv_provider::__private::CacheSpec::new(
+                                ::arbv_provider::__private::Duration::from_nanos(
+                                    600000000000u64,
+                                ),
+                            )
+                            .key_paths(["payload.city", "account.api_key"])
+                            .refresh_flag("refresh"),
+                    ),
+                )
+                .retry_with_attempt_timeout(
+                    ::arbv_provider::__private::RetryPolicy::attempts(3u32)
+                        .backoff(
+                            ::arbv_provider::__private::Duration::from_nanos(
+                                200000000u64,
+                            ),
+                            ::arbv_provider::__private::Duration::from_nanos(
+                                5000000000u64,
+                            ),
+                        ),
+                    ::arbv_provider::__private::Duration::from_nanos(2000000000u64),
+                );
+            def.blocking_action(
+                    "by_function",
+                    |
+                        this: ::arbv_provider::__private::Arc<Self>,
+                        mut call: ::arbv_provider::__private::Call|
+                    {
+                        let payload = call.payload::<City>()?;
+                        let output = ::arbv_provider::__private::Json(
+                            Self::by_function(&this, payload),
+                        );
+                        ::arbv_provider::__private::Ok(
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
+                        )
+                    },
+                )
+                .payload::<City>()
+                .cache(
+                    ::arbv_provider::__private::CacheSpec::new(
+                            ::arbv_provider::__private::Duration::from_nanos(
+                                3600000000000u64,
+                            ),
+                        )
+                        .key_fn(|payload: &City| city_key(payload)),
+                )
+                .retry(::arbv_provider::__private::RetryPolicy::attempts(2u32));
             def
         }
     }

@@ -58,9 +58,14 @@ const _: () = {
                             Self::echo(&this, payload).await,
                         );
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
@@ -77,9 +82,14 @@ const _: () = {
                             Self::add_numbers(&this, payload),
                         );
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
@@ -96,9 +106,14 @@ const _: () = {
                             Self::greet(&this, payload).await,
                         );
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
@@ -114,9 +129,14 @@ const _: () = {
                         let account = call.account::<ApiAccount>()?;
                         let output = Self::create_profile(&this, payload, account).await;
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
@@ -136,9 +156,14 @@ const _: () = {
                             Self::process_order(&this, payload).await,
                         );
                         ::arbv_provider::__private::Ok(
-                            ::arbv_provider::__private::IntoActionResponse::into_response(
-                                output,
-                            ),
+                            {
+                                #[allow(unused_imports)]
+                                use ::arbv_provider::__private::__probe::{
+                                    AnyResponse as _, TransientResult as _,
+                                };
+                                (&output).__arbv_response_kind()
+                            }
+                                .into_response(output),
                         )
                     },
                 )
