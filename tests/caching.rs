@@ -638,3 +638,63 @@ async fn two_provider_processes_share_one_redis_cache() {
         .query(&mut connection)
         .unwrap();
 }
+
+/// Keys declared with `#[action(cache_key = ..)]`: a function of the typed payload, and paths.
+#[derive(Default)]
+struct Declared {
+    calls: Arc<AtomicUsize>,
+}
+
+/// The key of `by_function`: the city whatever its case, and the units with their default.
+fn city_and_units(payload: &Ask) -> (String, String) {
+    (
+        payload.city.to_lowercase(),
+        payload.units.clone().unwrap_or_else(|| "metric".to_owned()),
+    )
+}
+
+#[provider(name = "hand-written")]
+impl Declared {
+    #[action(cache = "10m", cache_key = city_and_units)]
+    async fn by_function(&self, payload: Ask) -> Value {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        json!({ "city": payload.city, "call": call })
+    }
+
+    #[action(cache = "10m", cache_key = "payload.city")]
+    fn by_path(&self, payload: Ask) -> Value {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        json!({ "units": payload.units, "call": call })
+    }
+}
+
+#[tokio::test]
+async fn keys_declared_on_the_action_decide_what_is_identical() {
+    let (hub, server) = start_hub(Duration::from_secs(2)).await;
+    let declared = Declared::default();
+    let calls = declared.calls.clone();
+    let runtime = Runtime::new(declared, config(&server.url()).build().unwrap())
+        .expect("the provider compiles");
+    let provider = RunningProvider::start_runtime(runtime);
+    let ask = |action: &'static str, payload: Value| {
+        let hub = &hub;
+        async move { call(hub, action, payload, None).await }
+    };
+    let first = ask("by_function", json!({"city": "Oslo"})).await;
+    assert!(!is_hit(&first), "{first}");
+    let same = ask("by_function", json!({"city": "OSLO", "units": "metric"})).await;
+    assert!(is_hit(&same), "same city and units once defaulted: {same}");
+    let other = ask("by_function", json!({"city": "oslo", "units": "imperial"})).await;
+    assert!(!is_hit(&other), "{other}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    let first = ask("by_path", json!({"city": "Bergen", "units": "metric"})).await;
+    let same = ask("by_path", json!({"city": "Bergen", "units": "imperial"})).await;
+    assert!(
+        is_hit(&same),
+        "only payload.city is the key: the kept answer, with the first task's units: {same}"
+    );
+    assert_eq!(response(&same), response(&first));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    provider.stop().await.unwrap();
+}

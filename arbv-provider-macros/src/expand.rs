@@ -167,7 +167,11 @@ mod tests {
     #[test]
     fn all_forms_expansion() {
         let expanded = provider(
-            quote!(name = "ads-provider", rate_limit = "5/s", cache_backend = ads_cache),
+            quote!(
+                name = "ads-provider",
+                rate_limit = "5/s",
+                cache_backend = ads_cache
+            ),
             quote! {
                 impl Ads {
                     /// Echo back the message.
