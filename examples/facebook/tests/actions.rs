@@ -351,3 +351,21 @@ async fn ad_insights_follow_cursor_pages_and_answer_the_rows() {
     );
     assert_eq!(requests[1].url.path(), "/v21.0/act_63000001/insights");
 }
+
+#[tokio::test]
+async fn no_connection_is_a_transient_error_that_names_no_url() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let facebook = Facebook::new(GraphConfig::new(&url, VERSION).unwrap()).unwrap();
+    let payload: BusinessInfoRequest =
+        serde_json::from_value(json!({"business_id": "41000003"})).unwrap();
+    let error = facebook
+        .get_business_info(payload, typed_account())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("UPSTREAM_UNAVAILABLE"));
+    assert!(arbv_provider::retry::Transient::is_transient(&error));
+    assert!(!error.message().contains("41000003"), "{}", error.message());
+    assert_no_secret(&format!("{error:?}"));
+}
