@@ -369,3 +369,28 @@ async fn no_connection_is_a_transient_error_that_names_no_url() {
     assert!(!error.message().contains("41000003"), "{}", error.message());
     assert_no_secret(&format!("{error:?}"));
 }
+
+#[tokio::test]
+async fn page_insights_do_not_follow_next_past_until() {
+    let graph = MockServer::start().await;
+    // 2026-03-08 00:00 UTC: the day after `until`.
+    let next = format!(
+        "{}/v21.0/52000006/insights?metric=page_impressions&period=day&since=1772928000&until=1773532800",
+        graph.uri()
+    );
+    Mock::given(method("GET"))
+        .and(path("/v21.0/52000006/insights"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(insights_page(1, Some(next))))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let payload: PageInsightsRequest = serde_json::from_value(json!({"page_id": "52000006",
+        "metrics": ["page_impressions"], "since": "2026-03-01", "until": "2026-03-07"}))
+    .unwrap();
+    let answer = provider(&graph)
+        .get_page_insights(payload, typed_account())
+        .await
+        .unwrap();
+    assert_eq!(answer.response()["pages"], 1);
+    assert_eq!(answer.response()["truncated"], false);
+}
