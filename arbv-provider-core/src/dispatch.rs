@@ -332,7 +332,7 @@ impl Dispatcher {
             let counted = match self.within_task(job, cache.lookup(&hash)).await? {
                 Lookup::Hit(kept) => {
                     self.metrics.cache_looked_up(job.slot, CacheLookup::Hit);
-                    return Ok(self.cached_answer(job, kept));
+                    return Ok(self.cached_answer(job, cache, kept));
                 }
                 Lookup::Miss => CacheLookup::Miss,
                 Lookup::Failed => CacheLookup::Error,
@@ -357,7 +357,7 @@ impl Dispatcher {
                 kept.message.clone(),
                 kept.response.clone(),
             ));
-            return Ok(self.cached_answer(job, kept));
+            return Ok(self.cached_answer(job, cache, kept));
         }
         // A task that took the lead from one that ran out of time may be out of time too.
         if Instant::now() >= job.deadline {
@@ -387,8 +387,12 @@ impl Dispatcher {
     }
 
     /// A kept answer in its envelope, marked as a cache hit.
-    fn cached_answer(&self, job: &Job<'_>, kept: Kept) -> Answer {
-        let response = ActionResponse::with_status(Status::Success, kept.message, kept.response);
+    fn cached_answer(&self, job: &Job<'_>, cache: &ActionCache, kept: Kept) -> Answer {
+        let mut response = kept.response;
+        if let (Some(field), Some(fields)) = (&cache.hit_mark, response.as_object_mut()) {
+            fields.insert(field.clone(), Value::Bool(true));
+        }
+        let response = ActionResponse::with_status(Status::Success, kept.message, response);
         let mut answer = self.envelope_of(job, response);
         answer.envelope.data.cached = Some(true);
         answer.envelope.data.cached_at = Some(

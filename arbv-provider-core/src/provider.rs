@@ -101,6 +101,12 @@ pub struct CacheSpec {
     /// action and keep its answer instead (the hub's way to refresh an entry). Left out of the
     /// key.
     pub refresh: Option<Cow<'static, str>>,
+    /// An environment variable that, when set, replaces `ttl` at start (seconds, or a duration
+    /// with its unit: `300`, `5m`), so that operators tune it without a rebuild.
+    pub ttl_env: Option<Cow<'static, str>>,
+    /// A top-level field of the answer set to `true` in the answers a hit gives (the action
+    /// returns it `false`), for a hub that reads the mark in the answer itself.
+    pub hit_mark: Option<Cow<'static, str>>,
 }
 
 impl CacheSpec {
@@ -111,7 +117,21 @@ impl CacheSpec {
             store: CacheStore::Provider,
             key: CacheKey::Input,
             refresh: None,
+            ttl_env: None,
+            hit_mark: None,
         }
+    }
+
+    /// The TTL is read at start from the environment variable `var` when it is set.
+    pub fn ttl_from_env(mut self, var: impl Into<Cow<'static, str>>) -> Self {
+        self.ttl_env = Some(var.into());
+        self
+    }
+
+    /// Hits set the answer's top-level `field` to `true`.
+    pub fn mark_hits(mut self, field: impl Into<Cow<'static, str>>) -> Self {
+        self.hit_mark = Some(field.into());
+        self
     }
 
     /// Kept in Redis, shared by every process of the provider (needs the `redis` feature).
@@ -263,6 +283,8 @@ impl CacheSpec {
             "store": match self.store { CacheStore::Provider => "provider", CacheStore::Redis => "redis" },
             "key": key,
             "refresh": self.refresh,
+            "ttl_env": self.ttl_env,
+            "hit_mark": self.hit_mark,
         })
     }
 }

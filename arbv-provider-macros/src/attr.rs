@@ -11,8 +11,8 @@ use proc_macro2::TokenStream;
 use syn::{Attribute, LitStr, Meta};
 
 use crate::value::{
-    Burst, CacheArg, CacheKeyArg, CacheRefresh, MinDelay, OnLimit, Per, RateLimitArg, RetryArg,
-    Timeout,
+    Burst, CacheArg, CacheKeyArg, CacheMark, CacheRefresh, CacheTtlEnv, MinDelay, OnLimit, Per,
+    RateLimitArg, RetryArg, Timeout,
 };
 
 /// The arguments of `#[provider(...)]`.
@@ -62,6 +62,10 @@ pub struct ActionArgs {
     pub cache_key: Option<SpannedValue<CacheKeyArg>>,
     /// The payload flag that refreshes a kept answer.
     pub cache_refresh: Option<SpannedValue<CacheRefresh>>,
+    /// The environment variable that replaces the cache's TTL at start.
+    pub cache_ttl_env: Option<SpannedValue<CacheTtlEnv>>,
+    /// The answer's field a hit sets to `true`.
+    pub cache_mark: Option<SpannedValue<CacheMark>>,
     /// Runs the action again on transient errors.
     pub retry: Option<SpannedValue<RetryArg>>,
 }
@@ -80,6 +84,8 @@ impl ActionArgs {
         "cache",
         "cache_key",
         "cache_refresh",
+        "cache_ttl_env",
+        "cache_mark",
         "retry",
     ];
 
@@ -224,7 +230,8 @@ mod tests {
             err,
             "unknown key `nmae` in `#[action(...)]`. Did you mean `name`? \
              Allowed keys: `name`, `description`, `timeout`, `rate_limit`, `burst`, \
-             `min_delay`, `per`, `on_limit`, `cache`, `cache_key`, `cache_refresh`, `retry`"
+             `min_delay`, `per`, `on_limit`, `cache`, `cache_key`, `cache_refresh`, `cache_ttl_env`, \
+             `cache_mark`, `retry`"
         );
         let err = ProviderArgs::parse(quote::quote!(timeout = "5s")).unwrap_err();
         assert_eq!(

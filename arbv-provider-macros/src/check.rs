@@ -83,6 +83,11 @@ fn cache_keys(action: &ActionModel, errors: &mut Errors) {
                 action.cache_refresh.as_ref().map(|r| r.span()),
                 "cache_refresh",
             ),
+            (
+                action.cache_ttl_env.as_ref().map(|e| e.span()),
+                "cache_ttl_env",
+            ),
+            (action.cache_mark.as_ref().map(|m| m.span()), "cache_mark"),
         ] {
             if let Some(span) = span {
                 errors.push(syn::Error::new(

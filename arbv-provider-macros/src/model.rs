@@ -20,7 +20,10 @@ use darling::util::SpannedValue;
 use crate::attr::{ActionArgs, ProviderArgs};
 use crate::errors::Errors;
 use crate::limit::{self, ActionLimit, LimitKeys};
-use crate::value::{CacheArg, CacheKeyArg, CacheRefresh, OnLimit, Per, RateLimitArg, RetryArg};
+use crate::value::{
+    CacheArg, CacheKeyArg, CacheMark, CacheRefresh, CacheTtlEnv, OnLimit, Per, RateLimitArg,
+    RetryArg,
+};
 
 /// A `#[provider]` impl block.
 pub struct ProviderModel {
@@ -65,6 +68,10 @@ pub struct ActionModel {
     pub cache_key: Option<SpannedValue<CacheKeyArg>>,
     /// The payload flag that refreshes a kept answer.
     pub cache_refresh: Option<SpannedValue<CacheRefresh>>,
+    /// The environment variable that replaces the cache's TTL at start.
+    pub cache_ttl_env: Option<SpannedValue<CacheTtlEnv>>,
+    /// The answer's field a hit sets to `true`.
+    pub cache_mark: Option<SpannedValue<CacheMark>>,
     /// Runs again on transient errors.
     pub retry: Option<SpannedValue<RetryArg>>,
     /// Returns `()` (or has no return type): there is no answer to keep.
@@ -230,6 +237,8 @@ impl ActionModel {
             cache: args.cache,
             cache_key: args.cache_key,
             cache_refresh: args.cache_refresh,
+            cache_ttl_env: args.cache_ttl_env,
+            cache_mark: args.cache_mark,
             retry: args.retry,
             returns_nothing: match &sig.output {
                 ReturnType::Default => true,

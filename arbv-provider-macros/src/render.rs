@@ -276,6 +276,14 @@ fn cache_declaration(action: &ActionModel) -> Option<TokenStream> {
         let field = &refresh.0;
         spec = quote!(#spec.refresh_flag(#field));
     }
+    if let Some(var) = &action.cache_ttl_env {
+        let var = &var.0.0;
+        spec = quote!(#spec.ttl_from_env(#var));
+    }
+    if let Some(mark) = &action.cache_mark {
+        let field = &mark.0.0;
+        spec = quote!(#spec.mark_hits(#field));
+    }
     if cache.redis {
         // Spanned at the value: without the `redis` feature, rustc reports the missing function
         // there, with a note naming the feature.

@@ -383,3 +383,51 @@ impl FromMeta for AttemptTimeout {
         positive_duration("attempt_timeout", "leaves no time to try", value).map(AttemptTimeout)
     }
 }
+
+/// `cache_ttl_env = "CACHE_TTL"` or `cache_mark = "cached"`: a name, checked to be one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name(pub String);
+
+impl Name {
+    fn parse(value: &Lit, valid: fn(&str) -> bool, form: &str) -> darling::Result<Self> {
+        match value {
+            Lit::Str(text) if valid(&text.value()) => Ok(Name(text.value())),
+            _ => Err(Error::custom(form).with_span(value)),
+        }
+    }
+}
+
+/// `cache_ttl_env = "CACHE_TTL"`: the environment variable that replaces the TTL at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheTtlEnv(pub Name);
+
+impl FromMeta for CacheTtlEnv {
+    fn from_value(value: &Lit) -> darling::Result<Self> {
+        let valid = |name: &str| {
+            !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        Name::parse(
+            value,
+            valid,
+            "`cache_ttl_env` names an environment variable (letters, digits and `_`): `cache_ttl_env = \"CACHE_TTL\"`",
+        )
+        .map(CacheTtlEnv)
+    }
+}
+
+/// `cache_mark = "cached"`: the answer's top-level field a hit sets to `true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMark(pub Name);
+
+impl FromMeta for CacheMark {
+    fn from_value(value: &Lit) -> darling::Result<Self> {
+        Name::parse(
+            value,
+            |name| !name.is_empty() && !name.contains(['.', ' ']),
+            "`cache_mark` names a field at the top of the action's answer, set to `true` on a hit: `cache_mark = \"cached\"`",
+        )
+        .map(CacheMark)
+    }
+}

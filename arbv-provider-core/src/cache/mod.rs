@@ -188,6 +188,8 @@ pub(crate) struct ActionCache {
     action: Arc<str>,
     ttl: Duration,
     refresh: Option<String>,
+    /// The answer's field a hit sets to `true`.
+    pub(crate) hit_mark: Option<String>,
     key: KeyMaker,
     store: Store,
     /// Identical tasks running now.
@@ -393,9 +395,7 @@ impl<'a> CacheBuilder<'a> {
             action: spec.name.to_string(),
             reason,
         };
-        if cache.ttl.is_zero() {
-            return Err(invalid("the cache's TTL is zero: give a duration".into()));
-        }
+        let ttl = ttl_of(cache, |var| std::env::var(var).ok()).map_err(invalid)?;
         let key = KeyMaker::compile(&cache.key).map_err(invalid)?;
         check_fields(spec, cache, &key).map_err(invalid)?;
         let store = self.store(cache.store).map_err(invalid)?;
@@ -403,8 +403,9 @@ impl<'a> CacheBuilder<'a> {
             #[cfg(feature = "redis")]
             provider: self.provider.clone(),
             action: Arc::from(spec.name.as_ref()),
-            ttl: cache.ttl,
+            ttl,
             refresh: cache.refresh.as_deref().map(str::to_owned),
+            hit_mark: cache.hit_mark.as_deref().map(str::to_owned),
             key,
             store,
             flights: Arc::default(),
@@ -460,6 +461,30 @@ impl<'a> CacheBuilder<'a> {
                 stores,
             })),
         }
+    }
+}
+
+/// The TTL of `cache`: its environment variable's value when that is set, else the declared
+/// one; zero is refused either way.
+fn ttl_of(cache: &CacheSpec, lookup: impl Fn(&str) -> Option<String>) -> Result<Duration, String> {
+    use arbv_provider_grammar::{Bare, parse_duration};
+    let set = cache.ttl_env.as_deref().and_then(|var| {
+        lookup(var)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (var, v))
+    });
+    let Some((var, value)) = set else {
+        if cache.ttl.is_zero() {
+            return Err("the cache's TTL is zero: give a duration".into());
+        }
+        return Ok(cache.ttl);
+    };
+    match parse_duration(&value, Bare::Seconds) {
+        Ok(ttl) if ttl.is_zero() => Err(format!(
+            "{var}={value:?} sets the cache's TTL to zero: give a duration above zero"
+        )),
+        Ok(ttl) => Ok(ttl),
+        Err(error) => Err(format!("{var}={value:?} is not a cache TTL: {error}")),
     }
 }
 
@@ -524,6 +549,41 @@ fn resolve<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
 
 #[cfg(test)]
 mod tests {
+    use super::ttl_of;
+
+    #[test]
+    fn the_ttl_comes_from_its_variable_when_set() {
+        let spec =
+            crate::CacheSpec::new(std::time::Duration::from_secs(300)).ttl_from_env("CACHE_TTL");
+        let with = |value: Option<&str>| {
+            let value = value.map(str::to_owned);
+            ttl_of(&spec, move |var| {
+                assert_eq!(var, "CACHE_TTL");
+                value.clone()
+            })
+        };
+        assert_eq!(with(None), Ok(std::time::Duration::from_secs(300)));
+        assert_eq!(with(Some(" ")), Ok(std::time::Duration::from_secs(300)));
+        assert_eq!(with(Some("60")), Ok(std::time::Duration::from_secs(60)));
+        assert_eq!(with(Some("1.5m")), Ok(std::time::Duration::from_secs(90)));
+        assert!(
+            with(Some("0"))
+                .unwrap_err()
+                .contains("CACHE_TTL=\"0\" sets the cache's TTL to zero")
+        );
+        assert!(
+            with(Some("soon"))
+                .unwrap_err()
+                .contains("CACHE_TTL=\"soon\" is not a cache TTL")
+        );
+        let undeclared = crate::CacheSpec::new(std::time::Duration::from_secs(300));
+        assert_eq!(
+            ttl_of(&undeclared, |_| Some("60".into())),
+            Ok(std::time::Duration::from_secs(300)),
+            "only a declared variable is read"
+        );
+    }
+
     use serde_json::json;
 
     use super::*;

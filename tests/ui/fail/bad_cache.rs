@@ -70,6 +70,16 @@ impl Weather {
     async fn nested_refresh(&self, payload: Query) -> Value {
         json!(payload.city)
     }
+
+    #[action(cache_ttl_env = "CACHE_TTL", cache_mark = "cached")]
+    async fn ttl_and_mark_without_cache(&self, payload: Query) -> Value {
+        json!(payload.city)
+    }
+
+    #[action(cache = "10m", cache_ttl_env = "cache ttl", cache_mark = "meta.cached")]
+    async fn malformed_ttl_env_and_mark(&self, payload: Query) -> Value {
+        json!(payload.city)
+    }
 }
 
 fn main() {}

@@ -39,7 +39,7 @@ impl Weather {
         Ok(json!([payload.city, payload.refresh, account.api_key]))
     }
 
-    #[action(cache = "5m", cache_key = city_key)]
+    #[action(cache = "5m", cache_key = city_key, cache_ttl_env = "WEATHER_CACHE_TTL", cache_mark = "cached")]
     fn by_function(&self, payload: Query) -> Value {
         json!(payload.city)
     }
@@ -72,6 +72,8 @@ fn main() {
     assert_eq!(action("two_paths")["cache"]["key"], json!(["payload.city", "account.api_key"]));
     assert_eq!(action("two_paths")["cache"]["refresh"], "refresh");
     assert_eq!(action("by_function")["cache"]["key"], "function");
+    assert_eq!(action("by_function")["cache"]["ttl_env"], "WEATHER_CACHE_TTL");
+    assert_eq!(action("by_function")["cache"]["hit_mark"], "cached");
     assert_eq!(action("retried")["retry"]["attempts"], 3);
     assert_eq!(action("retried")["cache"], Value::Null);
     let both = action("both");
