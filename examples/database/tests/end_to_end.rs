@@ -416,3 +416,35 @@ async fn with_the_database_gone_tasks_answer_unavailable_and_it_recovers_without
     );
     running.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_started_while_the_database_is_down_waits_for_it_then_serves() {
+    let Some(test_database) = TestDatabase::create().await else {
+        return;
+    };
+    let proxy = TcpProxy::start(&test_database.url()).await;
+    proxy.cut().await;
+    let mut database = DatabaseConfig::new(test_database.url_through(&proxy)).unwrap();
+    database.acquire_timeout = Duration::from_millis(200);
+    let starting = tokio::spawn(async move { Database::connect(&database).await });
+    // Several tries fail meanwhile (the pauses start at 250 ms); the start goes on waiting.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!starting.is_finished(), "the start waits for the database");
+    proxy.restore();
+    let provider = tokio::time::timeout(Duration::from_secs(30), starting)
+        .await
+        .expect("the start ends once the database is back")
+        .unwrap()
+        .unwrap();
+
+    let (hub, server) = start_hub(Duration::from_secs(1)).await;
+    let running = RunningProvider::start(provider, config(&server.url()).build().unwrap());
+    let created = call(
+        &hub,
+        "create_user",
+        json!({"name": "Ada", "email": "ada@example.com"}),
+    )
+    .await;
+    assert_eq!(success(&created)["balance_cents"], 0, "the migrations ran");
+    running.stop().await.unwrap();
+}

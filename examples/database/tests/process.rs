@@ -148,3 +148,53 @@ async fn the_password_never_appears_in_the_logs_even_through_an_outage() {
         "the password is in the logs:\n{logs}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_wait_for_an_unreachable_database() {
+    let Some(test_database) = TestDatabase::create().await else {
+        return;
+    };
+    let proxy = TcpProxy::start(&test_database.url()).await;
+    proxy.cut().await;
+    let url = format!(
+        "postgres://postgres:{PASSWORD}@{}/{}",
+        proxy.address(),
+        test_database.name
+    );
+    let log_path = std::env::temp_dir().join(format!("arbv-database-wait-{}", std::process::id()));
+    let mut child = Command::new(BINARY)
+        .env("PROVIDER_AUTH_TOKEN", TOKEN)
+        .env("HUB_GRPC_URL", "127.0.0.1:1")
+        .env("DATABASE_URL", &url)
+        .env("DATABASE_ACQUIRE_TIMEOUT", "200ms")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(std::fs::File::create(&log_path).unwrap()))
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let warned = arbv_tests::eventually(Duration::from_secs(30), || {
+        let log_path = log_path.clone();
+        async move {
+            std::fs::read_to_string(&log_path)
+                .is_ok_and(|logs| logs.contains("the database cannot be reached"))
+        }
+    })
+    .await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(
+        warned,
+        "a warning says the database cannot be reached: {logs}"
+    );
+    assert!(status.success(), "{status:?}: {logs}");
+    assert!(
+        logs.contains("postgres://postgres:***@"),
+        "the warning names the database: {logs}"
+    );
+    assert!(!logs.contains(PASSWORD), "{logs}");
+}

@@ -20,36 +20,45 @@ const START_POSTGRES: &str = "Start one with trust authentication for the user `
      (Debian/Ubuntu: apt-get install postgresql, then set `host all all 127.0.0.1/32 trust` in pg_hba.conf), \
      or set DATABASE_URL to a PostgreSQL where that user may create databases.";
 
-/// The server the tests use: `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);
-/// `None` when `ARBV_SKIP_SERVICES` skips the tests that need PostgreSQL (said on the terminal).
-/// A PostgreSQL that does not answer fails the test, saying what to start, as the Redis tests do.
+/// The server the tests use: `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
+/// `None` when the test is to be skipped, after saying so on the terminal (libtest would hide an
+/// `eprintln!` of a passing test): when `ARBV_SKIP_SERVICES` names `postgres`, or when no
+/// PostgreSQL answers and `CI` is not `true`. With `CI=true` (`.ci/run` starts PostgreSQL) a
+/// PostgreSQL that does not answer fails the test, saying what to start.
 pub async fn postgres_url() -> Option<String> {
     if skipped("postgres") {
-        let current = std::thread::current();
-        let test = current.name().unwrap_or("a test");
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "SKIPPED {test}: it needs postgres, and {SKIP_VARIABLE} skips such tests"
-        );
+        report_skip(&format!(
+            "it needs postgres, and {SKIP_VARIABLE} skips such tests"
+        ));
         return None;
     }
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| database::config::DEFAULT_DATABASE_URL.to_owned());
     let shown = database::config::redact_url(&url);
-    match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await {
-        Ok(Ok(connection)) => {
-            let _ = connection.close().await;
-            Some(url)
-        }
-        Ok(Err(e)) => panic!(
-            "no PostgreSQL answers at {shown} (DATABASE_URL): {e}\n{START_POSTGRES}\n\
-             To skip the tests that need postgres instead, set {SKIP_VARIABLE}=postgres."
-        ),
-        Err(_) => panic!(
-            "no PostgreSQL answered at {shown} (DATABASE_URL) within 5 s\n{START_POSTGRES}\n\
-             To skip the tests that need postgres instead, set {SKIP_VARIABLE}=postgres."
-        ),
+    let missing =
+        match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&url)).await {
+            Ok(Ok(connection)) => {
+                let _ = connection.close().await;
+                return Some(url);
+            }
+            Ok(Err(e)) => format!("no PostgreSQL answers at {shown} (DATABASE_URL): {e}"),
+            Err(_) => format!("no PostgreSQL answered at {shown} (DATABASE_URL) within 5 s"),
+        };
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{missing}. CI=true, so this test does not skip.\n{START_POSTGRES}");
     }
+    report_skip(&format!(
+        "{missing}.\n{START_POSTGRES}\nWith CI=true this test fails instead; \
+         {SKIP_VARIABLE}=postgres skips it without trying."
+    ));
+    None
+}
+
+/// Writes `SKIPPED <test>: <why>` to the terminal itself, past libtest's capture.
+fn report_skip(why: &str) {
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
 }
 
 /// A database of the test's own, created on the server and dropped (with its connections) when
