@@ -156,6 +156,15 @@ mod tests {
         assert_eq!(redact_url("hunter2"), "***");
     }
 
+    #[tokio::test]
+    async fn the_provider_shows_no_password_either() {
+        let config = DatabaseConfig::new("postgres://app:s3cret@127.0.0.1:1/shop").unwrap();
+        let provider = crate::Database::new(&config).unwrap();
+        let shown = format!("{provider:?}");
+        assert!(shown.contains("max_connections: 16"), "{shown}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
     #[test]
     fn a_bad_url_is_refused_without_its_password() {
         let error = DatabaseConfig::new("mysql://root:hunter2@db/x").unwrap_err();
