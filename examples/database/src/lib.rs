@@ -375,7 +375,7 @@ impl Database {
             .fetch_one(&mut *transaction)
             .await
             .map_err(database_error)?;
-        transaction.commit().await.map_err(database_error)?;
+        transaction.commit().await.map_err(commit_error)?;
         Ok(Transferred { from, to })
     }
 }
@@ -408,6 +408,21 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         }),
         _ => false,
     }
+}
+
+/// The answer for a `COMMIT` that failed. A connection lost there leaves the outcome unknown:
+/// the server may have committed before the answer was lost. Such an error is not marked
+/// transient, so a retry declared on the action cannot make a transfer twice.
+fn commit_error(error: sqlx::Error) -> ActionError {
+    if !is_unavailable(&error) {
+        return database_error(error);
+    }
+    ActionError::new(format!(
+        "The database went away during the commit, so the transfer may or may not have been \
+         made; read both users to know: {error}"
+    ))
+    .with_code("UNAVAILABLE")
+    .with_details(json!({ "outcome": "unknown" }))
 }
 
 /// The answer for a statement that failed.
