@@ -25,6 +25,8 @@ mod hub_client;
 pub mod metrics;
 mod provider;
 pub mod rate_limit;
+#[cfg(feature = "redis")]
+mod redis_connection;
 mod response;
 pub mod retry;
 mod secret;

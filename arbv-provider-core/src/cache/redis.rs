@@ -6,18 +6,19 @@
 //! answers again; meanwhile Redis is tried at most once per second, so that an outage does
 //! not add a timeout to every task.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use redis::AsyncCommands as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::Kept;
 use crate::rate_limit::RedisUrlError;
+use crate::redis_connection::LazyConnection;
 
 /// The longest one command may take, connecting included.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -31,8 +32,7 @@ const SCAN_COUNT: usize = 500;
 pub(crate) struct Unreachable(pub(crate) String);
 
 pub(crate) struct RedisStore {
-    client: redis::Client,
-    connection: OnceLock<ConnectionManager>,
+    connection: LazyConnection,
     down: AtomicBool,
     /// While down: when a command may try Redis again.
     next_probe: Mutex<Option<Instant>>,
@@ -40,27 +40,11 @@ pub(crate) struct RedisStore {
 
 impl RedisStore {
     pub(crate) fn open(url: &str) -> Result<Self, RedisUrlError> {
-        let client = redis::Client::open(url).map_err(|e| RedisUrlError(e.to_string()))?;
         Ok(Self {
-            client,
-            connection: OnceLock::new(),
+            connection: LazyConnection::open(url)?,
             down: AtomicBool::new(false),
             next_probe: Mutex::new(None),
         })
-    }
-
-    fn connection(&self) -> Result<ConnectionManager, String> {
-        if let Some(connection) = self.connection.get() {
-            return Ok(connection.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            .map_err(|e| e.to_string())?;
-        Ok(self.connection.get_or_init(|| connection).clone())
     }
 
     /// Runs `command` on the connection, within [`COMMAND_TIMEOUT`], keeping track of outages.
@@ -77,7 +61,7 @@ impl RedisStore {
             *next = Some(now + PROBE_INTERVAL);
         }
         let outcome = async {
-            let mut connection = self.connection()?;
+            let mut connection = self.connection.get()?;
             match tokio::time::timeout(COMMAND_TIMEOUT, command(&mut connection)).await {
                 Ok(result) => result.map_err(|e| e.to_string()),
                 Err(_) => Err(format!(

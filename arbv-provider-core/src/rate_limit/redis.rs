@@ -2,15 +2,14 @@
 //! Redis server by a script: an exact sliding window kept in a sorted set, timed by Redis's
 //! own clock so that machines with skewed clocks still share one window.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::{Value, json};
 
 use super::{AttachedProviders, Decision, Figures, RateLimitMonitor, RateSpec};
+use crate::redis_connection::LazyConnection;
 
 /// Drops calls older than the window, counts the rest, and admits (recording the call) while
 /// the count is under the limit. Returns {admitted, count, wait in µs}.
@@ -67,8 +66,7 @@ pub struct RedisUrlError(pub(crate) String);
 ///     .fail_open();
 /// ```
 pub struct RedisRateLimitMonitor {
-    client: redis::Client,
-    connection: OnceLock<ConnectionManager>,
+    connection: LazyConnection,
     key: String,
     rate: RateSpec,
     policy: RedisFailurePolicy,
@@ -92,10 +90,8 @@ impl RedisRateLimitMonitor {
     /// A monitor of `rate` on `key` in the Redis at `url`. Connects on first use, and
     /// reconnects by itself.
     pub fn new(url: &str, key: impl Into<String>, rate: RateSpec) -> Result<Self, RedisUrlError> {
-        let client = redis::Client::open(url).map_err(|e| RedisUrlError(e.to_string()))?;
         Ok(Self {
-            client,
-            connection: OnceLock::new(),
+            connection: LazyConnection::open(url)?,
             key: key.into(),
             rate,
             policy: RedisFailurePolicy::default(),
@@ -117,20 +113,6 @@ impl RedisRateLimitMonitor {
         self
     }
 
-    fn connection(&self) -> Result<ConnectionManager, String> {
-        if let Some(connection) = self.connection.get() {
-            return Ok(connection.clone());
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            .map_err(|e| e.to_string())?;
-        Ok(self.connection.get_or_init(|| connection).clone())
-    }
-
     async fn decide(&self, key: &str) -> Decision {
         let window_key = if key.is_empty() {
             self.key.clone()
@@ -144,7 +126,7 @@ impl RedisRateLimitMonitor {
         self.providers.add_to(&mut figures);
         let window_us = u64::try_from(self.rate.period.as_micros()).unwrap_or(u64::MAX);
         let answer = async {
-            let mut connection = self.connection()?;
+            let mut connection = self.connection.get()?;
             let mut invocation = self.script.key(&window_key);
             invocation
                 .arg(self.rate.count)
