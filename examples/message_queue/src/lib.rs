@@ -183,7 +183,8 @@ impl MessageQueue {
                 self.url.masked()
             )));
         }
-        let properties = ConnectionProperties::default().with_connection_name("message-queue".into());
+        let properties =
+            ConnectionProperties::default().with_connection_name("message-queue".into());
         let connecting = Connection::connect(&self.url.url, properties);
         let failure = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(connection)) => {

@@ -86,7 +86,10 @@ async fn a_published_message_is_confirmed_counted_and_consumed_once() {
     assert_eq!(answer["queue"], queue.as_str());
     assert_eq!(
         messages(&answer),
-        vec![json!({"order": 17, "lines": ["a", "b"]}), json!("plain text")],
+        vec![
+            json!({"order": 17, "lines": ["a", "b"]}),
+            json!("plain text")
+        ],
         "JSON comes back as JSON, a string as the string, in order"
     );
     assert_eq!(answer["messages"][0]["redelivered"], false);
@@ -219,7 +222,11 @@ async fn an_unreachable_broker_is_unavailable_at_once() {
         let error = publish(&mq, "any", json!("x")).await.unwrap_err();
         assert_eq!(error.code(), Some("UNAVAILABLE"));
         assert!(error.is_transient());
-        assert!(!error.message().contains("s3cret-pw"), "{}", error.message());
+        assert!(
+            !error.message().contains("s3cret-pw"),
+            "{}",
+            error.message()
+        );
         assert!(error.message().contains("guest:***@127.0.0.1"));
     }
 }
