@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 /// The real broker's URL (`AMQP_URL`, default guest/guest on 127.0.0.1:5672); `None` when the
 /// run skips the tests that need RabbitMQ.
+#[track_caller]
 pub fn broker_url() -> Option<String> {
     arbv_tests::services::amqp_url()
 }
