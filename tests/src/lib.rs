@@ -300,6 +300,51 @@ pub mod services {
         Some(url)
     }
 
+    const START_RABBITMQ: &str = "Start one with: rabbitmq-server (Debian/Ubuntu: apt-get install rabbitmq-server;\n\
+         it listens on 127.0.0.1:5672 with the user guest/guest), or set AMQP_URL to a broker where\n\
+         queues can be declared and deleted";
+
+    /// True when an AMQP 0-9-1 broker answers the protocol header at `host:port` with its
+    /// `connection.start` frame.
+    pub fn amqp_answers(host_port: &str) -> bool {
+        let Some(addr) = host_port.to_socket_addrs().ok().and_then(|mut a| a.next()) else {
+            return false;
+        };
+        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(1000)));
+        let mut frame_start = [0u8; 3];
+        stream.write_all(b"AMQP\x00\x00\x09\x01").is_ok()
+            && stream.read_exact(&mut frame_start).is_ok()
+            && frame_start == [1, 0, 0]
+    }
+
+    /// `AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672/%2f`), where a RabbitMQ must
+    /// answer; `None` when `ARBV_SKIP_SERVICES` skips the tests that need RabbitMQ. Neither the
+    /// URL nor its password is quoted when it is missing.
+    #[track_caller]
+    pub fn amqp_url() -> Option<String> {
+        let url = std::env::var("AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
+        let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+        let authority = after_scheme.split('/').next().unwrap_or_default();
+        let host_port = authority.rsplit('@').next().unwrap_or_default();
+        let host_port = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:5672")
+        };
+        require("rabbitmq", START_RABBITMQ, || {
+            if amqp_answers(&host_port) {
+                Ok(())
+            } else {
+                Err(format!("no AMQP broker answers at {host_port} (AMQP_URL)."))
+            }
+        })?;
+        Some(url)
+    }
+
     /// A Redis server of the test's own, on a free port, that the test may stop and start.
     pub struct PrivateRedis {
         port: u16,
