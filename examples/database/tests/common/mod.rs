@@ -22,9 +22,9 @@ const START_POSTGRES: &str = "Start one with trust authentication for the user `
 
 /// The server the tests use: `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 /// `None` when the test is to be skipped, after saying so on the terminal (libtest would hide an
-/// `eprintln!` of a passing test): when `ARBV_SKIP_SERVICES` names `postgres`, or when no
-/// PostgreSQL answers and `CI` is not `true`. With `CI=true` (`.ci/run` starts PostgreSQL) a
-/// PostgreSQL that does not answer fails the test, saying what to start.
+/// `eprintln!` of a passing test): when `ARBV_SKIP_SERVICES` names `postgres` (never with
+/// `CI=true`). Otherwise a PostgreSQL that does not answer fails the test, saying what to start
+/// and how to skip, as the Redis and RabbitMQ tests do.
 pub async fn postgres_url() -> Option<String> {
     if skipped("postgres") {
         report_skip(&format!(
@@ -44,14 +44,9 @@ pub async fn postgres_url() -> Option<String> {
             Ok(Err(e)) => format!("no PostgreSQL answers at {shown} (DATABASE_URL): {e}"),
             Err(_) => format!("no PostgreSQL answered at {shown} (DATABASE_URL) within 5 s"),
         };
-    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-        panic!("{missing}. CI=true, so this test does not skip.\n{START_POSTGRES}");
-    }
-    report_skip(&format!(
-        "{missing}.\n{START_POSTGRES}\nWith CI=true this test fails instead; \
-         {SKIP_VARIABLE}=postgres skips it without trying."
-    ));
-    None
+    panic!(
+        "{missing}.\n{START_POSTGRES}\nTo skip the tests that need postgres instead, set {SKIP_VARIABLE}=postgres."
+    );
 }
 
 /// Writes `SKIPPED <test>: <why>` to the terminal itself, past libtest's capture.
