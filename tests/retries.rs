@@ -44,6 +44,8 @@ fn failure(name: &str) -> ActionError {
     match name {
         "unavailable" => ActionError::new("upstream 503").transient(),
         "rate_limited" => ActionError::new("upstream 429").retry_after(Duration::from_secs(1)),
+        // A message that would forge a log line of its own if written as it is.
+        "forged" => ActionError::new("upstream 503\nINFO forged line").transient(),
         _ => ActionError::new("no such city").with_code("NOT_FOUND"),
     }
 }
@@ -342,5 +344,29 @@ fn the_manifest_shows_the_declared_retry() {
             "backoff_cap_s": 2.0,
             "attempt_timeout_s": null,
         })
+    );
+}
+
+/// Each retry is logged at `warn`, with the attempt, the wait and the error escaped. Checked
+/// through this binary's global subscriber: a thread's own subscriber can miss events whose
+/// callsites other tests' threads register at the same moment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_retry_is_logged_at_warn_with_the_error_escaped() {
+    let logs = arbv_tests::logs::global(tracing::Level::INFO);
+    let run = declared("forecast", 1, "forged").await;
+    assert_eq!(run.envelope["status"], "success", "{}", run.envelope);
+    let escaped = r"upstream 503\nINFO forged line";
+    let lines = logs.lines_with(&[escaped]);
+    assert_eq!(lines.len(), 1, "{}", logs.text());
+    for part in ["WARN", "attempt=1", "attempts=3", "wait="] {
+        assert!(lines[0].contains(part), "{part} in {}", lines[0]);
+    }
+    assert!(
+        !logs
+            .text()
+            .lines()
+            .any(|line| line.starts_with("INFO forged line")),
+        "no line forged: {}",
+        logs.text()
     );
 }
