@@ -3,7 +3,8 @@
 //! limit; identical tasks arriving together run the action once (single flight).
 //!
 //! Answers are kept in process ([`CacheBackend::in_process`], the default: a moka cache bounded
-//! by bytes) or in Redis ([`CacheBackend::redis`], or `cache = redis("10m")` on an action),
+//! by bytes) or in Redis (`CacheBackend::redis`, with the `redis` feature, or
+//! `cache = redis("10m")` on an action),
 //! where every process of the provider shares them. A cache never turns a working action into a
 //! failing one: a store that fails is skipped, and the action runs.
 //!
