@@ -33,6 +33,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a failed connection, tasks are answered `UNAVAILABLE` without trying again for this
 /// long, so that a dead broker costs each task nothing rather than a connection attempt each.
 pub const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+/// How long the broker may take to answer one step of a task (a channel, a publish and its
+/// confirm, a lookup, the acknowledgements) before the task is answered `UNAVAILABLE` and the
+/// connection is made anew: a network that drops packets leaves a connection that looks open.
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest message body published, encoded.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
@@ -208,10 +212,34 @@ impl MessageQueue {
     /// A channel of the task's own; dropping it closes it.
     async fn channel(&self) -> Result<Channel, ActionError> {
         let connection = self.connection().await?;
-        connection
-            .create_channel()
-            .await
-            .map_err(|e| broker_error(e, "opening a channel"))
+        self.bounded("opening a channel", async {
+            connection
+                .create_channel()
+                .await
+                .map_err(|e| broker_error(e, "opening a channel"))
+        })
+        .await
+    }
+
+    /// `work` on the broker within [`BROKER_TIMEOUT`]: a broker that stops answering is
+    /// answered `UNAVAILABLE` rather than holding the task to its timeout, and the shared
+    /// connection is dropped so that the next task makes a new one.
+    async fn bounded<T>(
+        &self,
+        doing: &str,
+        work: impl Future<Output = Result<T, ActionError>>,
+    ) -> Result<T, ActionError> {
+        match tokio::time::timeout(BROKER_TIMEOUT, work).await {
+            Ok(done) => done,
+            Err(_) => {
+                self.link.lock().await.connection = None;
+                tracing::warn!(broker = %self.url.masked(), doing, "the broker did not answer in time: the connection will be made anew");
+                Err(unavailable(format!(
+                    "the broker did not answer within {}s while {doing}",
+                    BROKER_TIMEOUT.as_secs()
+                )))
+            }
+        }
     }
 }
 
@@ -297,41 +325,45 @@ impl MessageQueue {
         let queue = payload.queue.0;
         let (body, content_type) = encode(&payload.message)?;
         let channel = self.channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| broker_error(e, "enabling publisher confirms"))?;
-        channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions {
-                    durable: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| broker_error(e, "declaring the queue"))?;
-        // The task id as message id: a consumer can drop the copy a retried task publishes.
-        let properties = BasicProperties::default()
-            .with_content_type(content_type.into())
-            .with_delivery_mode(if payload.persistent { 2 } else { 1 })
-            .with_message_id(ctx.task_id().into());
-        let confirmation = channel
-            .basic_publish(
-                "".into(),
-                queue.as_str().into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                &body,
-                properties,
-            )
-            .await
-            .map_err(|e| broker_error(e, "publishing"))?
-            .await
-            .map_err(|e| broker_error(e, "waiting for the publisher confirm"))?;
+        let confirmation = self
+            .bounded("publishing", async {
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await
+                    .map_err(|e| broker_error(e, "enabling publisher confirms"))?;
+                channel
+                    .queue_declare(
+                        queue.as_str().into(),
+                        QueueDeclareOptions {
+                            durable: true,
+                            ..QueueDeclareOptions::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|e| broker_error(e, "declaring the queue"))?;
+                // The task id as message id: a consumer can drop the copy a retried task publishes.
+                let properties = BasicProperties::default()
+                    .with_content_type(content_type.into())
+                    .with_delivery_mode(if payload.persistent { 2 } else { 1 })
+                    .with_message_id(ctx.task_id().into());
+                channel
+                    .basic_publish(
+                        "".into(),
+                        queue.as_str().into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..BasicPublishOptions::default()
+                        },
+                        &body,
+                        properties,
+                    )
+                    .await
+                    .map_err(|e| broker_error(e, "publishing"))?
+                    .await
+                    .map_err(|e| broker_error(e, "waiting for the publisher confirm"))
+            })
+            .await?;
         match confirmation {
             Confirmation::Ack(None) => {}
             Confirmation::Ack(Some(_)) => {
@@ -356,39 +388,47 @@ impl MessageQueue {
         let max = usize::from(payload.max);
         let deadline = Instant::now() + Duration::from_millis(payload.timeout_ms);
         let channel = self.channel().await?;
-        let mut deliveries = take_ready(&channel, &queue, max).await?;
+        let mut deliveries = self
+            .bounded("taking messages", take_ready(&channel, &queue, max))
+            .await?;
         if deliveries.is_empty()
             && let Some(first) = wait_for_one(&channel, &queue, deadline).await?
         {
             deliveries.push(first);
-            deliveries.extend(take_ready(&channel, &queue, max - 1).await?);
+            let more = self
+                .bounded("taking messages", take_ready(&channel, &queue, max - 1))
+                .await?;
+            deliveries.extend(more);
         }
-        // Each tag on its own: a `multiple` ack could take a message this task never answered.
-        for delivery in &deliveries {
-            let settled = if payload.auto_ack {
-                channel
-                    .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
-                    .await
-            } else {
-                channel
-                    .basic_nack(
-                        delivery.delivery_tag,
-                        BasicNackOptions {
-                            multiple: false,
-                            requeue: true,
-                        },
-                    )
-                    .await
-            };
-            settled.map_err(|e| broker_error(e, "acknowledging"))?;
-        }
-        // The broker handles the channel's frames in order: once it has closed the channel, it
-        // has handled the acks. Were the connection lost first, the messages go back to the
-        // queue and the task answers UNAVAILABLE: nothing is answered and lost.
-        channel
-            .close(200, "OK".into())
-            .await
-            .map_err(|e| broker_error(e, "closing the channel"))?;
+        self.bounded("acknowledging", async {
+            // Each tag on its own: a `multiple` ack could take a message this task never answered.
+            for delivery in &deliveries {
+                let settled = if payload.auto_ack {
+                    channel
+                        .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
+                        .await
+                } else {
+                    channel
+                        .basic_nack(
+                            delivery.delivery_tag,
+                            BasicNackOptions {
+                                multiple: false,
+                                requeue: true,
+                            },
+                        )
+                        .await
+                };
+                settled.map_err(|e| broker_error(e, "acknowledging"))?;
+            }
+            // The broker handles the channel's frames in order: once it has closed the channel, it
+            // has handled the acks. Were the connection lost first, the messages go back to the
+            // queue and the task answers UNAVAILABLE: nothing is answered and lost.
+            channel
+                .close(200, "OK".into())
+                .await
+                .map_err(|e| broker_error(e, "closing the channel"))
+        })
+        .await?;
         let messages: Vec<Value> = deliveries.iter().map(decode).collect();
         Ok(json!({ "queue": queue, "messages": messages }))
     }
@@ -398,14 +438,18 @@ impl MessageQueue {
     pub async fn queue_info(&self, payload: QueueInfoRequest) -> Result<Value, ActionError> {
         let queue = payload.queue.0;
         let channel = self.channel().await?;
-        let declared = channel
-            .queue_declare(
-                queue.as_str().into(),
-                QueueDeclareOptions::default().passive(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| broker_error(e, "looking the queue up"))?;
+        let declared = self
+            .bounded("looking the queue up", async {
+                channel
+                    .queue_declare(
+                        queue.as_str().into(),
+                        QueueDeclareOptions::default().passive(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|e| broker_error(e, "looking the queue up"))
+            })
+            .await?;
         let _ = channel.close(200, "OK".into()).await;
         Ok(json!({
             "queue": queue,
