@@ -698,3 +698,43 @@ async fn keys_declared_on_the_action_decide_what_is_identical() {
     assert_eq!(calls.load(Ordering::SeqCst), 3);
     provider.stop().await.unwrap();
 }
+
+/// A cached action that also retries, whose upstream fails once with a transient error.
+#[derive(Default)]
+struct FlakyOnce {
+    calls: Arc<AtomicUsize>,
+}
+
+#[provider(name = "hand-written")]
+impl FlakyOnce {
+    #[action(cache = "10m", retry(attempts = 3, backoff = "10ms..20ms"))]
+    async fn forecast(&self, payload: Ask) -> Result<Value, ActionError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(ActionError::new("upstream 503").transient());
+        }
+        Ok(json!({ "city": payload.city }))
+    }
+}
+
+arbv_tests::on_both_hubs!(a_cached_action_that_retries_works_on_a_hub_that_does_only_the_contract);
+async fn a_cached_action_that_retries_works_on_a_hub_that_does_only_the_contract(
+    kind: arbv_tests::hubs::HubKind,
+) {
+    let hub = arbv_tests::hubs::TestHub::start(kind).await;
+    let provider = FlakyOnce::default();
+    let calls = provider.calls.clone();
+    let runtime = Runtime::new(provider, config(&hub.url()).build().unwrap()).unwrap();
+    let running = RunningProvider::start_runtime(runtime);
+    let mut envelopes = Vec::new();
+    for _ in 0..2 {
+        let id = hub.enqueue("forecast", json!({"city": "Oslo"}));
+        assert!(hub.wait_taken(&[id.clone()], Duration::from_secs(20)).await);
+        envelopes.push(hub.taken_envelope(&id).expect("a result taken"));
+    }
+    assert_eq!(envelopes[0]["status"], "success", "{}", envelopes[0]);
+    assert!(!is_hit(&envelopes[0]), "{}", envelopes[0]);
+    assert!(is_hit(&envelopes[1]), "{}", envelopes[1]);
+    assert_eq!(response(&envelopes[1]), &json!({"city": "Oslo"}));
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one retry, then a hit");
+    running.stop().await.unwrap();
+}
