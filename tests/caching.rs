@@ -728,7 +728,10 @@ async fn a_cached_action_that_retries_works_on_a_hub_that_does_only_the_contract
     let mut envelopes = Vec::new();
     for _ in 0..2 {
         let id = hub.enqueue("forecast", json!({"city": "Oslo"}));
-        assert!(hub.wait_taken(&[id.clone()], Duration::from_secs(20)).await);
+        assert!(
+            hub.wait_taken(std::slice::from_ref(&id), Duration::from_secs(20))
+                .await
+        );
         envelopes.push(hub.taken_envelope(&id).expect("a result taken"));
     }
     assert_eq!(envelopes[0]["status"], "success", "{}", envelopes[0]);
