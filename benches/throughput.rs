@@ -1,100 +1,80 @@
-//! `cargo bench --bench throughput`: the provider against the physical limit.
+//! `cargo bench --bench throughput`: the provider beside a bare client, through the same hub.
 //!
-//! One run measures, on this machine:
-//! - the limit: raw tonic unary round trips per second between a trivial client and a trivial
-//!   server over loopback, at the provider's concurrency;
-//! - the dev hub's capacity: a zero-work client taking and answering tasks through the dev hub;
-//! - the provider: N echo tasks through the dev hub to `basic::Basic` (tasks/s, latency from
-//!   enqueue to result, CPU per 1,000 tasks of the provider and of the hub, peak RSS);
-//! - p99 latency at half of peak throughput, with tasks enqueued at a steady pace;
-//! - the throughput curve as concurrency grows;
-//! - an idle provider: polls/s, CPU, RSS, and the latency of the first task after an idle
-//!   spell, against a hub that answers "no task" at once and against one that holds `GetTask`.
+//! The default case is a hub that never hands work back (the trivial hub: `GetTask` answers a
+//! canned task at once, `SubmitTaskResult` answers "no task"), since a production hub promises
+//! no more than the contract: every task costs two RPCs. Beside the provider runs a bare client
+//! that does only those two RPCs with a canned result, through the same hub; the figures are
+//! the provider's as a fraction of the client's. One run measures, on this machine:
+//! - tasks/s and CPU µs per task of the provider and of the bare client, at concurrency 16 and
+//!   1, in interleaved rounds (medians shown, every run listed), with the provider's metrics
+//!   off, on (the default) and served and scraped;
+//! - the same through the dev hub in its hand-back mode (one RPC per task under load);
+//! - p99 latency at half of peak throughput against a dev hub that does not hand work back;
+//! - the curve as concurrency grows; the cost as payloads grow (echo, a 10 KB order, 1 MB);
+//! - 1, 2 and 4 provider processes against one hub;
+//! - start to first `GetTask`; an idle provider's polls, CPU and memory (and what the memory is).
 //!
-//! Every client (provider or baseline) runs in a child process, this executable started again
-//! with `ARBV_BENCH_ROLE`, so that its CPU time and memory are its own; hubs run in this process.
-//! The last line printed is the ratio provider tasks/s ÷ (raw round trips/s ÷ 2).
+//! The provider is `bench-provider`, this package's binary: `basic::Basic` with the `main` a
+//! user writes, configured from the environment and stopped with SIGTERM. The bare client is
+//! this executable started again with `ARBV_BENCH_ROLE=client`. Each runs in its own process, so
+//! its CPU time and memory are its own; hubs run in this process.
 //!
-//! Knobs (environment): `ARBV_BENCH_N` tasks per provider run (default 20000),
-//! `ARBV_BENCH_CONCURRENCY` (default: the provider's default concurrency), `ARBV_BENCH_REPEAT`
-//! repetitions of the key measurements (default 3), `ARBV_BENCH_IDLE_S` (default 5).
-//! For profiling: `ARBV_BENCH_ONLY=provider` (or `client`) runs only the N-task run,
-//! `ARBV_BENCH_REPEAT` times, against a dev hub holding `GetTask` for `ARBV_BENCH_HOLD_MS` if
-//! set; `ARBV_BENCH_WRAP="valgrind --tool=callgrind"` starts each child
-//! under that command.
+//! The last line printed is `ratio <provider ÷ client tasks/s, no hand-back, concurrency 16>;
+//! cpu <provider ÷ client CPU per task>`.
+//!
+//! Knobs (environment): `ARBV_BENCH_WINDOW_MS` length of a measured run (default 2000),
+//! `ARBV_BENCH_N` tasks per dev hub run (default 20000), `ARBV_BENCH_CONCURRENCY` (default: the
+//! provider's default), `ARBV_BENCH_REPEAT` rounds (default 3), `ARBV_BENCH_IDLE_S` (default 5).
+//! For profiling: `ARBV_BENCH_ONLY=provider` (or `client`) runs only the no-hand-back run,
+//! `ARBV_BENCH_REPEAT` times, with `ARBV_BENCH_LOAD=echo|order|1mb` (default echo), and prints
+//! how many tasks the child answered in all; `ARBV_BENCH_WRAP="valgrind --tool=callgrind"`
+//! starts each child under that command.
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arbv_benches::{
-    ECHO_PAYLOAD, TrivialHub, cpu_seconds, median, quantile, serve_trivial, status_mib,
-    thread_cpu_seconds, trivial_client,
+    ECHO_PAYLOAD, HubCounters, TrivialHub, cpu_seconds, median, order_payload, quantile,
+    serve_trivial, status_mib, thread_cpu_seconds, trivial_client,
 };
 use arbv_provider::config::DEFAULT_CONCURRENCY;
 use arbv_provider::dev_hub::{DEFAULT_HOLD, DevHub, RunningServer};
-use arbv_provider::{Config, Provider, Serve};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 const ROLE: &str = "ARBV_BENCH_ROLE";
 const TOKEN: &str = "bench-token-7d41c0";
 const PROVIDER: &str = "basic-provider";
+const PROVIDER_EXE: &str = env!("CARGO_BIN_EXE_bench-provider");
 const CURVE: [usize; 6] = [1, 2, 4, 8, 16, 32];
+const PROCESSES: [usize; 3] = [1, 2, 4];
 
 fn main() {
-    match std::env::var(ROLE).as_deref() {
-        Ok("provider") => run_provider(),
-        Ok("client") => run_client(),
-        _ => {
-            let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-            runtime.block_on(orchestrate(Settings::from_env()));
-        }
+    if std::env::var(ROLE).as_deref() == Ok("client") {
+        run_client();
+        return;
     }
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    runtime.block_on(orchestrate(Settings::from_env()));
 }
 
 // ---------------------------------------------------------------------------------------------
-// Child roles
+// Child processes
 
-/// Resolves when the parent closes our stdin (it does so to stop us, or by exiting).
-fn parent_gone() -> tokio::sync::oneshot::Receiver<()> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut sink);
-        let _ = tx.send(());
-    });
-    rx
-}
-
-/// The provider under test, run as a deployed one is: the runtime `#[tokio::main]` gives,
-/// configuration from the environment, logging on.
-fn run_provider() {
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    runtime.block_on(async {
-        let telemetry = arbv_provider::telemetry::init_logging(basic::Basic::definition().name())
-            .expect("the benchmark sets a valid logging configuration");
-        let config = Config::from_env().expect("the benchmark sets a valid configuration");
-        let gone = parent_gone();
-        basic::Basic
-            .serve_until(config, async move {
-                let _ = gone.await;
-            })
-            .await
-            .expect("the provider runs");
-        telemetry.shutdown().await;
-    });
-}
-
-/// The zero-work baseline client.
+/// The bare client: the two RPCs and a canned result, until the parent closes our stdin.
 fn run_client() {
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(async {
         let url = std::env::var("HUB_GRPC_URL").expect("HUB_GRPC_URL");
         let lanes = env_usize("PROVIDER_CONCURRENCY", DEFAULT_CONCURRENCY);
-        let gone = parent_gone();
+        let (tx, gone) = tokio::sync::oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            let _ = tx.send(());
+        });
         tokio::select! {
             () = trivial_client(url, TOKEN.to_owned(), lanes) => {}
             _ = gone => {}
@@ -104,25 +84,33 @@ fn run_client() {
     std::process::exit(0);
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Role {
     Provider,
     Client,
 }
 
-/// A child process of this executable in one role.
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Provider => "provider",
+            Role::Client => "client",
+        }
+    }
+}
+
+/// A provider or bare client in its own process. Killed when dropped without [`stop`].
 struct Worker {
     child: Child,
+    role: Role,
 }
 
 impl Worker {
-    fn spawn(role: Role, url: &str, concurrency: usize) -> Self {
-        Self::spawn_with(role, url, concurrency, &[])
-    }
-
-    /// As [`spawn`](Self::spawn), with more environment for the child.
-    fn spawn_with(role: Role, url: &str, concurrency: usize, env: &[(&str, String)]) -> Self {
-        let exe = std::env::current_exe().expect("the benchmark knows its own path");
+    fn spawn(role: Role, url: &str, concurrency: usize, env: &[(&str, String)]) -> Self {
+        let exe = match role {
+            Role::Provider => PROVIDER_EXE.into(),
+            Role::Client => std::env::current_exe().expect("the benchmark knows its own path"),
+        };
         let wrap = std::env::var("ARBV_BENCH_WRAP").unwrap_or_default();
         let mut wrap = wrap.split_whitespace();
         let mut command = match wrap.next() {
@@ -133,12 +121,8 @@ impl Worker {
             }
             None => Command::new(exe),
         };
-        let role = match role {
-            Role::Provider => "provider",
-            Role::Client => "client",
-        };
         command
-            .env(ROLE, role)
+            .env(ROLE, role.name())
             .env("HUB_GRPC_URL", url)
             .env("PROVIDER_AUTH_TOKEN", TOKEN)
             .env("PROVIDER_CONCURRENCY", concurrency.to_string())
@@ -147,8 +131,8 @@ impl Worker {
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "warn");
         }
-        let child = command.spawn().expect("the benchmark can start itself");
-        Self { child }
+        let child = command.spawn().expect("the benchmark can start its child");
+        Self { child, role }
     }
 
     fn pid(&self) -> u32 {
@@ -159,9 +143,16 @@ impl Worker {
         cpu_seconds(self.pid())
     }
 
-    /// Closes its stdin and waits for it to exit (killing it after 30 s).
+    /// Stops it as it is stopped in production (SIGTERM for the provider; the client has
+    /// nothing to drain) and waits for it to exit, killing it after 30 s.
     async fn stop(mut self) {
-        drop(self.child.stdin.take());
+        match self.role {
+            // SAFETY: kill(2) with a pid we started and have not reaped yet.
+            Role::Provider => unsafe {
+                libc::kill(self.pid() as libc::pid_t, libc::SIGTERM);
+            },
+            Role::Client => drop(self.child.stdin.take()),
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -169,11 +160,18 @@ impl Worker {
             }
             if Instant::now() >= deadline {
                 eprintln!("a benchmark child did not stop within 30 s: killing it");
-                let _ = self.child.kill();
-                let _ = self.child.wait();
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -183,10 +181,11 @@ fn own_cpu() -> f64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Measurements
+// Settings and loads
 
 #[derive(Clone, Copy)]
 struct Settings {
+    window: Duration,
     n: usize,
     concurrency: usize,
     repeat: usize,
@@ -204,6 +203,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 impl Settings {
     fn from_env() -> Self {
         Self {
+            window: Duration::from_millis(env_usize("ARBV_BENCH_WINDOW_MS", 2000) as u64),
             n: env_usize("ARBV_BENCH_N", 20_000),
             concurrency: env_usize("ARBV_BENCH_CONCURRENCY", DEFAULT_CONCURRENCY),
             repeat: env_usize("ARBV_BENCH_REPEAT", 3),
@@ -212,56 +212,212 @@ impl Settings {
     }
 }
 
-/// Raw gRPC: round trips per second, and each side's CPU per 1,000 round trips.
-struct Limit {
-    round_trips_per_s: f64,
-    client_cpu_s_per_k: f64,
-    server_cpu_s_per_k: f64,
+/// What the trivial hub hands out.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Load {
+    /// `echo` with a 38-byte payload.
+    Echo,
+    /// `process_order` with 100 lines, ~10 KB of nested JSON.
+    Order,
+    /// `echo` with a 1 MB message.
+    Megabyte,
 }
 
-async fn measure_limit(concurrency: usize, window: Duration) -> Limit {
-    let calls = Arc::new(AtomicU64::new(0));
+impl Load {
+    fn from_env() -> Self {
+        match std::env::var("ARBV_BENCH_LOAD").as_deref() {
+            Ok("order") => Load::Order,
+            Ok("1mb") => Load::Megabyte,
+            _ => Load::Echo,
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Load::Echo | Load::Megabyte => "echo",
+            Load::Order => "process_order",
+        }
+    }
+
+    fn payload(self) -> Bytes {
+        match self {
+            Load::Echo => Bytes::from_static(ECHO_PAYLOAD),
+            Load::Order => Bytes::from(order_payload(100).to_string()),
+            Load::Megabyte => {
+                Bytes::from(serde_json::json!({ "message": "m".repeat(1_000_000) }).to_string())
+            }
+        }
+    }
+
+    fn describe(self) -> String {
+        let bytes = self.payload().len();
+        match self {
+            Load::Echo => format!("echo, {bytes} B payload"),
+            Load::Order => format!("process_order, 100 lines, {bytes} B"),
+            Load::Megabyte => format!("echo, {bytes} B payload"),
+        }
+    }
+
+    /// Tasks answered before the measured window opens.
+    fn warm_up(self) -> u64 {
+        match self {
+            Load::Echo => 2_000,
+            Load::Order => 500,
+            Load::Megabyte => 20,
+        }
+    }
+}
+
+/// How the provider of a run keeps metrics.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Metrics {
+    /// As configured by default: recorded, no server.
+    Recorded,
+    /// `PROVIDER_METRICS=off`: nothing recorded.
+    Off,
+    /// Recorded and served on `PROVIDER_METRICS_ADDR`, scraped every [`SCRAPE_EVERY`] during the
+    /// run.
+    Scraped,
+}
+
+impl Metrics {
+    /// The child's environment for this mode, and where its metrics are served.
+    fn env(self) -> (Vec<(&'static str, String)>, Option<std::net::SocketAddr>) {
+        match self {
+            Metrics::Recorded => (vec![], None),
+            Metrics::Off => (vec![("PROVIDER_METRICS", "off".to_owned())], None),
+            Metrics::Scraped => {
+                let addr = free_loopback_addr();
+                (
+                    vec![("PROVIDER_METRICS_ADDR", addr.to_string())],
+                    Some(addr),
+                )
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against the trivial hub: no hand-back, two RPCs per task
+
+/// A worker (or several) run for a window against the trivial hub.
+struct Steady {
+    tasks_per_s: f64,
+    /// CPU µs per task of the worker processes together.
+    cpu_us: f64,
+    /// CPU µs per task of this process (the hub, and the scraper when there is one).
+    hub_cpu_us: f64,
+    /// The largest `VmHWM` among the worker processes.
+    peak_mib: f64,
+    /// Tasks answered from start to stop, warm-up included (for instruction counts per task).
+    answered: u64,
+}
+
+async fn measure_steady(
+    role: Role,
+    load: Load,
+    concurrency: usize,
+    processes: usize,
+    metrics: Metrics,
+    window: Duration,
+) -> Steady {
+    let counters = Arc::new(HubCounters::default());
     let stop = CancellationToken::new();
-    let addr = serve_trivial(TrivialHub::new(calls.clone()), stop.clone()).await;
-    let client = Worker::spawn(Role::Client, &format!("http://{addr}"), concurrency);
-    // Warm up: connection, allocator, caches.
-    while calls.load(Ordering::Relaxed) < 2_000 {
+    let hub = TrivialHub::with_task(counters.clone(), load.action(), load.payload());
+    let url = format!("http://{}", serve_trivial(hub, stop.clone()).await);
+    let (env, served_on) = metrics.env();
+    let workers: Vec<Worker> = (0..processes)
+        .map(|_| Worker::spawn(role, &url, concurrency, &env))
+        .collect();
+    let warm = load.warm_up() * processes as u64;
+    let warming = Instant::now();
+    while counters.submits() < warm {
+        assert!(
+            warming.elapsed() < Duration::from_secs(120),
+            "the {} answered {} of {warm} warm-up tasks in 120 s",
+            role.name(),
+            counters.submits()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (c0, t0) = (calls.load(Ordering::Relaxed), Instant::now());
-    let (client0, server0) = (client.cpu(), own_cpu());
+    let scraping = CancellationToken::new();
+    let scraper = served_on.map(|addr| tokio::spawn(scrape_often(addr, scraping.clone())));
+    let cpu = |workers: &[Worker]| workers.iter().map(Worker::cpu).sum::<f64>();
+    let (t0, done0, worker0, hub0) = (Instant::now(), counters.submits(), cpu(&workers), own_cpu());
     tokio::time::sleep(window).await;
-    let (c1, t1) = (calls.load(Ordering::Relaxed), Instant::now());
-    let (client1, server1) = (client.cpu(), own_cpu());
-    client.stop().await;
+    let (t1, done1, worker1, hub1) = (Instant::now(), counters.submits(), cpu(&workers), own_cpu());
+    scraping.cancel();
+    if let Some(scraper) = scraper {
+        let scrapes = scraper.await.expect("the scraper does not panic");
+        assert!(
+            scrapes > 0,
+            "the provider's /metrics was scraped during the run"
+        );
+    }
+    let peak_mib = workers
+        .iter()
+        .map(|w| status_mib(w.pid(), "VmHWM"))
+        .fold(f64::NAN, f64::max);
+    for worker in workers {
+        worker.stop().await;
+    }
+    let answered = counters.submits();
     stop.cancel();
-    let k = (c1 - c0) as f64 / 1e3;
-    Limit {
-        round_trips_per_s: (c1 - c0) as f64 / (t1 - t0).as_secs_f64(),
-        client_cpu_s_per_k: (client1 - client0) / k,
-        server_cpu_s_per_k: (server1 - server0) / k,
+    let tasks = (done1 - done0) as f64;
+    Steady {
+        tasks_per_s: tasks / (t1 - t0).as_secs_f64(),
+        cpu_us: (worker1 - worker0) * 1e6 / tasks,
+        hub_cpu_us: (hub1 - hub0) * 1e6 / tasks,
+        peak_mib,
+        answered,
     }
 }
 
-/// N tasks through the dev hub to a worker (the provider or the zero-work client).
+/// The time from starting a provider process to its first `GetTask` at the hub.
+async fn measure_start() -> f64 {
+    let counters = Arc::new(HubCounters::default());
+    let stop = CancellationToken::new();
+    let hub = TrivialHub::new(counters.clone());
+    let url = format!("http://{}", serve_trivial(hub, stop.clone()).await);
+    let started = Instant::now();
+    let worker = Worker::spawn(Role::Provider, &url, DEFAULT_CONCURRENCY, &[]);
+    let first = loop {
+        if let Some(first) = counters.first_get_task.get() {
+            break *first;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the provider did not ask for work within 30 s"
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    };
+    worker.stop().await;
+    stop.cancel();
+    (first - started).as_secs_f64() * 1e3
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the dev hub
+
+/// N tasks through the dev hub to a worker.
 struct Run {
     tasks_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
-    worker_cpu_s_per_k: f64,
-    hub_cpu_s_per_k: f64,
-    worker_peak_mib: f64,
+    cpu_us: f64,
+    hub_cpu_us: f64,
     rpcs_per_task: f64,
 }
 
-async fn start_hub(hold: Option<Duration>) -> (DevHub, RunningServer) {
+async fn start_hub(hold: Duration, hand_back: bool) -> (DevHub, RunningServer) {
     // Every answer is kept: the latencies are read back from the hub after the run.
-    let mut builder = DevHub::builder().token(TOKEN).keep(usize::MAX);
-    if let Some(hold) = hold {
-        builder = builder.hold(hold);
-    }
-    let hub = builder.build();
+    let hub = DevHub::builder()
+        .token(TOKEN)
+        .keep(usize::MAX)
+        .hold(hold)
+        .hand_back(hand_back)
+        .build();
     let server = hub
         .serve("127.0.0.1:0".parse().expect("an address"))
         .await
@@ -316,66 +472,26 @@ fn rpcs(hub: &DevHub) -> u64 {
     stats.get_task_calls + stats.submit_calls
 }
 
-async fn measure_run(hold: Option<Duration>, role: Role, concurrency: usize, n: usize) -> Run {
-    measure_run_with(hold, role, concurrency, n, Metrics::Recorded).await
-}
-
-/// How the provider of a run keeps metrics.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Metrics {
-    /// As configured by default: recorded, no server.
-    Recorded,
-    /// `PROVIDER_METRICS=off`: nothing recorded.
-    Off,
-    /// Recorded and served on `PROVIDER_METRICS_ADDR`, scraped every [`SCRAPE_EVERY`] during the
-    /// run.
-    Scraped,
-}
-
-async fn measure_run_with(
-    hold: Option<Duration>,
-    role: Role,
-    concurrency: usize,
-    n: usize,
-    metrics: Metrics,
-) -> Run {
-    let (hub, server) = start_hub(hold).await;
-    let served_on = (metrics == Metrics::Scraped).then(free_loopback_addr);
-    let env = match (metrics, served_on) {
-        (Metrics::Off, _) => vec![("PROVIDER_METRICS", "off".to_owned())],
-        (_, Some(addr)) => vec![("PROVIDER_METRICS_ADDR", addr.to_string())],
-        (_, None) => vec![],
-    };
-    let worker = Worker::spawn_with(role, &server.url(), concurrency, &env);
+/// `n` echo tasks through the dev hub in its hand-back mode, fed in a closed loop.
+async fn measure_hand_back(role: Role, concurrency: usize, n: usize) -> Run {
+    let (hub, server) = start_hub(DEFAULT_HOLD, true).await;
+    let worker = Worker::spawn(role, &server.url(), concurrency, &[]);
     let window = 2 * concurrency;
-    drive(&hub, 500, window).await;
-    let scraping = CancellationToken::new();
-    let scraper = served_on.map(|addr| tokio::spawn(scrape_often(addr, scraping.clone())));
+    drive(&hub, 1_000, window).await;
     let rpcs0 = rpcs(&hub);
     let (t0, worker0, hub0) = (Instant::now(), worker.cpu(), own_cpu());
     let ids = drive(&hub, n, window).await;
     let (t1, worker1, hub1) = (Instant::now(), worker.cpu(), own_cpu());
     let rpcs1 = rpcs(&hub);
-    scraping.cancel();
-    if let Some(scraper) = scraper {
-        let scrapes = scraper.await.expect("the scraper does not panic");
-        assert!(
-            scrapes > 0,
-            "the provider's /metrics was scraped during the run"
-        );
-    }
-    let peak = status_mib(worker.pid(), "VmHWM");
     worker.stop().await;
     server.stop().await;
     let mut latencies = latencies_ms(&hub, &ids);
-    let k = n as f64 / 1e3;
     Run {
         tasks_per_s: n as f64 / (t1 - t0).as_secs_f64(),
         p50_ms: quantile(&mut latencies, 0.5),
         p99_ms: quantile(&mut latencies, 0.99),
-        worker_cpu_s_per_k: (worker1 - worker0) / k,
-        hub_cpu_s_per_k: (hub1 - hub0) / k,
-        worker_peak_mib: peak,
+        cpu_us: (worker1 - worker0) * 1e6 / n as f64,
+        hub_cpu_us: (hub1 - hub0) * 1e6 / n as f64,
         rpcs_per_task: (rpcs1 - rpcs0) as f64 / n as f64,
     }
 }
@@ -423,15 +539,17 @@ struct Paced {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
-    worker_cpu_s_per_k: f64,
-    hub_cpu_s_per_k: f64,
+    cpu_us: f64,
+    hub_cpu_us: f64,
     rpcs_per_task: f64,
 }
 
-async fn measure_paced(concurrency: usize, rate: f64, duration: Duration) -> Paced {
-    let (hub, server) = start_hub(None).await;
-    let worker = Worker::spawn(Role::Provider, &server.url(), concurrency);
-    drive(&hub, 500, 2 * concurrency).await;
+/// The provider against a dev hub that never hands work back and holds `GetTask` for `hold`,
+/// fed `rate` echo tasks per second for `duration`.
+async fn measure_paced(concurrency: usize, hold: Duration, rate: f64, duration: Duration) -> Paced {
+    let (hub, server) = start_hub(hold, false).await;
+    let worker = Worker::spawn(Role::Provider, &server.url(), concurrency, &[]);
+    drive(&hub, 1_000, 2 * concurrency).await;
     let rpcs0 = rpcs(&hub);
     let (worker0, hub0) = (worker.cpu(), own_cpu());
     let started = Instant::now();
@@ -454,16 +572,66 @@ async fn measure_paced(concurrency: usize, rate: f64, duration: Duration) -> Pac
     worker.stop().await;
     server.stop().await;
     let mut latencies = latencies_ms(&hub, &ids);
-    let k = ids.len() as f64 / 1e3;
+    let tasks = ids.len() as f64;
     Paced {
-        achieved: ids.len() as f64 / elapsed.as_secs_f64(),
+        achieved: tasks / elapsed.as_secs_f64(),
         sent: ids.len(),
         p50_ms: quantile(&mut latencies, 0.5),
         p99_ms: quantile(&mut latencies, 0.99),
         max_ms: quantile(&mut latencies, 1.0),
-        worker_cpu_s_per_k: (worker1 - worker0) / k,
-        hub_cpu_s_per_k: (hub1 - hub0) / k,
-        rpcs_per_task: (rpcs1 - rpcs0) as f64 / ids.len() as f64,
+        cpu_us: (worker1 - worker0) * 1e6 / tasks,
+        hub_cpu_us: (hub1 - hub0) * 1e6 / tasks,
+        rpcs_per_task: (rpcs1 - rpcs0) as f64 / tasks,
+    }
+}
+
+/// Resident memory of a process by what it is, in MiB, from `/proc/<pid>/smaps`.
+#[derive(Clone, Copy, Default)]
+struct Resident {
+    /// Pages of the executable: its code and read-only data.
+    executable: f64,
+    /// Pages of shared libraries (libc, the loader, libgcc).
+    libraries: f64,
+    /// Anonymous memory: the heap (malloc arenas), thread stacks, tokio's and h2's buffers.
+    anonymous: f64,
+}
+
+impl Resident {
+    fn of(pid: u32) -> Self {
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        let mut resident = Resident::default();
+        let mut mapping = String::new();
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if first.contains('-') && !first.ends_with(':') {
+                // A mapping's header: address range, perms, offset, device, inode, path.
+                mapping = line.split_whitespace().nth(5).unwrap_or("").to_owned();
+                continue;
+            }
+            let Some(kb) = line.strip_prefix("Rss:") else {
+                continue;
+            };
+            let mib = kb
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(0.0)
+                / 1024.0;
+            if !mapping.is_empty() && std::path::Path::new(&mapping) == exe {
+                resident.executable += mib;
+            } else if mapping.starts_with('/') {
+                resident.libraries += mib;
+            } else {
+                resident.anonymous += mib;
+            }
+        }
+        resident
+    }
+
+    fn total(&self) -> f64 {
+        self.executable + self.libraries + self.anonymous
     }
 }
 
@@ -472,26 +640,19 @@ struct Idle {
     first_task_ms: Vec<f64>,
     polls_per_s: Vec<f64>,
     cpu_percent: Vec<f64>,
-    rss_mib: Vec<f64>,
-    anon_mib: Vec<f64>,
+    resident: Vec<Resident>,
 }
 
-async fn measure_idle(
-    hold: Option<Duration>,
-    concurrency: usize,
-    idle: Duration,
-    samples: usize,
-) -> Idle {
-    let (hub, server) = start_hub(hold).await;
-    let worker = Worker::spawn(Role::Provider, &server.url(), concurrency);
+async fn measure_idle(hold: Duration, concurrency: usize, idle: Duration, samples: usize) -> Idle {
+    let (hub, server) = start_hub(hold, false).await;
+    let worker = Worker::spawn(Role::Provider, &server.url(), concurrency, &[]);
     // A provider that has worked, then fell idle: the usual life of one.
-    drive(&hub, 200, 2 * concurrency).await;
+    drive(&hub, 1_000, 2 * concurrency).await;
     let mut figures = Idle {
         first_task_ms: Vec::new(),
         polls_per_s: Vec::new(),
         cpu_percent: Vec::new(),
-        rss_mib: Vec::new(),
-        anon_mib: Vec::new(),
+        resident: Vec::new(),
     };
     let pid = worker.pid();
     // The first second of idleness ramps the poll pause up; the rest is the steady state.
@@ -512,8 +673,7 @@ async fn measure_idle(
         let seconds = (t1 - t0).as_secs_f64();
         figures.polls_per_s.push((polls1 - polls0) as f64 / seconds);
         figures.cpu_percent.push((cpu1 - cpu0) * 100.0 / seconds);
-        figures.rss_mib.push(status_mib(pid, "VmRSS"));
-        figures.anon_mib.push(status_mib(pid, "RssAnon"));
+        figures.resident.push(Resident::of(pid));
         // A task lands at any point of the poll cycle: a random extra wait of up to 50 ms
         // keeps the sample from always hitting the same phase.
         tokio::time::sleep(Duration::from_micros(random_below(50_000))).await;
@@ -599,47 +759,26 @@ async fn profile_only(which: &str, settings: &Settings) {
     } else {
         Role::Provider
     };
-    let hold = std::env::var("ARBV_BENCH_HOLD_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map(Duration::from_millis);
+    let load = Load::from_env();
     for _ in 0..settings.repeat {
-        let run = measure_run(hold, role, settings.concurrency, settings.n).await;
+        let run = measure_steady(
+            role,
+            load,
+            settings.concurrency,
+            1,
+            Metrics::Recorded,
+            settings.window,
+        )
+        .await;
         println!(
-            "{which}: {} tasks/s · p50 {:.2} ms · p99 {:.2} ms · CPU s/1k tasks {which} {:.3}, hub {:.3}",
+            "{which} ({}): {} tasks/s · CPU {:.1} µs per task ({which}), {:.1} (hub) · {} tasks answered from start to stop",
+            load.describe(),
             thousands(run.tasks_per_s),
-            run.p50_ms,
-            run.p99_ms,
-            run.worker_cpu_s_per_k,
-            run.hub_cpu_s_per_k
+            run.cpu_us,
+            run.hub_cpu_us,
+            run.answered
         );
     }
-}
-
-fn print_run(runs: &[Run], who: &str) {
-    println!(
-        "   tasks/s                 {:>8}   (runs: {})",
-        thousands(median_of(runs, |r| r.tasks_per_s)),
-        list(&all_of(runs, |r| r.tasks_per_s), 0)
-    );
-    println!(
-        "   enqueue→result          p50 {:.2} ms · p99 {:.2} ms",
-        median_of(runs, |r| r.p50_ms),
-        median_of(runs, |r| r.p99_ms)
-    );
-    println!(
-        "   CPU s per 1,000 tasks   {who} {:.3} · hub process {:.3} (dev hub + feeder)",
-        median_of(runs, |r| r.worker_cpu_s_per_k),
-        median_of(runs, |r| r.hub_cpu_s_per_k)
-    );
-    println!(
-        "   RPCs per task           {:.2}",
-        median_of(runs, |r| r.rpcs_per_task)
-    );
-    println!(
-        "   peak RSS of the {who:<8} {:.1} MiB",
-        median_of(runs, |r| r.worker_peak_mib)
-    );
 }
 
 async fn orchestrate(settings: Settings) {
@@ -649,19 +788,26 @@ async fn orchestrate(settings: Settings) {
     }
     let started = Instant::now();
     print_header(&settings);
-    let peak = measure_peak(&settings).await;
-    print_peak(&peak, &settings);
-    let latency = measure_latency_at_half(&settings, peak.provider_tps() / 2.0).await;
+    let rounds = measure_rounds(&settings).await;
+    print_rounds(&rounds, &settings);
+    let hand_back = measure_hand_back_rounds(&settings).await;
+    print_hand_back(&hand_back, &settings);
+    let half = median_of(&rounds, |r| r.provider.tasks_per_s) / 2.0;
+    let latency = measure_latency_at_half(&settings, half).await;
     print_latency(&latency, &settings);
     measure_and_print_curve(&settings).await;
+    measure_and_print_payloads(&settings).await;
+    measure_and_print_scale(&settings).await;
+    let starts = measure_starts().await;
     let idle = measure_idle_spells(&settings).await;
-    print_idle(&idle, &settings);
-    print_targets(&latency, &idle, &settings);
-    print_footer(started, &peak);
+    print_idle(&idle, &starts, &settings);
+    print_targets(&rounds, &latency, &idle, &starts, &settings);
+    print_footer(started, &rounds);
 }
 
 fn print_header(settings: &Settings) {
     let Settings {
+        window,
         n,
         concurrency: c,
         repeat,
@@ -674,180 +820,207 @@ fn print_header(settings: &Settings) {
         load_average()
     );
     println!(
-        "settings: N = {n} echo tasks per run, concurrency {c}, {repeat} rounds (medians shown), idle spells of {} s",
+        "settings: runs of {} ms against the trivial hub, N = {n} tasks per dev hub run, concurrency {c}, {repeat} rounds (medians shown), idle spells of {} s",
+        window.as_millis(),
         idle.as_secs()
     );
     println!(
-        "CPU figures: CPU seconds (user + system, /proc/<pid>/stat) per 1,000 tasks or round trips"
+        "CPU figures: µs of CPU (user + system, /proc/<pid>/stat) per task answered, of the worker process and of the hub process"
     );
     println!();
 }
 
-/// The key figures: the limit, the zero-work client and the provider, measured in rounds.
-struct Peak {
-    limits: Vec<Limit>,
-    zero_work: Vec<Run>,
-    providers: Vec<Run>,
-    /// The provider with `PROVIDER_METRICS=off`.
-    metrics_off: Vec<Run>,
-    /// The provider serving its metrics, scraped every [`SCRAPE_EVERY`].
-    metrics_scraped: Vec<Run>,
-    /// One provider run against a hub that answers "no task" at once.
-    no_hold: Run,
+/// One round of the key figures against the trivial hub (no hand-back).
+struct Round {
+    client: Steady,
+    provider: Steady,
+    metrics_off: Steady,
+    metrics_scraped: Steady,
+    client_1: Steady,
+    provider_1: Steady,
 }
 
-impl Peak {
-    fn limit_rps(&self) -> f64 {
-        median_of(&self.limits, |l| l.round_trips_per_s)
-    }
-
-    fn provider_tps(&self) -> f64 {
-        median_of(&self.providers, |r| r.tasks_per_s)
-    }
-
-    fn zero_work_tps(&self) -> f64 {
-        median_of(&self.zero_work, |r| r.tasks_per_s)
-    }
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Client,
+    Provider,
+    MetricsOff,
+    MetricsScraped,
+    Client1,
+    Provider1,
 }
 
-/// The key figures, repeated and interleaved so that noise from other work hits them alike.
-async fn measure_peak(settings: &Settings) -> Peak {
-    let (n, c) = (settings.n, settings.concurrency);
-    let mut limits = Vec::new();
-    let mut zero_work = Vec::new();
-    let mut providers = Vec::new();
-    let mut metrics_off = Vec::new();
-    let mut metrics_scraped = Vec::new();
-    for round in 1..=settings.repeat {
-        let limit = measure_limit(c, Duration::from_secs(2)).await;
-        let baseline = measure_run(None, Role::Client, c, n).await;
-        // The three provider runs in a different order each round, so that none always runs
-        // first after the client (or last).
-        let mut modes = [Metrics::Off, Metrics::Recorded, Metrics::Scraped];
-        modes.rotate_left(round % 3);
+/// The key figures, repeated and interleaved (each round in another order) so that noise from
+/// other work hits them alike.
+async fn measure_rounds(settings: &Settings) -> Vec<Round> {
+    let (c, window) = (settings.concurrency, settings.window);
+    let mut rounds = Vec::new();
+    for round in 0..settings.repeat {
+        let mut slots = [
+            Slot::Client,
+            Slot::Provider,
+            Slot::MetricsOff,
+            Slot::MetricsScraped,
+            Slot::Client1,
+            Slot::Provider1,
+        ];
+        let count = slots.len();
+        slots.rotate_left(round % count);
         let mut runs = Vec::new();
-        for mode in modes {
-            runs.push((
-                mode,
-                measure_run_with(None, Role::Provider, c, n, mode).await,
-            ));
+        for slot in slots {
+            let (role, lanes, metrics) = match slot {
+                Slot::Client => (Role::Client, c, Metrics::Recorded),
+                Slot::Provider => (Role::Provider, c, Metrics::Recorded),
+                Slot::MetricsOff => (Role::Provider, c, Metrics::Off),
+                Slot::MetricsScraped => (Role::Provider, c, Metrics::Scraped),
+                Slot::Client1 => (Role::Client, 1, Metrics::Recorded),
+                Slot::Provider1 => (Role::Provider, 1, Metrics::Recorded),
+            };
+            let run = measure_steady(role, Load::Echo, lanes, 1, metrics, window).await;
+            runs.push((slot, run));
         }
-        let mut take = |wanted: Metrics| {
+        let mut take = |wanted: Slot| {
             let at = runs
                 .iter()
-                .position(|(mode, _)| *mode == wanted)
-                .expect("each mode ran");
+                .position(|(slot, _)| *slot == wanted)
+                .expect("each slot ran");
             runs.swap_remove(at).1
         };
-        let (off, provider, scraped) = (
-            take(Metrics::Off),
-            take(Metrics::Recorded),
-            take(Metrics::Scraped),
-        );
+        let round = Round {
+            client: take(Slot::Client),
+            provider: take(Slot::Provider),
+            metrics_off: take(Slot::MetricsOff),
+            metrics_scraped: take(Slot::MetricsScraped),
+            client_1: take(Slot::Client1),
+            provider_1: take(Slot::Provider1),
+        };
         println!(
-            "round {round}: limit {} round trips/s · zero-work client through the dev hub {} tasks/s · provider {} tasks/s (metrics off {}, scraped {})",
-            thousands(limit.round_trips_per_s),
-            thousands(baseline.tasks_per_s),
-            thousands(provider.tasks_per_s),
-            thousands(off.tasks_per_s),
-            thousands(scraped.tasks_per_s)
+            "round {}: concurrency {c}: client {} tasks/s {:.1} µs · provider {} tasks/s {:.1} µs (metrics off {} {:.1} µs, scraped {} {:.1} µs) · concurrency 1: client {} {:.1} µs · provider {} {:.1} µs",
+            rounds.len() + 1,
+            thousands(round.client.tasks_per_s),
+            round.client.cpu_us,
+            thousands(round.provider.tasks_per_s),
+            round.provider.cpu_us,
+            thousands(round.metrics_off.tasks_per_s),
+            round.metrics_off.cpu_us,
+            thousands(round.metrics_scraped.tasks_per_s),
+            round.metrics_scraped.cpu_us,
+            thousands(round.client_1.tasks_per_s),
+            round.client_1.cpu_us,
+            thousands(round.provider_1.tasks_per_s),
+            round.provider_1.cpu_us,
         );
-        limits.push(limit);
-        zero_work.push(baseline);
-        providers.push(provider);
-        metrics_off.push(off);
-        metrics_scraped.push(scraped);
+        rounds.push(round);
     }
-    let no_hold = measure_run(Some(Duration::ZERO), Role::Provider, c, n).await;
-    Peak {
-        limits,
-        zero_work,
-        providers,
-        metrics_off,
-        metrics_scraped,
-        no_hold,
-    }
+    rounds
 }
 
-fn print_peak(peak: &Peak, settings: &Settings) {
-    let (n, c) = (settings.n, settings.concurrency);
-    let (limit_rps, provider_tps) = (peak.limit_rps(), peak.provider_tps());
+/// The median over rounds of `over ÷ under` taken within each round (paired, so that a slow
+/// moment of the machine hits both sides of a ratio).
+fn paired_ratio(
+    rounds: &[Round],
+    over: impl Fn(&Round) -> f64,
+    under: impl Fn(&Round) -> f64,
+) -> (f64, Vec<f64>) {
+    let ratios: Vec<f64> = rounds.iter().map(|r| over(r) / under(r)).collect();
+    (median(&ratios), ratios)
+}
+
+fn tasks_ratio(rounds: &[Round]) -> f64 {
+    paired_ratio(rounds, |r| r.provider.tasks_per_s, |r| r.client.tasks_per_s).0
+}
+
+fn cpu_ratio(rounds: &[Round]) -> f64 {
+    paired_ratio(rounds, |r| r.provider.cpu_us, |r| r.client.cpu_us).0
+}
+
+fn print_rounds(rounds: &[Round], settings: &Settings) {
+    let c = settings.concurrency;
     println!();
     println!(
-        "== limit: raw tonic unary round trips, trivial client ⇄ trivial server, {c} in flight on one HTTP/2 connection"
+        "== no hand-back (the default): trivial hub, GetTask answers a canned echo task, SubmitTaskResult answers \"no task\": 2 RPCs per task"
     );
     println!(
-        "   round trips/s           {:>8}   (runs: {})",
-        thousands(limit_rps),
-        list(&all_of(&peak.limits, |l| l.round_trips_per_s), 0)
+        "   {:<34} {:>12} {:>12} {:>18}",
+        "", "bare client", "provider", "provider ÷ client"
     );
-    println!(
-        "   ⇒ tasks/s at 2 RPCs     {:>8}",
-        thousands(limit_rps / 2.0)
-    );
-    println!(
-        "   CPU s per 1,000 trips   client {:.3} · server {:.3}",
-        median_of(&peak.limits, |l| l.client_cpu_s_per_k),
-        median_of(&peak.limits, |l| l.server_cpu_s_per_k)
-    );
+    type Figure = fn(&Round) -> &Steady;
+    let at: [(usize, Figure, Figure); 2] = [
+        (c, |r| &r.client, |r| &r.provider),
+        (1, |r| &r.client_1, |r| &r.provider_1),
+    ];
+    for (lanes, client, provider) in at {
+        let (tps, tps_rounds) = paired_ratio(
+            rounds,
+            |r| provider(r).tasks_per_s,
+            |r| client(r).tasks_per_s,
+        );
+        let (cpu, cpu_rounds) = paired_ratio(rounds, |r| provider(r).cpu_us, |r| client(r).cpu_us);
+        println!(
+            "   concurrency {lanes:<2} tasks/s              {:>12} {:>12} {:>18.2}   (per round: {})",
+            thousands(median_of(rounds, |r| client(r).tasks_per_s)),
+            thousands(median_of(rounds, |r| provider(r).tasks_per_s)),
+            tps,
+            list(&tps_rounds, 2)
+        );
+        println!(
+            "                  CPU µs per task      {:>12.1} {:>12.1} {:>18.2}   (per round: {})",
+            median_of(rounds, |r| client(r).cpu_us),
+            median_of(rounds, |r| provider(r).cpu_us),
+            cpu,
+            list(&cpu_rounds, 2)
+        );
+        println!(
+            "                  hub CPU µs per task  {:>12.1} {:>12.1}",
+            median_of(rounds, |r| client(r).hub_cpu_us),
+            median_of(rounds, |r| provider(r).hub_cpu_us),
+        );
+        println!(
+            "                  peak RSS MiB         {:>12.1} {:>12.1}",
+            median_of(rounds, |r| client(r).peak_mib),
+            median_of(rounds, |r| provider(r).peak_mib),
+        );
+        println!(
+            "                  runs, tasks/s        client: {} · provider: {}",
+            list(&all_of(rounds, |r| client(r).tasks_per_s), 0),
+            list(&all_of(rounds, |r| provider(r).tasks_per_s), 0)
+        );
+    }
     println!();
-    println!(
-        "== dev hub capacity: a zero-work client (GetTask, Submit, follows tasks handed back) through the dev hub"
-    );
-    print_run(&peak.zero_work, "client");
-    println!();
-    println!(
-        "== provider: {n} echo tasks, dev hub → basic::Basic in its own process, concurrency {c}, {} tasks kept in the hub",
-        2 * c
-    );
-    print_run(&peak.providers, "provider");
-    println!(
-        "   vs limit                {:.2} × raw round trips/s ÷ 2",
-        provider_tps / (limit_rps / 2.0)
-    );
-    println!(
-        "   vs raw round trips/s    {:.2} × (1 RPC per task when the hub hands work back with each result)",
-        provider_tps / limit_rps
-    );
-    println!(
-        "   vs zero-work client     {:.2} × (same hub, same feed)",
-        provider_tps / peak.zero_work_tps()
-    );
-    println!(
-        "   hub answering at once   {} tasks/s · p99 {:.2} ms · {:.2} RPCs per task (dev hub with hold 0, one run)",
-        thousands(peak.no_hold.tasks_per_s),
-        peak.no_hold.p99_ms,
-        peak.no_hold.rpcs_per_task
-    );
-    println!();
-    print_metrics_cost(peak);
+    print_metrics_cost(rounds);
 }
 
 /// What recording and serving metrics cost, against the same provider with them off, measured
 /// in the same rounds.
-fn print_metrics_cost(peak: &Peak) {
-    let off_tps = median_of(&peak.metrics_off, |r| r.tasks_per_s);
-    let off_cpu = median_of(&peak.metrics_off, |r| r.worker_cpu_s_per_k);
+fn print_metrics_cost(rounds: &[Round]) {
     println!(
-        "== metrics: the provider with PROVIDER_METRICS=off, on (the default), and on + served and scraped every {} ms",
+        "== metrics: the provider with PROVIDER_METRICS=off, on (the default), and on + served and scraped every {} ms (no hand-back, concurrency as above)",
         SCRAPE_EVERY.as_millis()
     );
     println!(
         "   tasks/s                 off {} · on {} · scraped {}   (runs off: {}; scraped: {})",
-        thousands(off_tps),
-        thousands(peak.provider_tps()),
-        thousands(median_of(&peak.metrics_scraped, |r| r.tasks_per_s)),
-        list(&all_of(&peak.metrics_off, |r| r.tasks_per_s), 0),
-        list(&all_of(&peak.metrics_scraped, |r| r.tasks_per_s), 0)
+        thousands(median_of(rounds, |r| r.metrics_off.tasks_per_s)),
+        thousands(median_of(rounds, |r| r.provider.tasks_per_s)),
+        thousands(median_of(rounds, |r| r.metrics_scraped.tasks_per_s)),
+        list(&all_of(rounds, |r| r.metrics_off.tasks_per_s), 0),
+        list(&all_of(rounds, |r| r.metrics_scraped.tasks_per_s), 0)
     );
     println!(
-        "   CPU s per 1,000 tasks   off {off_cpu:.3} · on {:.3} · scraped {:.3}",
-        median_of(&peak.providers, |r| r.worker_cpu_s_per_k),
-        median_of(&peak.metrics_scraped, |r| r.worker_cpu_s_per_k)
+        "   CPU µs per task         off {:.1} · on {:.1} · scraped {:.1}",
+        median_of(rounds, |r| r.metrics_off.cpu_us),
+        median_of(rounds, |r| r.provider.cpu_us),
+        median_of(rounds, |r| r.metrics_scraped.cpu_us)
     );
-    for (name, runs) in [("on", &peak.providers), ("scraped", &peak.metrics_scraped)] {
-        let tps = median_of(runs, |r| r.tasks_per_s) / off_tps;
-        let cpu = median_of(runs, |r| r.worker_cpu_s_per_k) / off_cpu;
+    type Figure = fn(&Round) -> &Steady;
+    let modes: [(&str, Figure); 2] = [("on", |r| &r.provider), ("scraped", |r| &r.metrics_scraped)];
+    for (name, runs) in modes {
+        let tps = paired_ratio(
+            rounds,
+            |r| runs(r).tasks_per_s,
+            |r| r.metrics_off.tasks_per_s,
+        )
+        .0;
+        let cpu = paired_ratio(rounds, |r| runs(r).cpu_us, |r| r.metrics_off.cpu_us).0;
         println!(
             "   {name:<8} ÷ off          {tps:.3} × tasks/s · {cpu:.3} × CPU per task (throughput cost < 5 %: {})",
             verdict(tps > 0.95)
@@ -856,90 +1029,304 @@ fn print_metrics_cost(peak: &Peak) {
     println!();
 }
 
-/// Tasks enqueued at a steady `asked` tasks/s, in runs of 2 s.
-struct Latency {
-    asked: f64,
-    runs: Vec<Paced>,
+/// The provider and the bare client through the dev hub, which hands the next task back with
+/// each result to a client that asks (both do).
+struct HandBack {
+    clients: Vec<Run>,
+    providers: Vec<Run>,
 }
 
-impl Latency {
-    fn p99_ms(&self) -> f64 {
-        median_of(&self.runs, |p| p.p99_ms)
+async fn measure_hand_back_rounds(settings: &Settings) -> HandBack {
+    let (c, n) = (settings.concurrency, settings.n);
+    let mut figures = HandBack {
+        clients: Vec::new(),
+        providers: Vec::new(),
+    };
+    for round in 0..settings.repeat {
+        let mut roles = [Role::Client, Role::Provider];
+        roles.rotate_left(round % 2);
+        for role in roles {
+            let run = measure_hand_back(role, c, n).await;
+            match role {
+                Role::Client => figures.clients.push(run),
+                Role::Provider => figures.providers.push(run),
+            }
+        }
     }
+    figures
 }
 
-async fn measure_latency_at_half(settings: &Settings, half: f64) -> Latency {
-    let mut runs = Vec::new();
-    for _ in 0..settings.repeat {
-        runs.push(measure_paced(settings.concurrency, half, Duration::from_secs(2)).await);
-    }
-    Latency { asked: half, runs }
-}
-
-fn print_latency(latency: &Latency, settings: &Settings) {
-    let paced = &latency.runs;
+fn print_hand_back(figures: &HandBack, settings: &Settings) {
+    let (c, n) = (settings.concurrency, settings.n);
+    let HandBack { clients, providers } = figures;
     println!(
-        "== latency at half of peak: {} tasks/s asked, enqueued at a steady pace, {} runs of 2 s",
-        thousands(latency.asked),
-        settings.repeat
+        "== dev hub, hand-back mode: {n} echo tasks per run, {} kept in the hub, each result answered with the next task (1 RPC per task under load)",
+        2 * c
     );
     println!(
-        "   achieved                {} tasks/s ({} tasks per run)",
-        thousands(median_of(paced, |p| p.achieved)),
-        median_of(paced, |p| p.sent as f64)
+        "   {:<24} {:>12} {:>12} {:>18}",
+        "", "bare client", "provider", "provider ÷ client"
+    );
+    let ratios: Vec<f64> = providers
+        .iter()
+        .zip(clients)
+        .map(|(p, c)| p.tasks_per_s / c.tasks_per_s)
+        .collect();
+    let cpu_ratios: Vec<f64> = providers
+        .iter()
+        .zip(clients)
+        .map(|(p, c)| p.cpu_us / c.cpu_us)
+        .collect();
+    println!(
+        "   tasks/s                  {:>12} {:>12} {:>18.2}   (runs: client {}; provider {})",
+        thousands(median_of(clients, |r| r.tasks_per_s)),
+        thousands(median_of(providers, |r| r.tasks_per_s)),
+        median(&ratios),
+        list(&all_of(clients, |r| r.tasks_per_s), 0),
+        list(&all_of(providers, |r| r.tasks_per_s), 0)
     );
     println!(
-        "   enqueue→result          p50 {:.2} ms · p99 {:.2} ms (runs: {}) · max {:.2} ms",
-        median_of(paced, |p| p.p50_ms),
-        latency.p99_ms(),
-        list(&all_of(paced, |p| p.p99_ms), 2),
-        median_of(paced, |p| p.max_ms)
+        "   CPU µs per task          {:>12.1} {:>12.1} {:>18.2}",
+        median_of(clients, |r| r.cpu_us),
+        median_of(providers, |r| r.cpu_us),
+        median(&cpu_ratios)
     );
     println!(
-        "   CPU s per 1,000 tasks   provider {:.3} · hub process {:.3} · {:.2} RPCs per task",
-        median_of(paced, |p| p.worker_cpu_s_per_k),
-        median_of(paced, |p| p.hub_cpu_s_per_k),
-        median_of(paced, |p| p.rpcs_per_task)
+        "   hub CPU µs per task      {:>12.1} {:>12.1}   (dev hub + feeder)",
+        median_of(clients, |r| r.hub_cpu_us),
+        median_of(providers, |r| r.hub_cpu_us)
+    );
+    println!(
+        "   enqueue→result p50/p99   {:>5.2}/{:.2} ms {:>5.2}/{:.2} ms",
+        median_of(clients, |r| r.p50_ms),
+        median_of(clients, |r| r.p99_ms),
+        median_of(providers, |r| r.p50_ms),
+        median_of(providers, |r| r.p99_ms)
+    );
+    println!(
+        "   RPCs per task            {:>12.2} {:>12.2}",
+        median_of(clients, |r| r.rpcs_per_task),
+        median_of(providers, |r| r.rpcs_per_task)
     );
     println!();
 }
 
-/// The throughput curve as concurrency grows, a row printed as each point is measured.
-async fn measure_and_print_curve(settings: &Settings) {
-    let (n, repeat) = (settings.n, settings.repeat);
+/// Tasks enqueued at a steady `asked` tasks/s against a dev hub that does not hand work back:
+/// one that holds `GetTask` open while it has no work, and one that answers "no task" at once.
+struct Latency {
+    asked: f64,
+    holding: Vec<Paced>,
+    at_once: Vec<Paced>,
+}
+
+impl Latency {
+    fn p99_ms(runs: &[Paced]) -> f64 {
+        median_of(runs, |p| p.p99_ms)
+    }
+}
+
+async fn measure_latency_at_half(settings: &Settings, half: f64) -> Latency {
+    let mut latency = Latency {
+        asked: half,
+        holding: Vec::new(),
+        at_once: Vec::new(),
+    };
+    let c = settings.concurrency;
+    for _ in 0..settings.repeat {
+        let run = Duration::from_secs(2);
+        latency
+            .holding
+            .push(measure_paced(c, DEFAULT_HOLD, half, run).await);
+        latency
+            .at_once
+            .push(measure_paced(c, Duration::ZERO, half, run).await);
+    }
+    latency
+}
+
+fn print_latency(latency: &Latency, settings: &Settings) {
     println!(
-        "== curve: throughput as concurrency grows (medians of {repeat} runs per point: raw 1 s, provider {} tasks)",
-        n / 2
+        "== latency at half of peak: {} tasks/s asked (half the provider's no-hand-back tasks/s), enqueued at a steady pace on a dev hub that does not hand work back, {} runs of 2 s each",
+        thousands(latency.asked),
+        settings.repeat
     );
-    println!(
-        "   {:>5} {:>14} {:>13} {:>10} {:>7} {:>8} {:>12}",
-        "conc", "raw trips/s", "raw ÷ 2", "provider", "ratio", "p99 ms", "CPU s/1k"
-    );
-    for &lanes in &CURVE {
-        let mut limits = Vec::new();
-        let mut runs = Vec::new();
-        for _ in 0..repeat {
-            limits.push(measure_limit(lanes, Duration::from_secs(1)).await);
-            runs.push(measure_run(None, Role::Provider, lanes, n / 2).await);
-        }
-        let raw = median_of(&limits, |l| l.round_trips_per_s);
-        let tasks = median_of(&runs, |r| r.tasks_per_s);
+    let holding = format!("hub holding GetTask ({} s)", DEFAULT_HOLD.as_secs());
+    for (name, paced) in [
+        (holding.as_str(), &latency.holding),
+        ("hub answering at once", &latency.at_once),
+    ] {
+        println!("   {name}:");
         println!(
-            "   {:>5} {:>14} {:>13} {:>10} {:>7.2} {:>8.2} {:>12.3}",
-            lanes,
-            thousands(raw),
-            thousands(raw / 2.0),
-            thousands(tasks),
-            tasks / (raw / 2.0),
-            median_of(&runs, |r| r.p99_ms),
-            median_of(&runs, |r| r.worker_cpu_s_per_k)
+            "     achieved                {} tasks/s ({} tasks per run)",
+            thousands(median_of(paced, |p| p.achieved)),
+            median_of(paced, |p| p.sent as f64)
+        );
+        println!(
+            "     enqueue→result          p50 {:.2} ms · p99 {:.2} ms (runs: {}) · max {:.2} ms",
+            median_of(paced, |p| p.p50_ms),
+            Latency::p99_ms(paced),
+            list(&all_of(paced, |p| p.p99_ms), 2),
+            median_of(paced, |p| p.max_ms)
+        );
+        println!(
+            "     CPU µs per task         provider {:.1} · hub process {:.1} · {:.2} RPCs per task",
+            median_of(paced, |p| p.cpu_us),
+            median_of(paced, |p| p.hub_cpu_us),
+            median_of(paced, |p| p.rpcs_per_task)
         );
     }
     println!();
 }
 
+/// Throughput as concurrency grows, no hand-back, a row printed as each point is measured.
+async fn measure_and_print_curve(settings: &Settings) {
+    let (repeat, window) = (settings.repeat, settings.window / 2);
+    println!(
+        "== curve: no hand-back, as concurrency grows (medians of {repeat} runs of {} ms per point)",
+        window.as_millis()
+    );
+    println!(
+        "   {:>5} {:>14} {:>12} {:>8} {:>12} {:>12} {:>8}",
+        "conc", "client tasks/s", "provider", "ratio", "client µs", "provider µs", "ratio"
+    );
+    for &lanes in &CURVE {
+        let (mut clients, mut providers) = (Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            clients.push(
+                measure_steady(
+                    Role::Client,
+                    Load::Echo,
+                    lanes,
+                    1,
+                    Metrics::Recorded,
+                    window,
+                )
+                .await,
+            );
+            providers.push(
+                measure_steady(
+                    Role::Provider,
+                    Load::Echo,
+                    lanes,
+                    1,
+                    Metrics::Recorded,
+                    window,
+                )
+                .await,
+            );
+        }
+        print_pair_row(&lanes.to_string(), &clients, &providers);
+    }
+    println!();
+}
+
+fn print_pair_row(label: &str, clients: &[Steady], providers: &[Steady]) {
+    let (client_tps, provider_tps) = (
+        median_of(clients, |r| r.tasks_per_s),
+        median_of(providers, |r| r.tasks_per_s),
+    );
+    let (client_us, provider_us) = (
+        median_of(clients, |r| r.cpu_us),
+        median_of(providers, |r| r.cpu_us),
+    );
+    println!(
+        "   {:>5} {:>14} {:>12} {:>8.2} {:>12.1} {:>12.1} {:>8.2}",
+        label,
+        thousands(client_tps),
+        thousands(provider_tps),
+        provider_tps / client_tps,
+        client_us,
+        provider_us,
+        provider_us / client_us
+    );
+}
+
+/// The cost as payloads grow: echo, a 10 KB order, a 1 MB echo.
+async fn measure_and_print_payloads(settings: &Settings) {
+    let (c, repeat, window) = (settings.concurrency, settings.repeat, settings.window);
+    println!(
+        "== payload size: no hand-back, concurrency {c}, medians of {repeat} runs of {} ms (the bare client echoes the payload in its canned result, moving at least the provider's bytes)",
+        window.as_millis()
+    );
+    for load in [Load::Echo, Load::Order, Load::Megabyte] {
+        println!("   {}", load.describe());
+        println!(
+            "   {:>5} {:>14} {:>12} {:>8} {:>12} {:>12} {:>8}",
+            "", "client tasks/s", "provider", "ratio", "client µs", "provider µs", "ratio"
+        );
+        let (mut clients, mut providers) = (Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            clients.push(measure_steady(Role::Client, load, c, 1, Metrics::Recorded, window).await);
+            providers
+                .push(measure_steady(Role::Provider, load, c, 1, Metrics::Recorded, window).await);
+        }
+        print_pair_row("", &clients, &providers);
+    }
+    println!();
+}
+
+/// Several processes against one hub: until the hub or the cores are the limit.
+async fn measure_and_print_scale(settings: &Settings) {
+    let (c, window) = (settings.concurrency, settings.window);
+    println!(
+        "== scale: 1, 2 and 4 processes against one trivial hub (no hand-back), concurrency {c} each, one run of {} ms each; the hub shares the machine's {} cores",
+        window.as_millis(),
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    println!(
+        "   {:>9} {:>14} {:>12} {:>12} {:>12} {:>16} {:>16}",
+        "processes",
+        "client tasks/s",
+        "provider",
+        "client µs",
+        "provider µs",
+        "hub µs (client)",
+        "hub µs (provider)"
+    );
+    for &processes in &PROCESSES {
+        let client = measure_steady(
+            Role::Client,
+            Load::Echo,
+            c,
+            processes,
+            Metrics::Recorded,
+            window,
+        )
+        .await;
+        let provider = measure_steady(
+            Role::Provider,
+            Load::Echo,
+            c,
+            processes,
+            Metrics::Recorded,
+            window,
+        )
+        .await;
+        println!(
+            "   {:>9} {:>14} {:>12} {:>12.1} {:>12.1} {:>16.1} {:>16.1}",
+            processes,
+            thousands(client.tasks_per_s),
+            thousands(provider.tasks_per_s),
+            client.cpu_us,
+            provider.cpu_us,
+            client.hub_cpu_us,
+            provider.hub_cpu_us
+        );
+    }
+    println!();
+}
+
+/// Start to first `GetTask`, five times.
+async fn measure_starts() -> Vec<f64> {
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        starts.push(measure_start().await);
+    }
+    starts
+}
+
 /// An idle provider against a hub that answers "no task" at once, and against one that holds
-/// `GetTask` open.
+/// `GetTask` open; neither hands work back.
 struct IdleSpells {
     at_once: Idle,
     held: Idle,
@@ -948,13 +1335,19 @@ struct IdleSpells {
 async fn measure_idle_spells(settings: &Settings) -> IdleSpells {
     let (c, idle) = (settings.concurrency, settings.idle);
     IdleSpells {
-        at_once: measure_idle(Some(Duration::ZERO), c, idle, 5).await,
-        held: measure_idle(None, c, idle, 2).await,
+        at_once: measure_idle(Duration::ZERO, c, idle, 5).await,
+        held: measure_idle(DEFAULT_HOLD, c, idle, 2).await,
     }
 }
 
-fn print_idle(spells: &IdleSpells, settings: &Settings) {
+fn print_idle(spells: &IdleSpells, starts: &[f64], settings: &Settings) {
     let idle = settings.idle;
+    println!(
+        "== start: from starting the provider process to its first GetTask at the hub: median {:.1} ms (samples: {} ms)",
+        median(starts),
+        list(starts, 1)
+    );
+    println!();
     println!(
         "== idle provider, concurrency {}: {} s idle spells (figures over the last {} s of each), then one task",
         settings.concurrency,
@@ -988,23 +1381,79 @@ fn print_idle(spells: &IdleSpells, settings: &Settings) {
             median(&figures.cpu_percent),
             list(&figures.cpu_percent, 2)
         );
+        let resident =
+            |f: fn(&Resident) -> f64| median(&figures.resident.iter().map(f).collect::<Vec<_>>());
         println!(
-            "     RSS while idle          median {:.1} MiB, of which {:.1} MiB anonymous (heap, stacks); the rest is mapped code",
-            median(&figures.rss_mib),
-            median(&figures.anon_mib)
+            "     RSS while idle          median {:.1} MiB: executable {:.1} · shared libraries {:.1} · anonymous (heap, stacks, buffers) {:.1}",
+            resident(Resident::total),
+            resident(|r| r.executable),
+            resident(|r| r.libraries),
+            resident(|r| r.anonymous)
         );
     }
     println!();
 }
 
-fn print_targets(latency: &Latency, spells: &IdleSpells, settings: &Settings) {
+fn print_targets(
+    rounds: &[Round],
+    latency: &Latency,
+    spells: &IdleSpells,
+    starts: &[f64],
+    settings: &Settings,
+) {
     let IdleSpells { at_once, held } = spells;
     let (c, idle) = (settings.concurrency, settings.idle);
-    let idle_mb = median(&at_once.rss_mib).max(median(&held.rss_mib)) * 1.048_576;
+    let idle_rss = |f: &Idle| median(&f.resident.iter().map(Resident::total).collect::<Vec<_>>());
+    let idle_mb = idle_rss(at_once).max(idle_rss(held)) * 1.048_576;
     let first_ms = median(&at_once.first_task_ms);
     let idle_polls = at_once.polls_per_s.iter().copied().fold(0.0, f64::max);
-    let paced_p99 = latency.p99_ms();
-    println!("== targets");
+    let (tps_16, cpu_16) = (tasks_ratio(rounds), cpu_ratio(rounds));
+    let tps_1 = paired_ratio(
+        rounds,
+        |r| r.provider_1.tasks_per_s,
+        |r| r.client_1.tasks_per_s,
+    )
+    .0;
+    let metrics_cost = paired_ratio(
+        rounds,
+        |r| r.provider.tasks_per_s,
+        |r| r.metrics_off.tasks_per_s,
+    )
+    .0;
+    let (held_p99, at_once_p99) = (
+        Latency::p99_ms(&latency.holding),
+        Latency::p99_ms(&latency.at_once),
+    );
+    let start_ms = median(starts);
+    println!("== targets (no hand-back unless said)");
+    println!(
+        "   CPU per task, concurrency {c}: {cpu_16:.2} × the bare client's (≤ 1.1) {}",
+        verdict(cpu_16 <= 1.1)
+    );
+    println!(
+        "   tasks/s, concurrency {c}: {tps_16:.2} × the bare client's (≥ 0.9) {}",
+        verdict(tps_16 >= 0.9)
+    );
+    println!(
+        "   tasks/s, concurrency 1: {tps_1:.2} × the bare client's (≥ 0.9) {}",
+        verdict(tps_1 >= 0.9)
+    );
+    println!(
+        "   metrics on: {metrics_cost:.3} × tasks/s with them off (cost < 5 %) {}",
+        verdict(metrics_cost > 0.95)
+    );
+    println!(
+        "   p99 at half of peak: {held_p99:.2} ms against a holding hub, {at_once_p99:.2} ms against one answering at once (< 3 ms) {}",
+        verdict(held_p99 < 3.0 && at_once_p99 < 3.0)
+    );
+    println!(
+        "   idle RSS: {idle_mb:.1} MB (< 10 MB) {}",
+        verdict(idle_mb < 10.0)
+    );
+    println!(
+        "   start to first GetTask: median {start_ms:.1} ms (< 20 ms) {}",
+        verdict(start_ms < 20.0)
+    );
     println!(
         "   first task after {} s idle, hub answering at once: median {first_ms:.1} ms (< 50 ms) {}",
         idle.as_secs(),
@@ -1018,35 +1467,20 @@ fn print_targets(latency: &Latency, spells: &IdleSpells, settings: &Settings) {
         "   first task after idle, dev hub holding GetTask: median {:.2} ms (near zero)",
         median(&held.first_task_ms)
     );
-    println!(
-        "   p99 at half of peak: {paced_p99:.2} ms (< 5 ms) {}",
-        verdict(paced_p99 < 5.0)
-    );
-    println!(
-        "   idle RSS: {idle_mb:.1} MB (< 15 MB) {}",
-        verdict(idle_mb < 15.0)
-    );
-    println!(
-        "   idle CPU: {:.2} % of one core against a hub answering at once, {:.2} % against a holding one (near zero)",
-        median(&at_once.cpu_percent),
-        median(&held.cpu_percent)
-    );
     println!("   in-process cost of one task: cargo bench --bench dispatch");
     println!();
 }
 
-/// The run's length, and last the ratio the benchmark exists for.
-fn print_footer(started: Instant, peak: &Peak) {
-    let (limit_rps, provider_tps) = (peak.limit_rps(), peak.provider_tps());
+/// The run's length, and last the ratios the benchmark exists for.
+fn print_footer(started: Instant, rounds: &[Round]) {
     println!(
         "total {:.0} s · load average at end {}",
         started.elapsed().as_secs_f64(),
         load_average()
     );
     println!(
-        "ratio provider/limit = {:.2} (provider {} tasks/s ÷ (raw {} round trips/s ÷ 2))",
-        provider_tps / (limit_rps / 2.0),
-        thousands(provider_tps),
-        thousands(limit_rps)
+        "ratio {:.2}; cpu {:.2}",
+        tasks_ratio(rounds),
+        cpu_ratio(rounds)
     );
 }

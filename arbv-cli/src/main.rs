@@ -38,6 +38,10 @@ enum Command {
         /// Seconds a `GetTask` call is held open while there is no work (0 answers at once).
         #[arg(long, default_value_t = 10.0)]
         hold: f64,
+        /// Never hand the next task back with a result's answer, as a hub that is not ours may
+        /// not: every task then costs a `GetTask` and a `SubmitTaskResult`.
+        #[arg(long)]
+        no_hand_back: bool,
         /// A token the admin API requires as `Authorization: Bearer <token>` (none: open).
         #[arg(long, env = "ARBV_ADMIN_TOKEN", hide_env_values = true)]
         admin_token: Option<String>,
@@ -87,6 +91,7 @@ async fn main() -> ExitCode {
             http,
             token,
             hold,
+            no_hand_back,
             admin_token,
             keep,
         } => {
@@ -94,6 +99,7 @@ async fn main() -> ExitCode {
                 token,
                 admin_token,
                 hold,
+                hand_back: !no_hand_back,
                 keep,
             };
             run_hub(grpc, http, hub).await
@@ -126,6 +132,7 @@ struct HubOptions {
     token: String,
     admin_token: Option<String>,
     hold: f64,
+    hand_back: bool,
     keep: usize,
 }
 
@@ -147,6 +154,7 @@ async fn serve_hub(grpc: SocketAddr, http: SocketAddr, options: HubOptions) -> E
     let mut hub = DevHub::builder()
         .token(options.token)
         .hold(hold)
+        .hand_back(options.hand_back)
         .keep(options.keep);
     if let Some(admin_token) = options.admin_token {
         hub = hub.admin_token(admin_token);

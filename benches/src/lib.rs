@@ -2,9 +2,9 @@
 //! provider is measured against), process accounting from `/proc`, payloads and statistics.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use arbv_provider_core::proto::hub_client::HubClient;
 use arbv_provider_core::proto::hub_server::{Hub, HubServer};
@@ -22,20 +22,20 @@ use tonic::{Request, Response, Status};
 /// The echo payload every end-to-end task carries.
 pub const ECHO_PAYLOAD: &[u8] = br#"{"message":"hello from the benchmark"}"#;
 
-/// A result of the size and shape the basic provider sends for [`ECHO_PAYLOAD`], so the
-/// baselines move as many bytes as the provider does.
-pub fn echo_envelope() -> String {
-    json!({
-        "status": "success",
-        "message": "Action 'echo' completed successfully",
-        "data": {
-            "provider": "basic-provider", "action": "echo", "timezone": "UTC",
-            "now": "2026-11-28T13:25:06.360111+00:00",
-            "now_utc": "2026-11-28T13:25:06.360111+00:00",
-            "response": {"echo": "hello from the benchmark"}
-        }
-    })
-    .to_string()
+/// The result envelope a bare client sends for `payload`: the shape of the one the basic
+/// provider sends, with the payload echoed whole, so a bare client moves at least the bytes a
+/// provider moves and does no work to build them.
+pub fn canned_result(action: &str, payload: &str) -> String {
+    format!(
+        concat!(
+            r#"{{"status":"success","message":"Action '{action}' completed successfully","#,
+            r#""data":{{"provider":"basic-provider","action":"{action}","timezone":"UTC","#,
+            r#""now":"2026-11-28T13:25:06.360111+00:00","now_utc":"2026-11-28T13:25:06.360111+00:00","#,
+            r#""response":{payload}}}}}"#
+        ),
+        action = action,
+        payload = payload
+    )
 }
 
 /// A `process_order` payload with `items` lines (100 lines ≈ 10 KB of nested JSON).
@@ -59,25 +59,55 @@ pub fn order_payload(items: usize) -> Value {
     })
 }
 
-/// The smallest `Hub` there can be: `GetTask` answers a canned echo-sized task, `Submit`
-/// answers "no task". It does no work, so its speed is gRPC's, not ours.
+/// What a [`TrivialHub`] has answered, read by the benchmark while it runs.
+#[derive(Debug, Default)]
+pub struct HubCounters {
+    /// `GetTask` calls answered.
+    pub get_task: AtomicU64,
+    /// `SubmitTaskResult` calls answered: one per task done.
+    pub submit: AtomicU64,
+    /// When the first `GetTask` arrived.
+    pub first_get_task: OnceLock<Instant>,
+}
+
+impl HubCounters {
+    /// Both RPCs together: the round trips answered.
+    pub fn calls(&self) -> u64 {
+        self.get_task.load(Ordering::Relaxed) + self.submit.load(Ordering::Relaxed)
+    }
+
+    /// Tasks answered so far.
+    pub fn submits(&self) -> u64 {
+        self.submit.load(Ordering::Relaxed)
+    }
+}
+
+/// The smallest `Hub` there can be, and one that never hands work back: `GetTask` answers a
+/// canned task at once, `SubmitTaskResult` answers "no task". It does no work, so its speed is
+/// gRPC's, not ours, and every task costs its client two RPCs, as against a hub that promises
+/// nothing more than the contract.
 #[derive(Clone)]
 pub struct TrivialHub {
     task: Task,
-    calls: Arc<AtomicU64>,
+    counters: Arc<HubCounters>,
 }
 
 impl TrivialHub {
-    /// A trivial hub; `calls` counts every RPC it answers.
-    pub fn new(calls: Arc<AtomicU64>) -> Self {
+    /// A trivial hub handing out echo tasks ([`ECHO_PAYLOAD`]).
+    pub fn new(counters: Arc<HubCounters>) -> Self {
+        Self::with_task(counters, "echo", Bytes::from_static(ECHO_PAYLOAD))
+    }
+
+    /// A trivial hub handing out `action` tasks with `payload`.
+    pub fn with_task(counters: Arc<HubCounters>, action: &str, payload: Bytes) -> Self {
         Self {
             task: Task {
                 id: "6f1c1d2e-9a4b-4c61-8f3e-0d2a9b7c5e10".into(),
-                action: "echo".into(),
-                payload: Bytes::from_static(ECHO_PAYLOAD),
+                action: action.into(),
+                payload,
                 account: Bytes::new(),
             },
-            calls,
+            counters,
         }
     }
 }
@@ -85,12 +115,13 @@ impl TrivialHub {
 #[tonic::async_trait]
 impl Hub for TrivialHub {
     async fn get_task(&self, _: Request<ProviderRequest>) -> Result<Response<Task>, Status> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.counters.first_get_task.get_or_init(Instant::now);
+        self.counters.get_task.fetch_add(1, Ordering::Relaxed);
         Ok(Response::new(self.task.clone()))
     }
 
     async fn submit_task_result(&self, _: Request<TaskResult>) -> Result<Response<Task>, Status> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.counters.submit.fetch_add(1, Ordering::Relaxed);
         Ok(Response::new(Task::default()))
     }
 }
@@ -105,14 +136,14 @@ pub async fn serve_trivial(hub: TrivialHub, stop: CancellationToken) -> SocketAd
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(HubServer::new(hub))
+            .add_service(HubServer::new(hub).max_decoding_message_size(usize::MAX))
             .serve_with_incoming_shutdown(incoming, stop.cancelled_owned()),
     );
     addr
 }
 
 /// A client that does nothing but the two RPCs: `lanes` loops over one HTTP/2 connection, each
-/// taking a task and answering it with a canned result, asking for and following tasks handed
+/// taking a task and answering it with [`canned_result`], asking for and following tasks handed
 /// back with a result exactly as a provider does (only answers the hub marks as handed back).
 /// It runs until the process ends.
 pub async fn trivial_client(url: String, token: String, lanes: usize) {
@@ -122,12 +153,10 @@ pub async fn trivial_client(url: String, token: String, lanes: usize) {
         .connect()
         .await
         .expect("the hub answers");
-    let result = echo_envelope();
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..lanes {
-        let mut rpc = HubClient::new(channel.clone());
+        let mut rpc = HubClient::new(channel.clone()).max_decoding_message_size(usize::MAX);
         let token = token.clone();
-        let result = result.clone();
         set.spawn(async move {
             loop {
                 let asked = ProviderRequest {
@@ -140,14 +169,15 @@ pub async fn trivial_client(url: String, token: String, lanes: usize) {
                 };
                 let mut task = task.into_inner();
                 while !task.id.is_empty() {
+                    let payload = String::from_utf8_lossy(&task.payload).into_owned();
                     let answer = TaskResult {
+                        result: canned_result(&task.action, &payload),
                         id: task.id,
                         provider: "basic-provider".into(),
                         auth_token: token.clone(),
                         status: "success".into(),
                         action: task.action,
-                        payload: String::from_utf8_lossy(&task.payload).into_owned(),
-                        result: result.clone(),
+                        payload,
                         account: "{}".into(),
                     };
                     let mut request = Request::new(answer);

@@ -119,7 +119,7 @@ impl Hub for HubService {
         }
         // Hand the next task back at once (it saves the provider a round trip), but only to a
         // client that asked: one that ignores the answer would leave the task leased.
-        if !accepts_hand_back {
+        if !accepts_hand_back || !self.state.hand_back {
             return Ok(Response::new(Task::default()));
         }
         let Some(next) = self.state.take_next(&result.provider) else {

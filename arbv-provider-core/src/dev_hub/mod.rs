@@ -62,6 +62,7 @@ pub struct DevHubBuilder {
     token: AuthToken,
     admin_token: Option<AuthToken>,
     hold: Duration,
+    hand_back: bool,
     lease: Duration,
     keep: usize,
 }
@@ -95,6 +96,14 @@ impl DevHubBuilder {
         self
     }
 
+    /// Whether `SubmitTaskResult` answers a client that asks for it with the next waiting task
+    /// (default true). With false the hub behaves as one that never hands work back: every
+    /// task costs a `GetTask` and a `SubmitTaskResult`, as against a hub that is not ours.
+    pub fn hand_back(mut self, hand_back: bool) -> Self {
+        self.hand_back = hand_back;
+        self
+    }
+
     /// How long a task given out may go without a result before it is offered again.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease;
@@ -104,20 +113,27 @@ impl DevHubBuilder {
     /// The hub, not yet listening.
     pub fn build(self) -> DevHub {
         DevHub {
-            state: Arc::new(State::new(self.token, self.hold, self.lease, self.keep)),
+            state: Arc::new(State::new(
+                self.token,
+                self.hold,
+                self.hand_back,
+                self.lease,
+                self.keep,
+            )),
             admin_token: self.admin_token,
         }
     }
 }
 
 impl DevHub {
-    /// Starts a builder: token `dev-token`, no admin token, hold 10 s, lease 5 min, keep
-    /// 10,000 answered tasks.
+    /// Starts a builder: token `dev-token`, no admin token, hold 10 s, work handed back, lease
+    /// 5 min, keep 10,000 answered tasks.
     pub fn builder() -> DevHubBuilder {
         DevHubBuilder {
             token: AuthToken::new("dev-token"),
             admin_token: None,
             hold: DEFAULT_HOLD,
+            hand_back: true,
             lease: DEFAULT_LEASE,
             keep: DEFAULT_KEEP,
         }

@@ -152,6 +152,8 @@ pub(crate) enum SubmitRefusal {
 pub(crate) struct State {
     token: AuthToken,
     pub(crate) hold: Duration,
+    /// Whether a result's answer may carry the next task to a client that asks for one.
+    pub(crate) hand_back: bool,
     lease: Duration,
     keep: usize,
     tasks: Mutex<Tasks>,
@@ -161,10 +163,17 @@ pub(crate) struct State {
 
 impl State {
     /// `keep`: how many answered tasks to remember (at least one).
-    pub(crate) fn new(token: AuthToken, hold: Duration, lease: Duration, keep: usize) -> Self {
+    pub(crate) fn new(
+        token: AuthToken,
+        hold: Duration,
+        hand_back: bool,
+        lease: Duration,
+        keep: usize,
+    ) -> Self {
         Self {
             token,
             hold,
+            hand_back,
             lease,
             keep: keep.max(1),
             tasks: Mutex::default(),
@@ -476,7 +485,7 @@ mod tests {
     use super::*;
 
     fn state(lease: Duration) -> State {
-        State::new(AuthToken::new("t"), Duration::ZERO, lease, usize::MAX)
+        State::new(AuthToken::new("t"), Duration::ZERO, true, lease, usize::MAX)
     }
 
     fn enqueue(state: &State, provider: &str) -> String {
@@ -535,6 +544,7 @@ mod tests {
         let state = State::new(
             AuthToken::new("t"),
             Duration::ZERO,
+            true,
             Duration::from_secs(60),
             2,
         );
@@ -577,7 +587,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn counters_match_the_records_through_requeues_duplicates_and_forgetting() {
         let lease = Duration::from_millis(200);
-        let state = State::new(AuthToken::new("t"), Duration::ZERO, lease, 3);
+        let state = State::new(AuthToken::new("t"), Duration::ZERO, true, lease, 3);
         let ids: Vec<String> = (0..8).map(|_| enqueue(&state, "p")).collect();
         let expiring = [
             state.take_next("p").unwrap().id,
@@ -625,7 +635,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn metrics_follow_leases_late_results_and_latency_buckets() {
         let lease = Duration::from_millis(200);
-        let state = State::new(AuthToken::new("t"), Duration::ZERO, lease, 1);
+        let state = State::new(AuthToken::new("t"), Duration::ZERO, true, lease, 1);
         let a = enqueue(&state, "p");
         enqueue(&state, "p");
         enqueue(&state, "q");
@@ -685,6 +695,7 @@ mod tests {
         let state = State::new(
             AuthToken::new("secret-token"),
             Duration::ZERO,
+            true,
             Duration::ZERO,
             1,
         );
