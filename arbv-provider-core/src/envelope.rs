@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Offset, SecondsFormat, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -110,6 +110,12 @@ impl Envelope {
         if message.trim().is_empty() {
             message = default_message(status, action);
         }
+        let now_utc = rfc3339_micros(&instant);
+        let now = if timezone == Tz::UTC {
+            now_utc.clone()
+        } else {
+            rfc3339_micros(&instant.with_timezone(&timezone))
+        };
         Self {
             status,
             message,
@@ -117,10 +123,8 @@ impl Envelope {
                 provider: provider.to_owned(),
                 action: action.to_owned(),
                 timezone: timezone.name().to_owned(),
-                now: instant
-                    .with_timezone(&timezone)
-                    .to_rfc3339_opts(SecondsFormat::Micros, false),
-                now_utc: instant.to_rfc3339_opts(SecondsFormat::Micros, false),
+                now,
+                now_utc,
                 response,
                 cached: None,
                 cached_at: None,
@@ -128,11 +132,103 @@ impl Envelope {
         }
     }
 
-    /// The envelope as JSON text.
+    /// The envelope as JSON text: what `serde_json::to_string` makes of it, byte for byte.
+    /// Written by hand around the action's data, because it is written for every task: the keys
+    /// are fixed text, and strings that need no escaping (names, time zones, timestamps, most
+    /// messages) are copied as they are, where serde_json would escape-check each one.
     pub fn to_json(&self) -> String {
-        // An envelope holds only strings and `Value`s, which always serialise.
-        serde_json::to_string(self).expect("an envelope always serialises")
+        let data = &self.data;
+        let mut out = Vec::with_capacity(
+            160 + self.message.len() + data.provider.len() + data.action.len() + 2 * data.now.len(),
+        );
+        out.extend_from_slice(br#"{"status":""#);
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.extend_from_slice(br#"","message":"#);
+        push_json_str(&mut out, &self.message);
+        for (key, value) in [
+            (&br#","data":{"provider":"#[..], &data.provider),
+            (br#","action":"#, &data.action),
+            (br#","timezone":"#, &data.timezone),
+            (br#","now":"#, &data.now),
+            (br#","now_utc":"#, &data.now_utc),
+        ] {
+            out.extend_from_slice(key);
+            push_json_str(&mut out, value);
+        }
+        out.extend_from_slice(br#","response":"#);
+        // A `Value` always serialises (its map keys are strings).
+        serde_json::to_writer(&mut out, &data.response).expect("a Value always serialises");
+        if let Some(cached) = data.cached {
+            out.extend_from_slice(if cached {
+                br#","cached":true"#
+            } else {
+                br#","cached":false"#
+            });
+        }
+        if let Some(cached_at) = &data.cached_at {
+            out.extend_from_slice(br#","cached_at":"#);
+            push_json_str(&mut out, cached_at);
+        }
+        out.extend_from_slice(b"}}");
+        String::from_utf8(out).expect("JSON text built from strings is UTF-8")
     }
+}
+
+/// `text` as a JSON string: copied between quotes when no character in it needs escaping (the
+/// common case), else escaped by serde_json.
+fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    if text
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+    {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(out, text).expect("a string always serialises");
+    }
+}
+
+/// `instant` as RFC 3339 with microseconds and a `±hh:mm` offset, as chrono's
+/// `to_rfc3339_opts(SecondsFormat::Micros, false)` writes it. Written digit by digit: this runs
+/// twice for every task, and chrono's formatter costs several times as much. Instants chrono
+/// writes otherwise (years outside 0–9999, offsets with seconds) are left to chrono.
+pub(crate) fn rfc3339_micros<Z: TimeZone>(instant: &DateTime<Z>) -> String {
+    let local = instant.naive_local();
+    let offset = instant.offset().fix().local_minus_utc();
+    if !(0..=9999).contains(&local.year()) || offset % 60 != 0 {
+        return instant.to_rfc3339_opts(SecondsFormat::Micros, false);
+    }
+    // Leap seconds are nanoseconds past 1e9; chrono writes them as second 60 with the rest.
+    let nanos = local.nanosecond();
+    let (second, micros) = if nanos >= 1_000_000_000 {
+        (60, (nanos - 1_000_000_000) / 1_000)
+    } else {
+        (local.second(), nanos / 1_000)
+    };
+    let (sign, offset) = if offset < 0 {
+        (b'-', -offset)
+    } else {
+        (b'+', offset)
+    };
+    let mut text = *b"0000-00-00T00:00:00.000000+00:00";
+    let mut put = |at: usize, digits: usize, mut value: u32| {
+        for i in (at..at + digits).rev() {
+            text[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, local.year() as u32);
+    put(5, 2, local.month());
+    put(8, 2, local.day());
+    put(11, 2, local.hour());
+    put(14, 2, local.minute());
+    put(17, 2, second);
+    put(20, 6, micros);
+    put(27, 2, (offset / 3600) as u32);
+    put(30, 2, (offset % 3600 / 60) as u32);
+    text[26] = sign;
+    String::from_utf8(text.to_vec()).expect("ASCII digits and separators")
 }
 
 /// The message of an envelope whose producer gave none.
@@ -214,6 +310,92 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn to_json_writes_what_serde_json_writes() {
+        let awkward = [
+            "",
+            "plain",
+            "quote \" and backslash \\",
+            "line\nbreak\ttab\u{1}\u{1f}",
+            "del \u{7f} and é, 漢字, 🦀",
+            "\u{2028}\u{2029}",
+        ];
+        for text in awkward {
+            for (cached, cached_at) in [
+                (None, None),
+                (Some(true), Some(text.to_owned())),
+                (Some(false), None),
+            ] {
+                let mut envelope = Envelope::at(
+                    Utc.with_ymd_and_hms(2026, 3, 20, 7, 30, 0).unwrap(),
+                    Status::Warning,
+                    text,
+                    text,
+                    text,
+                    chrono_tz::Europe::Paris,
+                    json!({ "k": text, text: [1, 2.5, null, true, { "nested": text }] }),
+                );
+                envelope.data.cached = cached;
+                envelope.data.cached_at = cached_at;
+                assert_eq!(
+                    envelope.to_json(),
+                    serde_json::to_string(&envelope).unwrap(),
+                    "{text:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn timestamps_are_written_as_chrono_writes_them() {
+        let zones = [
+            Tz::UTC,
+            chrono_tz::America::New_York,
+            chrono_tz::Asia::Kolkata,
+            chrono_tz::Asia::Kathmandu,
+            chrono_tz::Pacific::Chatham,
+            chrono_tz::America::St_Johns,
+            chrono_tz::Europe::Amsterdam,
+        ];
+        // A spread of instants: historical (offsets with seconds), epoch, now-ish, far future,
+        // sub-second values with leading zeros, and a leap second.
+        let mut instants: Vec<DateTime<Utc>> = [
+            -2_840_140_800_i64,
+            -1_000_000_000,
+            0,
+            1_000_000_007,
+            1_774_000_000,
+            4_102_444_799,
+            253_402_300_799,
+        ]
+        .iter()
+        .flat_map(|s| {
+            [0u32, 7_000, 123_456_789, 999_999_999].map(|n| Utc.timestamp_opt(*s, n).unwrap())
+        })
+        .collect();
+        instants.push(
+            chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+                .unwrap()
+                .and_hms_micro_opt(23, 59, 59, 1_500_000)
+                .unwrap()
+                .and_utc(),
+        );
+        for instant in instants {
+            for zone in zones {
+                let local = instant.with_timezone(&zone);
+                assert_eq!(
+                    rfc3339_micros(&local),
+                    local.to_rfc3339_opts(SecondsFormat::Micros, false),
+                    "{instant:?} in {zone}"
+                );
+            }
+            assert_eq!(
+                rfc3339_micros(&instant),
+                instant.to_rfc3339_opts(SecondsFormat::Micros, false)
+            );
+        }
+    }
 
     #[test]
     fn stamps_local_and_utc_time_with_offsets() {

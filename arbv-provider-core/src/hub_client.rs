@@ -5,14 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
+use tonic::client::Grpc;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::metadata::AsciiMetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::config::Config;
 use crate::error::error_chain;
-use crate::proto::hub_client::HubClient as RpcClient;
-use crate::proto::{ProviderRequest, Task, TaskResult};
+use crate::proto::Task;
 use crate::secret::AuthToken;
 use crate::task::{CompletedTask, IncomingTask};
 use crate::wire::{ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag};
@@ -118,13 +122,87 @@ pub(crate) fn reconnect_backoff(max: Duration) -> ExponentialBackoff {
         .build()
 }
 
+/// The RPCs' paths, as the hub's service (`service Hub` in `proto/hub.proto`) names them.
+const GET_TASK: &str = "/Hub/GetTask";
+const SUBMIT_TASK_RESULT: &str = "/Hub/SubmitTaskResult";
+
 /// A client of one hub for one provider.
+///
+/// Requests are encoded here, once, and sent as bytes: the `ProviderRequest` of `GetTask` never
+/// changes, so it is encoded when the client is made; a `TaskResult` is encoded once per answer
+/// and the same bytes serve every retry. The generated client would copy each string into a
+/// new message per call, then encode it.
 #[derive(Clone)]
 pub(crate) struct HubClient {
-    rpc: RpcClient<Channel>,
+    rpc: Grpc<Channel>,
     provider: Arc<str>,
     token: AuthToken,
+    /// The encoded `ProviderRequest`: the provider's name and token.
+    get_task_request: Bytes,
+    /// The `grpc-timeout` header of `GetTask`, written once.
+    poll_timeout: AsciiMetadataValue,
     poll_deadline: Duration,
+}
+
+/// A `TaskResult`, encoded (see [`HubClient::encode`]).
+#[derive(Clone, Debug)]
+pub(crate) struct EncodedResult(Bytes);
+
+impl EncodedResult {
+    /// Its size on the wire: what a hub's message size limit is measured against.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// The codec of both RPCs: the request goes out as the bytes it was encoded to, the answer (a
+/// `Task`) is decoded by prost.
+#[derive(Clone, Copy, Default)]
+struct PreEncoded;
+
+impl Codec for PreEncoded {
+    type Encode = Bytes;
+    type Decode = Task;
+    type Encoder = PreEncoded;
+    type Decoder = tonic_prost::ProstDecoder<Task>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        PreEncoded
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+impl Encoder for PreEncoded {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+/// Appends a protobuf string field: nothing for an empty string (proto3), else its key, its
+/// length and its bytes.
+fn put_string(buf: &mut BytesMut, tag: u32, value: &[u8]) {
+    if value.is_empty() {
+        return;
+    }
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(value.len() as u64, buf);
+    buf.put_slice(value);
+}
+
+/// The encoded size of a protobuf string field.
+fn string_len(tag: u32, value: &[u8]) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        key_len(tag) + encoded_len_varint(value.len() as u64) + value.len()
+    }
 }
 
 impl std::fmt::Debug for HubClient {
@@ -139,11 +217,25 @@ impl std::fmt::Debug for HubClient {
 impl HubClient {
     /// A client over `channel` for `provider`.
     pub(crate) fn new(channel: Channel, provider: Arc<str>, config: &Config) -> Self {
+        let token = config.auth_token().clone();
+        // `ProviderRequest`: provider = 1, auth_token = 2.
+        let mut request = BytesMut::new();
+        put_string(&mut request, 1, provider.as_bytes());
+        put_string(&mut request, 2, token.expose().as_bytes());
+        let mut timeout = tonic::Request::new(());
+        timeout.set_timeout(config.poll_deadline());
+        let poll_timeout = timeout
+            .metadata()
+            .get("grpc-timeout")
+            .cloned()
+            .expect("set_timeout writes a grpc-timeout header");
         Self {
-            rpc: RpcClient::new(channel)
+            rpc: Grpc::new(channel)
                 .max_decoding_message_size(config.max_task_bytes().saturating_add(DECODE_HEADROOM)),
             provider,
-            token: config.auth_token().clone(),
+            token,
+            get_task_request: request.freeze(),
+            poll_timeout,
             poll_deadline: config.poll_deadline(),
         }
     }
@@ -187,41 +279,63 @@ impl HubClient {
 
     /// Asks for a task. `Ok(None)`: the hub has no work (empty id, or `NOT_FOUND`).
     pub(crate) async fn get_task(&self) -> Result<Option<IncomingTask>, HubError> {
-        let mut request = tonic::Request::new(ProviderRequest {
-            provider: self.provider.to_string(),
-            auth_token: self.token.expose().to_owned(),
-        });
-        request.set_timeout(self.poll_deadline);
-        let mut rpc = self.rpc.clone();
-        let answer = tokio::time::timeout(
-            self.poll_deadline + Duration::from_secs(1),
-            rpc.get_task(request),
-        )
-        .await
-        .map_err(|_| HubError::Unavailable("GetTask did not answer before its deadline".into()))?;
-        self.read_answer(answer)
+        let mut request = tonic::Request::new(self.get_task_request.clone());
+        // The `grpc-timeout` header tells a hub that holds the call how long it may; tonic's
+        // channel also ends the call there (as CANCELLED, "Timeout expired").
+        request
+            .metadata_mut()
+            .insert("grpc-timeout", self.poll_timeout.clone());
+        match self.call(GET_TASK, request).await {
+            Err(status) if status.code() == Code::Cancelled => Err(HubError::Unavailable(format!(
+                "GetTask did not answer within its deadline of {:?} ({})",
+                self.poll_deadline,
+                status.message()
+            ))),
+            answer => self.read_answer(answer),
+        }
     }
 
-    /// The encoded size of the `TaskResult` that [`submit`](Self::submit) sends for `done`: what
-    /// a hub's message size limit is measured against.
-    pub(crate) fn encoded_len(&self, done: &CompletedTask) -> usize {
-        use prost::encoding::{encoded_len_varint, key_len};
-        // Proto3 leaves an empty string out; any other is its key, its length, its bytes.
-        let field = |tag: u32, value: &str| {
-            if value.is_empty() {
-                0
-            } else {
-                key_len(tag) + encoded_len_varint(value.len() as u64) + value.len()
-            }
-        };
-        field(1, &done.id)
-            + field(2, &self.provider)
-            + field(3, self.token.expose())
-            + field(4, done.status.as_str())
-            + field(5, &done.action)
-            + field(6, &done.payload)
-            + field(7, &done.result)
-            + field(8, &done.account)
+    /// One unary call of `path` with a pre-encoded request.
+    async fn call(
+        &self,
+        path: &'static str,
+        request: tonic::Request<Bytes>,
+    ) -> Result<tonic::Response<Task>, tonic::Status> {
+        let mut rpc = self.rpc.clone();
+        rpc.ready().await.map_err(|e| {
+            tonic::Status::unavailable(format!(
+                "the hub connection is not ready: {}",
+                error_chain(&e)
+            ))
+        })?;
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+        rpc.unary(request, path, PreEncoded).await
+    }
+
+    /// `done` as the `TaskResult` that [`submit`](Self::submit) sends: encoded once, whatever
+    /// the number of tries.
+    pub(crate) fn encode(&self, done: &CompletedTask) -> EncodedResult {
+        // `TaskResult`: id = 1, provider = 2, auth_token = 3, status = 4, action = 5,
+        // payload = 6, result = 7, account = 8.
+        let fields: [&[u8]; 8] = [
+            done.id.as_bytes(),
+            self.provider.as_bytes(),
+            self.token.expose().as_bytes(),
+            done.status.as_str().as_bytes(),
+            done.action.as_bytes(),
+            done.payload.as_bytes(),
+            done.result.as_bytes(),
+            done.account.as_bytes(),
+        ];
+        let len = (1..)
+            .zip(fields)
+            .map(|(tag, value)| string_len(tag, value))
+            .sum();
+        let mut buf = BytesMut::with_capacity(len);
+        for (tag, value) in (1..).zip(fields) {
+            put_string(&mut buf, tag, value);
+        }
+        EncodedResult(buf.freeze())
     }
 
     /// Submits a result. With `accept_hand_back` the request says the provider will run a task
@@ -231,27 +345,17 @@ impl HubClient {
     pub(crate) async fn submit(
         &self,
         done: &CompletedTask,
+        encoded: &EncodedResult,
         accept_hand_back: bool,
     ) -> Result<Option<IncomingTask>, HubError> {
-        let request = TaskResult {
-            id: done.id.clone(),
-            provider: self.provider.to_string(),
-            auth_token: self.token.expose().to_owned(),
-            status: done.status.as_str().to_owned(),
-            action: done.action.clone(),
-            payload: done.payload.clone(),
-            result: done.result.clone(),
-            account: done.account.clone(),
-        };
         // No `grpc-timeout` header here: a hub has nothing to hold a result for, and the header
         // costs a parse and a timer on both sides of every call (~4% of the provider's
         // instructions per task under load, measured with callgrind). Our own timer bounds it.
-        let mut request = tonic::Request::new(request);
+        let mut request = tonic::Request::new(encoded.0.clone());
         if accept_hand_back {
             raise_hand_back_flag(request.metadata_mut(), ACCEPT_HAND_BACK);
         }
-        let mut rpc = self.rpc.clone();
-        let answer = tokio::time::timeout(SUBMIT_DEADLINE, rpc.submit_task_result(request))
+        let answer = tokio::time::timeout(SUBMIT_DEADLINE, self.call(SUBMIT_TASK_RESULT, request))
             .await
             .map_err(|_| HubError::Unavailable("SubmitTaskResult did not answer in 30s".into()))?;
         let answer = answer.map_err(|status| HubError::from_status(&status, &self.provider))?;
@@ -299,9 +403,10 @@ mod tests {
 
     use super::*;
     use crate::envelope::Status;
+    use crate::proto::TaskResult;
 
     #[tokio::test]
-    async fn encoded_len_is_the_length_of_the_message_sent() {
+    async fn a_result_is_encoded_as_the_task_result_message() {
         let config = Config::builder()
             .auth_token("a-token")
             .hub_url("127.0.0.1:1")
@@ -322,7 +427,7 @@ mod tests {
                 account: "{}".into(),
                 result: result.clone(),
             };
-            let sent = TaskResult {
+            let expected = TaskResult {
                 id: done.id.clone(),
                 provider: "provider".into(),
                 auth_token: "a-token".into(),
@@ -332,8 +437,35 @@ mod tests {
                 result,
                 account: done.account.clone(),
             };
-            assert_eq!(client.encoded_len(&done), sent.encoded_len());
+            let encoded = client.encode(&done);
+            assert_eq!(encoded.len(), expected.encoded_len());
+            assert_eq!(TaskResult::decode(encoded.0.clone()).unwrap(), expected);
         }
+    }
+
+    #[tokio::test]
+    async fn the_get_task_request_is_the_provider_request_message() {
+        let config = Config::builder()
+            .auth_token("a-token")
+            .hub_url("127.0.0.1:1")
+            .build()
+            .unwrap();
+        let channel = crate::endpoint::endpoint(&config).unwrap().connect_lazy();
+        let client = HubClient::new(channel, Arc::from("provider"), &config);
+        let expected = crate::proto::ProviderRequest {
+            provider: "provider".into(),
+            auth_token: "a-token".into(),
+        };
+        assert_eq!(
+            crate::proto::ProviderRequest::decode(client.get_task_request.clone()).unwrap(),
+            expected
+        );
+        let mut with_timeout = tonic::Request::new(());
+        with_timeout.set_timeout(config.poll_deadline());
+        assert_eq!(
+            Some(&client.poll_timeout),
+            with_timeout.metadata().get("grpc-timeout")
+        );
     }
 
     #[test]

@@ -14,11 +14,11 @@ use backon::ExponentialBackoff;
 use futures_util::FutureExt;
 use tokio::sync::Notify;
 use tonic::Code;
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use crate::dispatch::{Answered, Dispatcher};
 use crate::error::Error;
-use crate::hub_client::{HubClient, HubError, SubmitFailure, reconnect_backoff};
+use crate::hub_client::{EncodedResult, HubClient, HubError, SubmitFailure, reconnect_backoff};
 use crate::metrics::readiness::Readiness;
 use crate::metrics::{ErrorKind, Metrics, Poll, Source, Submit};
 use crate::shutdown::{STOP_POLL_GRACE, Shutdown};
@@ -52,10 +52,10 @@ struct Lane {
     index: usize,
     /// The pause after the last "no task".
     idle_pause: Duration,
-    /// Pauses after the hub could not be reached.
-    failures: ExponentialBackoff,
-    /// Pauses after the hub refused the token.
-    auth_failures: ExponentialBackoff,
+    /// Pauses after the hub could not be reached; made at the first failure.
+    failures: Option<ExponentialBackoff>,
+    /// Pauses after the hub refused the token; made at the first refusal.
+    auth_failures: Option<ExponentialBackoff>,
     /// True while this lane is the one that polls an idle or unreachable hub.
     is_scout: bool,
 }
@@ -65,16 +65,16 @@ impl Lane {
         Self {
             index,
             idle_pause: Duration::ZERO,
-            failures: reconnect_backoff(RETRY_CAP),
-            auth_failures: reconnect_backoff(AUTH_RETRY_CAP),
+            failures: None,
+            auth_failures: None,
             is_scout: false,
         }
     }
 
     /// The hub answered: the next failure starts the backoff over.
     fn hub_answered(&mut self) {
-        self.failures = reconnect_backoff(RETRY_CAP);
-        self.auth_failures = reconnect_backoff(AUTH_RETRY_CAP);
+        self.failures = None;
+        self.auth_failures = None;
     }
 }
 
@@ -234,7 +234,7 @@ impl Worker {
     fn hub_failed(&self, lane: &mut Lane, error: &HubError) -> Duration {
         if let HubError::Unauthenticated { .. } = error {
             self.readiness.hub_failed(true, error);
-            let delay = lane.auth_failures.next().unwrap_or(AUTH_RETRY_CAP);
+            let delay = next_delay(&mut lane.auth_failures, AUTH_RETRY_CAP);
             tracing::error!(
                 lane = lane.index,
                 retry_in_ms = delay.as_millis() as u64,
@@ -243,7 +243,7 @@ impl Worker {
             );
             return delay;
         }
-        let delay = lane.failures.next().unwrap_or(RETRY_CAP);
+        let delay = next_delay(&mut lane.failures, RETRY_CAP);
         if self.readiness.hub_failed(false, error) {
             tracing::warn!(
                 lane = lane.index,
@@ -288,6 +288,11 @@ impl Worker {
     }
 
     /// Runs a task, submits its answer, and keeps going while the hub hands work back.
+    ///
+    /// The task runs in its span; the submit runs outside it, and enters it only to log.
+    /// Inside it, every poll of the RPC would enter and leave the span, and tonic's buffer
+    /// would carry it to its worker task and enter it there too: ~2,000 instructions a task
+    /// for lines that are almost never written.
     async fn run_chain(&self, first: IncomingTask) {
         let mut next = Some(first);
         let mut source = Source::Poll;
@@ -295,17 +300,18 @@ impl Worker {
             self.metrics().received(source);
             source = Source::HandBack;
             let span = self.dispatcher.task_span(&task);
-            next = async {
+            let answered = async {
                 let answered = self.run_task(task).await;
                 tracing::debug!(
                     status = %answered.done.status,
                     elapsed_us = answered.took.as_micros() as u64,
                     "task answered"
                 );
-                self.submit_until_taken(answered).await
+                answered
             }
-            .instrument(span)
+            .instrument(span.clone())
             .await;
+            next = self.submit_until_taken(answered, &span).await;
         }
     }
 
@@ -328,29 +334,32 @@ impl Worker {
     /// Submits `done`, retrying with backoff while the failure may pass. Gives up on a result
     /// the hub refuses for good, or when shutdown can wait no longer; both are logged and
     /// counted. A result too large for the hub is replaced by a small `RESULT_TOO_LARGE` answer.
-    async fn submit_until_taken(&self, mut answered: Answered) -> Option<IncomingTask> {
-        let next = self.submit(&mut answered).await;
+    async fn submit_until_taken(
+        &self,
+        mut answered: Answered,
+        span: &Span,
+    ) -> Option<IncomingTask> {
+        let next = self.submit(&mut answered, span).await;
         // Counted once its answer has left (taken or given up), with the status it left with.
         self.dispatcher.record(&answered);
         next
     }
 
-    async fn submit(&self, answered: &mut Answered) -> Option<IncomingTask> {
+    async fn submit(&self, answered: &mut Answered, span: &Span) -> Option<IncomingTask> {
         let mut cut = Cut::Whole;
-        let size = self.hub.encoded_len(&answered.done);
-        if size > self.max_result_bytes {
-            cut = self.cut_down(answered, cut, size, None);
+        let mut encoded = self.hub.encode(&answered.done);
+        if encoded.len() > self.max_result_bytes {
+            (cut, encoded) = span.in_scope(|| self.cut_down(answered, cut, encoded.len(), None));
         }
-        let mut delays = reconnect_backoff(RETRY_CAP);
-        let mut auth_delays = reconnect_backoff(AUTH_RETRY_CAP);
+        let (mut delays, mut auth_delays) = (None, None);
         loop {
             // Once shutdown begins a lane takes no more work, from any source.
             let accept_hand_back = !self.shutdown.stop.is_cancelled();
             let sent = tokio::select! {
                 biased;
-                sent = self.hub.submit(&answered.done, accept_hand_back) => sent,
+                sent = self.hub.submit(&answered.done, &encoded, accept_hand_back) => sent,
                 () = self.shutdown.give_up.cancelled() => {
-                    self.give_up("shutdown could not wait longer for the hub to take it");
+                    span.in_scope(|| self.give_up("shutdown could not wait longer for the hub to take it"));
                     return None;
                 }
             };
@@ -375,33 +384,36 @@ impl Worker {
             let delay = match failure {
                 SubmitFailure::TooLarge if cut < Cut::Inputs => {
                     self.metrics().submitted(Submit::Retried);
-                    let size = self.hub.encoded_len(&answered.done);
-                    cut = self.cut_down(answered, cut, size, Some(error.to_string()));
+                    (cut, encoded) = span.in_scope(|| {
+                        self.cut_down(answered, cut, encoded.len(), Some(error.to_string()))
+                    });
                     continue;
                 }
                 SubmitFailure::TooLarge if error.code() == Some(Code::OutOfRange) => {
-                    self.refused(&error);
+                    span.in_scope(|| self.refused(&error));
                     return None;
                 }
                 SubmitFailure::Final => {
-                    self.refused(&error);
+                    span.in_scope(|| self.refused(&error));
                     return None;
                 }
                 SubmitFailure::Transient | SubmitFailure::TooLarge => {
-                    delays.next().unwrap_or(RETRY_CAP)
+                    next_delay(&mut delays, RETRY_CAP)
                 }
-                SubmitFailure::Unauthenticated => auth_delays.next().unwrap_or(AUTH_RETRY_CAP),
+                SubmitFailure::Unauthenticated => next_delay(&mut auth_delays, AUTH_RETRY_CAP),
             };
             self.metrics().submitted(Submit::Retried);
-            tracing::warn!(
-                retry_in_ms = delay.as_millis() as u64,
-                "result not taken: {}; keeping it and retrying",
-                Escaped(&error)
-            );
+            span.in_scope(|| {
+                tracing::warn!(
+                    retry_in_ms = delay.as_millis() as u64,
+                    "result not taken: {}; keeping it and retrying",
+                    Escaped(&error)
+                );
+            });
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.shutdown.give_up.cancelled() => {
-                    self.give_up("shutdown could not wait longer for the hub to take it");
+                    span.in_scope(|| self.give_up("shutdown could not wait longer for the hub to take it"));
                     return None;
                 }
             }
@@ -410,14 +422,14 @@ impl Worker {
 
     /// Cuts `done` one step further down: first to a small `RESULT_TOO_LARGE` answer, then
     /// (when that is still too large, or the hub refused it too) without the echoed inputs.
+    /// Returns how far it is cut, and the answer encoded anew.
     fn cut_down(
         &self,
         answered: &mut Answered,
         cut: Cut,
         size: usize,
         hub_answer: Option<String>,
-    ) -> Cut {
-        let mut cut = cut;
+    ) -> (Cut, EncodedResult) {
         let done = &mut answered.done;
         if cut == Cut::Whole {
             answered.error = Some(ErrorKind::ResultTooLarge);
@@ -433,10 +445,10 @@ impl Worker {
                 self.max_result_bytes,
                 hub_answer.clone(),
             );
-            cut = Cut::Envelope;
             // The inputs are kept while they fit; a hub that still refuses gets them cut next.
-            if self.hub.encoded_len(done) <= self.max_result_bytes {
-                return cut;
+            let encoded = self.hub.encode(done);
+            if encoded.len() <= self.max_result_bytes {
+                return (Cut::Envelope, encoded);
             }
         }
         tracing::warn!(
@@ -445,7 +457,7 @@ impl Worker {
             "the task's own payload and account are too large to echo; sending {{\"omitted_bytes\": N}} in their place"
         );
         done.omit_inputs();
-        Cut::Inputs
+        (Cut::Inputs, self.hub.encode(done))
     }
 
     fn refused(&self, error: &HubError) {
@@ -461,6 +473,14 @@ impl Worker {
         self.metrics().submitted(Submit::Lost);
         tracing::error!("result given up: {reason}");
     }
+}
+
+/// The next pause of a backoff made at its first use: most tasks never need one.
+fn next_delay(backoff: &mut Option<ExponentialBackoff>, cap: Duration) -> Duration {
+    backoff
+        .get_or_insert_with(|| reconnect_backoff(cap))
+        .next()
+        .unwrap_or(cap)
 }
 
 /// Runs `lanes` lanes made by `lane`, restarting one that panics, until all have returned.
