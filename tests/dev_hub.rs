@@ -386,3 +386,65 @@ async fn metrics_count_what_a_real_provider_did_in_the_prometheus_text_format() 
     admin.stop().await;
     server.stop().await;
 }
+
+/// Submits a result for `task` asking for a hand-back; returns the answer's task when the hub
+/// marked it as handed back.
+async fn submit_asking_for_more(
+    client: &mut HubClient<tonic::transport::Channel>,
+    task: &Task,
+) -> Option<Task> {
+    use arbv_provider_core::wire::{
+        ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag,
+    };
+    let envelope = json!({"status": "success", "message": "done", "data": {}});
+    let mut request = tonic::Request::new(result(task, &envelope));
+    raise_hand_back_flag(request.metadata_mut(), ACCEPT_HAND_BACK);
+    let answer = client.submit_task_result(request).await.unwrap();
+    let handed_back = hand_back_flag_raised(answer.metadata(), HAND_BACK);
+    let next = answer.into_inner();
+    if handed_back {
+        Some(next)
+    } else {
+        assert!(
+            next.id.is_empty(),
+            "an answer not marked as a hand-back carries no task"
+        );
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_task_is_handed_back_only_by_a_hub_that_does_it() {
+    for hand_back in [true, false] {
+        let hub = DevHub::builder()
+            .token(TOKEN)
+            .hold(Duration::ZERO)
+            .hand_back(hand_back)
+            .build();
+        let server = hub.serve(loopback()).await.unwrap();
+        let mut client = HubClient::connect(server.url()).await.unwrap();
+        let first = hub.enqueue(PROVIDER, "echo", json!({"message": "one"}), None);
+        let second = hub.enqueue(PROVIDER, "echo", json!({"message": "two"}), None);
+        let task = client.get_task(ask(TOKEN)).await.unwrap().into_inner();
+        assert_eq!(task.id, first);
+        let next = submit_asking_for_more(&mut client, &task).await;
+        if hand_back {
+            assert_eq!(
+                next.map(|t| t.id),
+                Some(second),
+                "handed back with the result"
+            );
+            assert_eq!(hub.stats().get_task_calls, 1);
+        } else {
+            assert!(next.is_none(), "hand_back(false): no task in the answer");
+            assert_eq!(
+                hub.task(&second).unwrap().state,
+                TaskState::Queued,
+                "still waiting"
+            );
+            let polled = client.get_task(ask(TOKEN)).await.unwrap().into_inner();
+            assert_eq!(polled.id, second, "the next task comes from GetTask");
+        }
+        server.stop().await;
+    }
+}

@@ -104,6 +104,13 @@ pub(crate) struct Answer {
     error: Option<ErrorKind>,
 }
 
+/// The texts of a `TaskResult`: the task's payload and account, and the envelope.
+struct Written {
+    payload: String,
+    account: String,
+    result: String,
+}
+
 /// A task answered, ready to record and submit.
 pub(crate) struct Answered {
     pub(crate) done: CompletedTask,
@@ -266,7 +273,8 @@ impl Dispatcher {
     }
 
     /// Runs one task to its answer. `interrupt` is cancelled when shutdown's drain time is up:
-    /// an action still running then is stopped and answered with an error.
+    /// an action still running then is stopped and answered with an error. A panic anywhere in
+    /// here (the action's own is answered as the action's) still gives the task its one answer.
     pub(crate) async fn dispatch(
         &self,
         task: IncomingTask,
@@ -274,24 +282,47 @@ impl Dispatcher {
     ) -> Answered {
         let started = std::time::Instant::now();
         let _running = self.metrics.task_started();
-        // A task too large to read is not echoed either: the result would be larger still.
-        let too_large = task.input_bytes() > self.max_task_bytes;
-        let payload_text = json_text(&task.payload, "{}", too_large);
-        let account_text = json_text(&task.account, "{}", too_large);
-        let (Ok(answer) | Err(answer)) = self.answer(&task, interrupt).await;
+        let written = AssertUnwindSafe(self.answer_written(&task, interrupt))
+            .catch_unwind()
+            .await;
+        let Ok((answer, written)) = written else {
+            let message = written
+                .err()
+                .map(|panic| panic_message(panic.as_ref()))
+                .unwrap_or_default();
+            tracing::error!(panic = %Escaped(&message), "running the task panicked outside its action");
+            return self.dispatch_failed(&task, &message, started.elapsed());
+        };
         Answered {
             done: CompletedTask {
                 id: task.id,
                 action: task.action,
                 status: answer.envelope.status,
-                payload: payload_text,
-                account: account_text,
-                result: answer.envelope.to_json(),
+                payload: written.payload,
+                account: written.account,
+                result: written.result,
             },
             slot: answer.slot,
             error: answer.error,
             took: started.elapsed(),
         }
+    }
+
+    /// The task's answer, and the texts that carry it.
+    async fn answer_written(
+        &self,
+        task: &IncomingTask,
+        interrupt: &CancellationToken,
+    ) -> (Answer, Written) {
+        // A task too large to read is not echoed either: the result would be larger still.
+        let too_large = task.input_bytes() > self.max_task_bytes;
+        let (Ok(answer) | Err(answer)) = self.answer(task, interrupt).await;
+        let written = Written {
+            payload: json_text(&task.payload, "{}", too_large),
+            account: json_text(&task.account, "{}", too_large),
+            result: answer.envelope.to_json(),
+        };
+        (answer, written)
     }
 
     /// The pipeline. Each stage passes the task on, or answers it (`Err`) and ends it there.
@@ -1344,6 +1375,60 @@ mod tests {
             .await
             .done;
         serde_json::from_str(&done.result).unwrap()
+    }
+
+    /// A user's rate limit that panics: a panic outside the action.
+    struct PanickingLimit;
+
+    impl RateLimitMonitor for PanickingLimit {
+        fn check<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Decision> {
+            Box::pin(async { panic!("the monitor broke") })
+        }
+
+        fn describe(&self) -> Value {
+            json!({ "type": "panicking" })
+        }
+    }
+
+    struct Guarded;
+
+    impl Provider for Guarded {
+        fn definition() -> ProviderDef<Self> {
+            let mut def = ProviderDef::new("guarded");
+            def.action("echo", |_this, _call| async { Ok(Value::Null) })
+                .rate_limit(PanickingLimit);
+            def
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panic_outside_the_action_is_answered_internal_with_the_task_echoed() {
+        let config = Config::builder().auth_token("t").build().unwrap();
+        let dispatcher = Dispatcher::new(Guarded, &config).unwrap();
+        let task = IncomingTask {
+            id: "task-7".into(),
+            action: "echo".into(),
+            payload: bytes::Bytes::from_static(br#"{"m":1}"#),
+            account: bytes::Bytes::new(),
+        };
+        let answered = dispatcher.dispatch(task, &CancellationToken::new()).await;
+        assert_eq!(answered.error, Some(ErrorKind::Panic));
+        let done = answered.done;
+        assert_eq!((done.id.as_str(), done.action.as_str()), ("task-7", "echo"));
+        assert_eq!(done.payload, r#"{"m":1}"#);
+        assert_eq!(done.status, Status::Error);
+        let envelope: Value = serde_json::from_str(&done.result).unwrap();
+        assert_eq!(
+            envelope["data"]["response"]["error_code"], "INTERNAL",
+            "{envelope}"
+        );
+        assert!(
+            envelope["data"]["response"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("the monitor broke"),
+            "{envelope}"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]

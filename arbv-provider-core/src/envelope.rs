@@ -177,10 +177,11 @@ impl Envelope {
 /// `text` as a JSON string: copied between quotes when no character in it needs escaping (the
 /// common case), else escaped by serde_json.
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
-    if text
-        .bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
-    {
+    // Without an early exit the check vectorises: a whole pass is cheaper than stopping early.
+    let needs_escape = text.bytes().fold(false, |found, b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !needs_escape {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');

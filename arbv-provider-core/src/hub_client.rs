@@ -1,12 +1,14 @@
 //! The provider's side of the wire contract: `GetTask` and `SubmitTaskResult` over one HTTP/2
 //! connection, reconnected by tonic when the hub comes back.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use bytes::{BufMut, Bytes, BytesMut};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use tonic::client::Grpc;
@@ -132,7 +134,10 @@ const SUBMIT_TASK_RESULT: &str = "/Hub/SubmitTaskResult";
 /// changes, so it is encoded when the client is made; a `TaskResult` is encoded once per answer
 /// and the same bytes serve every retry. The generated client would copy each string into a
 /// new message per call, then encode it.
-#[derive(Clone)]
+///
+/// Each lane works with a clone of its own: calls then take no clone of the channel (and of its
+/// buffer's semaphore state) each, and the clone's `SubmitTaskResult` timer is set again for
+/// each call rather than made anew.
 pub(crate) struct HubClient {
     rpc: Grpc<Channel>,
     provider: Arc<str>,
@@ -142,6 +147,23 @@ pub(crate) struct HubClient {
     /// The `grpc-timeout` header of `GetTask`, written once.
     poll_timeout: AsciiMetadataValue,
     poll_deadline: Duration,
+    /// Bounds a `SubmitTaskResult`; made at the first, moved for each next one (moving a
+    /// registered timer later is a store, where a new one locks the timer wheel twice).
+    submit_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Clone for HubClient {
+    fn clone(&self) -> Self {
+        Self {
+            rpc: self.rpc.clone(),
+            provider: self.provider.clone(),
+            token: self.token.clone(),
+            get_task_request: self.get_task_request.clone(),
+            poll_timeout: self.poll_timeout.clone(),
+            poll_deadline: self.poll_deadline,
+            submit_timer: None,
+        }
+    }
 }
 
 /// A `TaskResult`, encoded (see [`HubClient::encode`]).
@@ -237,6 +259,7 @@ impl HubClient {
             get_task_request: request.freeze(),
             poll_timeout,
             poll_deadline: config.poll_deadline(),
+            submit_timer: None,
         }
     }
 
@@ -278,14 +301,14 @@ impl HubClient {
     }
 
     /// Asks for a task. `Ok(None)`: the hub has no work (empty id, or `NOT_FOUND`).
-    pub(crate) async fn get_task(&self) -> Result<Option<IncomingTask>, HubError> {
+    pub(crate) async fn get_task(&mut self) -> Result<Option<IncomingTask>, HubError> {
         let mut request = tonic::Request::new(self.get_task_request.clone());
         // The `grpc-timeout` header tells a hub that holds the call how long it may; tonic's
         // channel also ends the call there (as CANCELLED, "Timeout expired").
         request
             .metadata_mut()
             .insert("grpc-timeout", self.poll_timeout.clone());
-        match self.call(GET_TASK, request).await {
+        match call(&mut self.rpc, GET_TASK, request).await {
             Err(status) if status.code() == Code::Cancelled => Err(HubError::Unavailable(format!(
                 "GetTask did not answer within its deadline of {:?} ({})",
                 self.poll_deadline,
@@ -293,23 +316,6 @@ impl HubClient {
             ))),
             answer => self.read_answer(answer),
         }
-    }
-
-    /// One unary call of `path` with a pre-encoded request.
-    async fn call(
-        &self,
-        path: &'static str,
-        request: tonic::Request<Bytes>,
-    ) -> Result<tonic::Response<Task>, tonic::Status> {
-        let mut rpc = self.rpc.clone();
-        rpc.ready().await.map_err(|e| {
-            tonic::Status::unavailable(format!(
-                "the hub connection is not ready: {}",
-                error_chain(&e)
-            ))
-        })?;
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
-        rpc.unary(request, path, PreEncoded).await
     }
 
     /// `done` as the `TaskResult` that [`submit`](Self::submit) sends: encoded once, whatever
@@ -343,7 +349,7 @@ impl HubClient {
     /// (see [`HAND_BACK`]) and the task is not the one just submitted. Any other answer is
     /// ignored, as the Python framework does.
     pub(crate) async fn submit(
-        &self,
+        &mut self,
         done: &CompletedTask,
         encoded: &EncodedResult,
         accept_hand_back: bool,
@@ -355,9 +361,18 @@ impl HubClient {
         if accept_hand_back {
             raise_hand_back_flag(request.metadata_mut(), ACCEPT_HAND_BACK);
         }
-        let answer = tokio::time::timeout(SUBMIT_DEADLINE, self.call(SUBMIT_TASK_RESULT, request))
-            .await
-            .map_err(|_| HubError::Unavailable("SubmitTaskResult did not answer in 30s".into()))?;
+        let deadline = tokio::time::Instant::now() + SUBMIT_DEADLINE;
+        let timer = self
+            .submit_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().reset(deadline);
+        let answer = tokio::select! {
+            biased;
+            answer = call(&mut self.rpc, SUBMIT_TASK_RESULT, request) => answer,
+            () = timer.as_mut() => {
+                return Err(HubError::Unavailable("SubmitTaskResult did not answer in 30s".into()));
+            }
+        };
         let answer = answer.map_err(|status| HubError::from_status(&status, &self.provider))?;
         if !accept_hand_back || !hand_back_flag_raised(answer.metadata(), HAND_BACK) {
             return Ok(None);
@@ -383,6 +398,22 @@ impl HubClient {
             Err(status) => Err(HubError::from_status(&status, &self.provider)),
         }
     }
+}
+
+/// One unary call of `path` with a pre-encoded request.
+async fn call(
+    rpc: &mut Grpc<Channel>,
+    path: &'static str,
+    request: tonic::Request<Bytes>,
+) -> Result<tonic::Response<Task>, tonic::Status> {
+    rpc.ready().await.map_err(|e| {
+        tonic::Status::unavailable(format!(
+            "the hub connection is not ready: {}",
+            error_chain(&e)
+        ))
+    })?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    rpc.unary(request, path, PreEncoded).await
 }
 
 fn into_incoming(task: Task) -> Option<IncomingTask> {

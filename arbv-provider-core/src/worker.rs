@@ -5,14 +5,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::ExponentialBackoff;
-use futures_util::FutureExt;
 use tokio::sync::Notify;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::Code;
 use tracing::{Instrument, Span};
 
@@ -50,6 +50,13 @@ enum Cut {
 /// What a lane keeps from one poll to the next.
 struct Lane {
     index: usize,
+    /// The lane's own client of the hub.
+    hub: HubClient,
+    /// Resolves once shutdown begins. Kept for the lane's life: waiting on a token registers a
+    /// waiter under a lock, once here rather than for every call.
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Resolves once results can no longer wait for the hub (kept, as `stop` is).
+    give_up: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The pause after the last "no task".
     idle_pause: Duration,
     /// Pauses after the hub could not be reached; made at the first failure.
@@ -61,9 +68,12 @@ struct Lane {
 }
 
 impl Lane {
-    fn new(index: usize) -> Self {
+    fn new(index: usize, hub: HubClient, shutdown: &Shutdown) -> Self {
         Self {
             index,
+            hub,
+            stop: Box::pin(shutdown.stop.clone().cancelled_owned()),
+            give_up: Box::pin(shutdown.give_up.clone().cancelled_owned()),
             idle_pause: Duration::ZERO,
             failures: None,
             auth_failures: None,
@@ -134,7 +144,7 @@ impl Worker {
     /// One lane: unless it is the scout it sleeps while another lane polls an idle hub; it
     /// polls, then runs what came (and what the hub hands back) or pauses before polling again.
     async fn lane(self: Arc<Self>, index: usize) {
-        let mut lane = Lane::new(index);
+        let mut lane = Lane::new(index, self.hub.clone(), &self.shutdown);
         while !self.shutdown.stop.is_cancelled() {
             if !lane.is_scout && self.scout.load(Ordering::Acquire) {
                 if !self.sleep_until_work().await {
@@ -142,7 +152,7 @@ impl Worker {
                 }
                 continue;
             }
-            let Some(polled) = self.poll().await else {
+            let Some(polled) = Self::poll(&mut lane).await else {
                 break;
             };
             if polled.answer.is_ok() {
@@ -153,7 +163,7 @@ impl Worker {
                 Ok(Some(task)) => {
                     self.metrics().polled(Poll::Task);
                     self.work_found(&mut lane);
-                    self.run_chain(task).await;
+                    self.run_chain(&mut lane, task).await;
                     continue;
                 }
                 Ok(None) => {
@@ -189,14 +199,14 @@ impl Worker {
     /// Asks the hub for a task. When shutdown begins while the call is in flight, its answer
     /// still gets [`STOP_POLL_GRACE`]: the hub may have handed out a task that is on its way,
     /// and a task the hub counts as delivered is not dropped. `None` once that grace is over.
-    async fn poll(&self) -> Option<Polled> {
+    async fn poll(lane: &mut Lane) -> Option<Polled> {
         let asked = Instant::now();
-        let call = self.hub.get_task();
+        let call = lane.hub.get_task();
         tokio::pin!(call);
         let answer = tokio::select! {
             biased;
             answer = &mut call => answer,
-            () = self.shutdown.stop.cancelled() => {
+            () = lane.stop.as_mut() => {
                 tokio::time::timeout(STOP_POLL_GRACE, call).await.ok()?
             }
         };
@@ -293,7 +303,7 @@ impl Worker {
     /// Inside it, every poll of the RPC would enter and leave the span, and tonic's buffer
     /// would carry it to its worker task and enter it there too: ~2,000 instructions a task
     /// for lines that are almost never written.
-    async fn run_chain(&self, first: IncomingTask) {
+    async fn run_chain(&self, lane: &mut Lane, first: IncomingTask) {
         let mut next = Some(first);
         let mut source = Source::Poll;
         while let Some(task) = next.take() {
@@ -311,24 +321,15 @@ impl Worker {
             }
             .instrument(span.clone())
             .await;
-            next = self.submit_until_taken(answered, &span).await;
+            next = self.submit_until_taken(lane, answered, &span).await;
         }
     }
 
-    /// Dispatches a task; a panic outside the action (the action's own is answered by
-    /// dispatch) still gives the task its one answer.
+    /// Dispatches a task: its answer, whatever happens in there (see [`Dispatcher::dispatch`]).
     async fn run_task(&self, task: IncomingTask) -> Answered {
-        let kept = task.clone();
-        let started = Instant::now();
-        let dispatched = AssertUnwindSafe(self.dispatcher.dispatch(task, &self.shutdown.interrupt))
-            .catch_unwind()
-            .await;
-        dispatched.unwrap_or_else(|panic| {
-            let message = crate::dispatch::panic_message(panic.as_ref());
-            tracing::error!(panic = %Escaped(&message), "running the task panicked outside its action");
-            self.dispatcher
-                .dispatch_failed(&kept, &message, started.elapsed())
-        })
+        self.dispatcher
+            .dispatch(task, &self.shutdown.interrupt)
+            .await
     }
 
     /// Submits `done`, retrying with backoff while the failure may pass. Gives up on a result
@@ -336,16 +337,22 @@ impl Worker {
     /// counted. A result too large for the hub is replaced by a small `RESULT_TOO_LARGE` answer.
     async fn submit_until_taken(
         &self,
+        lane: &mut Lane,
         mut answered: Answered,
         span: &Span,
     ) -> Option<IncomingTask> {
-        let next = self.submit(&mut answered, span).await;
+        let next = self.submit(lane, &mut answered, span).await;
         // Counted once its answer has left (taken or given up), with the status it left with.
         self.dispatcher.record(&answered);
         next
     }
 
-    async fn submit(&self, answered: &mut Answered, span: &Span) -> Option<IncomingTask> {
+    async fn submit(
+        &self,
+        lane: &mut Lane,
+        answered: &mut Answered,
+        span: &Span,
+    ) -> Option<IncomingTask> {
         let mut cut = Cut::Whole;
         let mut encoded = self.hub.encode(&answered.done);
         if encoded.len() > self.max_result_bytes {
@@ -357,8 +364,8 @@ impl Worker {
             let accept_hand_back = !self.shutdown.stop.is_cancelled();
             let sent = tokio::select! {
                 biased;
-                sent = self.hub.submit(&answered.done, &encoded, accept_hand_back) => sent,
-                () = self.shutdown.give_up.cancelled() => {
+                sent = lane.hub.submit(&answered.done, &encoded, accept_hand_back) => sent,
+                () = lane.give_up.as_mut() => {
                     span.in_scope(|| self.give_up("shutdown could not wait longer for the hub to take it"));
                     return None;
                 }
@@ -412,7 +419,7 @@ impl Worker {
             });
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                () = self.shutdown.give_up.cancelled() => {
+                () = lane.give_up.as_mut() => {
                     span.in_scope(|| self.give_up("shutdown could not wait longer for the hub to take it"));
                     return None;
                 }
