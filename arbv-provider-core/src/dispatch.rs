@@ -32,7 +32,7 @@ use crate::rate_limit::{Decision, PerKey, RateLimitMonitor};
 use crate::response::{ActionError, ActionResponse, format_seconds};
 use crate::retry::pause;
 use crate::task::{CompletedTask, IncomingTask, omitted};
-use crate::telemetry::Escaped;
+use crate::telemetry::{Escaped, EscapedText};
 use crate::validation::{MAX_ERROR_MESSAGE_BYTES, SchemaValidator, Violations};
 
 /// Inputs (payload plus account) up to this size are parsed and checked on the runtime thread.
@@ -266,8 +266,8 @@ impl Dispatcher {
     pub(crate) fn task_span(&self, task: &IncomingTask) -> tracing::Span {
         tracing::error_span!(
             "task",
-            task_id = %Escaped(shorten(&task.id, MAX_ECHOED_BYTES)),
-            action = %Escaped(shorten(&task.action, MAX_ECHOED_BYTES)),
+            task_id = %EscapedText(&shorten(&task.id, MAX_ECHOED_BYTES)),
+            action = %EscapedText(&shorten(&task.action, MAX_ECHOED_BYTES)),
             provider = %self.provider_name,
         )
     }
@@ -1395,8 +1395,10 @@ mod tests {
     impl Provider for Guarded {
         fn definition() -> ProviderDef<Self> {
             let mut def = ProviderDef::new("guarded");
-            def.action("echo", |_this, _call| async { Ok(Value::Null) })
-                .rate_limit(PanickingLimit);
+            def.action("echo", |_this, _call| async {
+                Ok(ActionResponse::success(Value::Null))
+            })
+            .rate_limit(PanickingLimit);
             def
         }
     }

@@ -145,14 +145,18 @@ pub(crate) fn pause(ceiling: Duration, retry_after: Option<Duration>) -> Duratio
 ///
 /// Autoref specialisation, which works on the concrete types of the generated code:
 /// `(&output).__arbv_response_kind()` finds [`TransientResult`](__probe::TransientResult)'s
-/// method on a `Result<T, E>` with `E: Transient` first; any other value takes one more
-/// reference to reach [`AnyResponse`](__probe::AnyResponse)'s. The tag the method returns then
-/// converts the value. [`__into_action_response!`](crate::__into_action_response) writes the
+/// method on a `Result<T, E>` with `E: Transient` first, and
+/// [`JsonValue`](__probe::JsonValue)'s on an action's plain `Value`; any other value takes one
+/// more reference to reach [`AnyResponse`](__probe::AnyResponse)'s. The tag the method returns
+/// then converts the value. [`__into_action_response!`](crate::__into_action_response) writes the
 /// call.
 #[doc(hidden)]
 pub mod __probe {
+    use serde_json::Value;
+
     use super::Transient;
-    use crate::response::{ActionError, ActionResponse, IntoActionResponse};
+    use crate::envelope::Status;
+    use crate::response::{ActionError, ActionResponse, IntoActionResponse, Json};
 
     /// Chosen for `Result<T, E>` with `E: Transient`.
     pub trait TransientResult {
@@ -162,6 +166,15 @@ pub mod __probe {
     }
 
     impl<T, E: Transient> TransientResult for Result<T, E> {}
+
+    /// Chosen for an action's plain `serde_json::Value` (wrapped as `Json` by the macro).
+    pub trait JsonValue {
+        fn __arbv_response_kind(&self) -> TakesValue {
+            TakesValue
+        }
+    }
+
+    impl JsonValue for Json<Value> {}
 
     /// Chosen for everything else.
     pub trait AnyResponse {
@@ -185,6 +198,16 @@ pub mod __probe {
                 Ok(value) => Ok::<T, E>(value).into_response(),
                 Err(error) => ActionResponse::from_error(keep_transient(error)),
             }
+        }
+    }
+
+    /// Takes a `Value` as the response as it is: what serialising it into a new `Value` (the
+    /// generic path) would make, without the copy.
+    pub struct TakesValue;
+
+    impl TakesValue {
+        pub fn into_response(self, output: Json<Value>) -> ActionResponse {
+            ActionResponse::with_status(Status::Success, None, output.0)
         }
     }
 
@@ -220,7 +243,7 @@ pub mod __probe {
 macro_rules! __into_action_response {
     ($output:expr) => {{
         #[allow(unused_imports)]
-        use $crate::retry::__probe::{AnyResponse as _, TransientResult as _};
+        use $crate::retry::__probe::{AnyResponse as _, JsonValue as _, TransientResult as _};
         let output = $output;
         (&output).__arbv_response_kind().into_response(output)
     }};
@@ -229,6 +252,18 @@ macro_rules! __into_action_response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_value_is_taken_as_the_generic_path_would_make_it() {
+        use crate::response::{IntoActionResponse, Json};
+        let value =
+            serde_json::json!({ "echo": "hi", "n": [1, 2.5, null], "nested": { "b": true } });
+        let taken = crate::__into_action_response!(Json(value.clone()));
+        let converted = Json(value.clone()).into_response();
+        assert_eq!(taken.status(), converted.status());
+        assert_eq!(taken.response(), converted.response());
+        assert_eq!(taken.response(), &value);
+    }
 
     #[test]
     fn attempts_count_the_first_try_and_the_schedule_doubles_to_the_cap() {

@@ -7,7 +7,9 @@
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 
-use tracing_subscriber::fmt::format::{DefaultFields, Format, Full, Writer};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::{RecordFields, VisitOutput as _};
+use tracing_subscriber::fmt::format::{DefaultFields, DefaultVisitor, Format, Full, Writer};
 use tracing_subscriber::fmt::time::SystemTime;
 use tracing_subscriber::fmt::{FormatFields, MakeWriter, SubscriberBuilder};
 use tracing_subscriber::layer::{Layered, SubscriberExt as _};
@@ -207,7 +209,7 @@ where
         .with_target(false)
         .with_writer(writer);
     match format {
-        LogFormat::Text => layer.with_ansi(colour).boxed(),
+        LogFormat::Text => layer.with_ansi(colour).fmt_fields(TextFields).boxed(),
         LogFormat::Json => layer.with_ansi(false).json().flatten_event(true).boxed(),
     }
 }
@@ -227,19 +229,93 @@ where
     }
 }
 
-/// Span fields formatted as [`DefaultFields`] formats them, for the file. tracing-subscriber
-/// keeps one formatted copy of a span's fields per formatter type and reuses it in every layer;
-/// a type of the file's own keeps the copy that coloured standard output made (with its escape
-/// codes) out of the file.
+/// Fields formatted as [`DefaultFields`] formats them, for standard output: with colour it is
+/// `DefaultFields`; without, [`plain_fields`] writes the same text for less. Every task's span
+/// has its fields formatted when it is made, and `DefaultFields` paints each name with an
+/// empty style when colour is off (over half of what a span costs).
+struct TextFields;
+
+impl<'w> FormatFields<'w> for TextFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        if writer.has_ansi_escapes() {
+            return DefaultFields::new().format_fields(writer, fields);
+        }
+        plain_fields(writer, fields)
+    }
+}
+
+/// Fields formatted as [`DefaultFields`] formats them without colour, for the file.
+/// tracing-subscriber keeps one formatted copy of a span's fields per formatter type and reuses
+/// it in every layer; a type of the file's own keeps the copy that coloured standard output
+/// made (with its escape codes) out of the file.
 struct PlainFields;
 
 impl<'w> FormatFields<'w> for PlainFields {
-    fn format_fields<R: tracing_subscriber::field::RecordFields>(
-        &self,
-        writer: Writer<'w>,
-        fields: R,
-    ) -> fmt::Result {
-        DefaultFields::new().format_fields(writer, fields)
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        plain_fields(writer, fields)
+    }
+}
+
+/// The text `DefaultFields` writes without colour: `name=value` pairs (the value's `Debug`),
+/// separated by spaces. What it writes in a way of its own (the message, strings, errors,
+/// `r#` names) is left to its visitor.
+fn plain_fields<R: RecordFields>(writer: Writer<'_>, fields: R) -> fmt::Result {
+    let mut visitor = PlainVisitor {
+        writer,
+        is_empty: true,
+        result: Ok(()),
+    };
+    fields.record(&mut visitor);
+    visitor.result
+}
+
+struct PlainVisitor<'w> {
+    writer: Writer<'w>,
+    is_empty: bool,
+    result: fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    /// Lets `DefaultFields`' own visitor write one field, as it would have.
+    fn as_default(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
+        if self.result.is_err() {
+            return;
+        }
+        let mut visitor = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
+        record(&mut visitor);
+        self.is_empty = false;
+        self.result = visitor.finish();
+    }
+}
+
+impl Visit for PlainVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        // Fields of `log` records, already written as the line's metadata: skipped, as
+        // `DefaultFields` skips them.
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        if name == "message" || name.starts_with("r#") {
+            return self.as_default(|visitor| visitor.record_debug(field, value));
+        }
+        let pad = if self.is_empty { "" } else { " " };
+        self.is_empty = false;
+        self.result = write!(self.writer, "{pad}{name}={value:?}");
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name().starts_with("log.") {
+            return;
+        }
+        self.as_default(|visitor| visitor.record_str(field, value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        if field.name().starts_with("log.") {
+            return;
+        }
+        self.as_default(|visitor| visitor.record_error(field, value));
     }
 }
 
@@ -261,7 +337,7 @@ fn text_builder<W>(
     filter: EnvFilter,
     writer: W,
     colour: bool,
-) -> SubscriberBuilder<DefaultFields, Format<Full, SystemTime>, EnvFilter, W>
+) -> SubscriberBuilder<TextFields, Format<Full, SystemTime>, EnvFilter, W>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -269,6 +345,7 @@ where
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(colour)
+        .fmt_fields(TextFields)
         .with_writer(writer)
 }
 
@@ -295,6 +372,25 @@ impl<T: fmt::Display> fmt::Display for Escaped<T> {
 }
 
 impl<T: fmt::Display> fmt::Debug for Escaped<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// [`Escaped`] for a string, written in one call when it needs no escaping (task ids and
+/// action names nearly always): this runs for every task's span.
+pub(crate) struct EscapedText<'a>(pub(crate) &'a str);
+
+impl fmt::Display for EscapedText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return f.write_str(self.0);
+        }
+        fmt::Display::fmt(&Escaped(self.0), f)
+    }
+}
+
+impl fmt::Debug for EscapedText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
@@ -370,6 +466,86 @@ mod tests {
         fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
+    }
+
+    /// Every kind of field, in spans and events, written by `fields` without colour.
+    fn every_kind_of_field<N>(fields: N) -> String
+    where
+        N: for<'w> FormatFields<'w> + Send + Sync + 'static,
+    {
+        #[derive(Debug)]
+        struct Inner;
+        impl fmt::Display for Inner {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the cause")
+            }
+        }
+        impl std::error::Error for Inner {}
+        #[derive(Debug)]
+        struct Outer(Inner);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("it failed")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("trace")
+            .with_ansi(false)
+            .without_time()
+            .with_target(false)
+            .fmt_fields(fields)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::error_span!(
+                "task",
+                task_id = %EscapedText("7f3a-9"),
+                action = %EscapedText("a\nb"),
+                provider = "p",
+                n = 3,
+                r#type = "kind",
+                later = tracing::field::Empty,
+            );
+            let _entered = span.enter();
+            span.record("later", 42);
+            let inner = tracing::info_span!("inner", ok = true, ratio = 0.5);
+            let _inner = inner.enter();
+            tracing::warn!(
+                lane = 2,
+                name = "quoted \"str\"",
+                debug = ?vec![1, 2],
+                display = %"shown",
+                error = &Outer(Inner) as &(dyn std::error::Error + 'static),
+                plain_error = &Inner as &(dyn std::error::Error + 'static),
+                "message with {} and a\nnewline",
+                "arguments"
+            );
+            tracing::info!("only a message");
+            tracing::debug!(r#type = 1, flag = false);
+            tracing::event!(tracing::Level::TRACE, message = "as a field", after = ?'c');
+        });
+        buffer.text()
+    }
+
+    #[test]
+    fn plain_fields_write_what_default_fields_write_without_colour() {
+        let default = every_kind_of_field(DefaultFields::new());
+        assert_eq!(every_kind_of_field(TextFields), default);
+        assert_eq!(every_kind_of_field(PlainFields), default);
+        assert!(
+            default.contains(
+                "task{task_id=7f3a-9 action=a\\nb provider=\"p\" n=3 type=\"kind\" later=42}"
+            ),
+            "{default}"
+        );
+        assert_eq!(default.lines().count(), 5, "{default}");
     }
 
     #[test]

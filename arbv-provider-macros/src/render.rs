@@ -131,7 +131,7 @@ fn register(action: &ActionModel) -> TokenStream {
     // to `#[provider]`.
     let kind = quote! {{
         #[allow(unused_imports)]
-        use #private::__probe::{AnyResponse as _, TransientResult as _};
+        use #private::__probe::{AnyResponse as _, JsonValue as _, TransientResult as _};
         (&output).__arbv_response_kind()
     }};
     let respond = quote_spanned!(action.output_span=> #kind.into_response(output));
