@@ -42,13 +42,30 @@ impl Context {
         timezone: Tz,
         timeout: Duration,
     ) -> Self {
+        Self::until(
+            task_id.into(),
+            action,
+            provider,
+            timezone,
+            Instant::now() + timeout,
+        )
+    }
+
+    /// A context for a task that must end by `deadline`.
+    pub(crate) fn until(
+        task_id: String,
+        action: Arc<str>,
+        provider: Arc<str>,
+        timezone: Tz,
+        deadline: Instant,
+    ) -> Self {
         Self {
             inner: Arc::new(ContextInner {
-                task_id: task_id.into(),
+                task_id,
                 action,
                 provider,
                 timezone,
-                deadline: Instant::now() + timeout,
+                deadline,
                 cancellation: CancellationToken::new(),
                 cache: CacheHandle::detached(),
             }),

@@ -664,12 +664,12 @@ impl Dispatcher {
         input: Input,
         stop: Instant,
     ) -> Result<Option<ActionResponse>, Answer> {
-        let mut context = Context::new(
+        let mut context = Context::until(
             job.task.id.clone(),
             job.action.name.clone(),
             self.provider_name.clone(),
             self.timezone,
-            stop.saturating_duration_since(Instant::now()),
+            stop,
         );
         if self.cache.is_attached() {
             context = context.with_cache(&self.cache);

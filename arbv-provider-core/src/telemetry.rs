@@ -262,29 +262,89 @@ impl<'w> FormatFields<'w> for PlainFields {
 fn plain_fields<R: RecordFields>(writer: Writer<'_>, fields: R) -> fmt::Result {
     let mut visitor = PlainVisitor {
         writer,
+        pending: Pending::default(),
         is_empty: true,
         result: Ok(()),
     };
     fields.record(&mut visitor);
+    visitor.flush();
     visitor.result
 }
 
 struct PlainVisitor<'w> {
     writer: Writer<'w>,
+    /// Fields written but not yet handed to `writer`: a span's fields reach its string in one
+    /// piece, where writing each piece would grow it several times.
+    pending: Pending,
     is_empty: bool,
     result: fmt::Result,
 }
 
 impl PlainVisitor<'_> {
+    fn flush(&mut self) {
+        if !self.pending.text().is_empty() {
+            let written = self.writer.write_str(self.pending.text());
+            self.result = self.result.and(written);
+            self.pending.len = 0;
+        }
+    }
+
     /// Lets `DefaultFields`' own visitor write one field, as it would have.
     fn as_default(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
         if self.result.is_err() {
             return;
         }
+        self.flush();
         let mut visitor = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
         record(&mut visitor);
         self.is_empty = false;
         self.result = visitor.finish();
+    }
+}
+
+/// A few hundred bytes of text on the stack; what does not fit goes to the writer.
+struct Pending {
+    bytes: [u8; 256],
+    len: usize,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 256],
+            len: 0,
+        }
+    }
+}
+
+impl Pending {
+    fn text(&self) -> &str {
+        // Only whole `str`s are ever appended.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+
+    /// Appends `text` if it fits; false (nothing appended) if not.
+    fn push(&mut self, text: &str) -> bool {
+        let end = self.len + text.len();
+        if end > self.bytes.len() {
+            return false;
+        }
+        self.bytes[self.len..end].copy_from_slice(text.as_bytes());
+        self.len = end;
+        true
+    }
+}
+
+impl fmt::Write for PlainVisitor<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if self.pending.push(text) {
+            return Ok(());
+        }
+        self.flush();
+        if self.pending.push(text) {
+            return Ok(());
+        }
+        self.writer.write_str(text)
     }
 }
 
@@ -301,7 +361,13 @@ impl Visit for PlainVisitor<'_> {
         }
         let pad = if self.is_empty { "" } else { " " };
         self.is_empty = false;
-        self.result = write!(self.writer, "{pad}{name}={value:?}");
+        // Written piece by piece: one formatting pass for the value alone.
+        let written = self
+            .write_str(pad)
+            .and_then(|()| self.write_str(name))
+            .and_then(|()| self.write_char('='))
+            .and_then(|()| write!(self, "{value:?}"));
+        self.result = self.result.and(written);
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -512,6 +578,8 @@ mod tests {
                 n = 3,
                 r#type = "kind",
                 later = tracing::field::Empty,
+                long = %"long ".repeat(120),
+                after_long = 1,
             );
             let _entered = span.enter();
             span.record("later", 42);
@@ -541,8 +609,12 @@ mod tests {
         assert_eq!(every_kind_of_field(PlainFields), default);
         assert!(
             default.contains(
-                "task{task_id=7f3a-9 action=a\\nb provider=\"p\" n=3 type=\"kind\" later=42}"
+                "task{task_id=7f3a-9 action=a\\nb provider=\"p\" n=3 type=\"kind\" long=long long "
             ),
+            "{default}"
+        );
+        assert!(
+            default.contains("long  after_long=1 later=42}"),
             "{default}"
         );
         assert_eq!(default.lines().count(), 5, "{default}");

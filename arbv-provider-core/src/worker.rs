@@ -88,10 +88,10 @@ impl Lane {
     }
 }
 
-/// What one `GetTask` brought, and how long the hub took to answer it.
+/// What one `GetTask` brought, and when it was asked.
 struct Polled {
     answer: Result<Option<IncomingTask>, HubError>,
-    took: Duration,
+    asked: Instant,
 }
 
 /// Shared by the lanes of one worker.
@@ -168,7 +168,7 @@ impl Worker {
                 }
                 Ok(None) => {
                     self.metrics().polled(Poll::Empty);
-                    self.no_work(&mut lane, polled.took)
+                    self.no_work(&mut lane, polled.asked.elapsed())
                 }
                 Err(error) => {
                     self.metrics().polled(Poll::Error);
@@ -210,10 +210,7 @@ impl Worker {
                 tokio::time::timeout(STOP_POLL_GRACE, call).await.ok()?
             }
         };
-        Some(Polled {
-            answer,
-            took: asked.elapsed(),
-        })
+        Some(Polled { answer, asked })
     }
 
     /// Work is back: the lane stops scouting and wakes one sleeping lane, which wakes the next
