@@ -25,7 +25,11 @@
 //! Knobs (environment): `ARBV_BENCH_WINDOW_MS` length of a measured run (default 2000),
 //! `ARBV_BENCH_N` tasks per dev hub run (default 20000), `ARBV_BENCH_CONCURRENCY` (default: the
 //! provider's default), `ARBV_BENCH_REPEAT` rounds (default 3), `ARBV_BENCH_IDLE_S` (default 5).
-//! For profiling: `ARBV_BENCH_ONLY=provider` (or `client`) runs only the no-hand-back run,
+//! `ARBV_BENCH_PROVIDER=path` measures another provider executable (one built with another
+//! profile, say) in place of `bench-provider`.
+//! For profiling: `ARBV_BENCH_ONLY=idle` runs only the start and idle measurements;
+//! `ARBV_BENCH_ONLY=latency` runs only the paced runs, at `ARBV_BENCH_RATE` tasks/s
+//! (default 10000); `ARBV_BENCH_ONLY=provider` (or `client`) runs only the no-hand-back run,
 //! `ARBV_BENCH_REPEAT` times, with `ARBV_BENCH_LOAD=echo|order|1mb` (default echo), and prints
 //! how many tasks the child answered in all; `ARBV_BENCH_WRAP="valgrind --tool=callgrind"`
 //! starts each child under that command.
@@ -108,7 +112,8 @@ struct Worker {
 impl Worker {
     fn spawn(role: Role, url: &str, concurrency: usize, env: &[(&str, String)]) -> Self {
         let exe = match role {
-            Role::Provider => PROVIDER_EXE.into(),
+            Role::Provider => std::env::var_os("ARBV_BENCH_PROVIDER")
+                .map_or_else(|| PROVIDER_EXE.into(), std::path::PathBuf::from),
             Role::Client => std::env::current_exe().expect("the benchmark knows its own path"),
         };
         let wrap = std::env::var("ARBV_BENCH_WRAP").unwrap_or_default();
@@ -754,6 +759,18 @@ fn verdict(met: bool) -> &'static str {
 }
 
 async fn profile_only(which: &str, settings: &Settings) {
+    if which == "idle" {
+        let starts = measure_starts().await;
+        let idle = measure_idle_spells(settings).await;
+        print_idle(&idle, &starts, settings);
+        return;
+    }
+    if which == "latency" {
+        let rate = env_usize("ARBV_BENCH_RATE", 10_000) as f64;
+        let latency = measure_latency_at_half(settings, rate).await;
+        print_latency(&latency, settings);
+        return;
+    }
     let role = if which == "client" {
         Role::Client
     } else {
