@@ -318,6 +318,17 @@ struct Steady {
     answered: u64,
 }
 
+impl Steady {
+    /// `tasks/s` and CPU per task, for a line listing runs.
+    fn brief(&self) -> String {
+        format!(
+            "{} tasks/s {:.1} µs",
+            thousands(self.tasks_per_s),
+            self.cpu_us
+        )
+    }
+}
+
 async fn measure_steady(
     role: Role,
     load: Load,
@@ -912,20 +923,14 @@ async fn measure_rounds(settings: &Settings) -> Vec<Round> {
             provider_1: take(Slot::Provider1),
         };
         println!(
-            "round {}: concurrency {c}: client {} tasks/s {:.1} µs · provider {} tasks/s {:.1} µs (metrics off {} {:.1} µs, scraped {} {:.1} µs) · concurrency 1: client {} {:.1} µs · provider {} {:.1} µs",
+            "round {}: concurrency {c}: client {} · provider {} (metrics off {}, scraped {}) · concurrency 1: client {} · provider {}",
             rounds.len() + 1,
-            thousands(round.client.tasks_per_s),
-            round.client.cpu_us,
-            thousands(round.provider.tasks_per_s),
-            round.provider.cpu_us,
-            thousands(round.metrics_off.tasks_per_s),
-            round.metrics_off.cpu_us,
-            thousands(round.metrics_scraped.tasks_per_s),
-            round.metrics_scraped.cpu_us,
-            thousands(round.client_1.tasks_per_s),
-            round.client_1.cpu_us,
-            thousands(round.provider_1.tasks_per_s),
-            round.provider_1.cpu_us,
+            round.client.brief(),
+            round.provider.brief(),
+            round.metrics_off.brief(),
+            round.metrics_scraped.brief(),
+            round.client_1.brief(),
+            round.provider_1.brief(),
         );
         rounds.push(round);
     }
@@ -973,20 +978,28 @@ fn print_rounds(rounds: &[Round], settings: &Settings) {
             |r| client(r).tasks_per_s,
         );
         let (cpu, cpu_rounds) = paired_ratio(rounds, |r| provider(r).cpu_us, |r| client(r).cpu_us);
-        println!(
-            "   concurrency {lanes:<2} tasks/s              {:>12} {:>12} {:>18.2}   (per round: {})",
-            thousands(median_of(rounds, |r| client(r).tasks_per_s)),
-            thousands(median_of(rounds, |r| provider(r).tasks_per_s)),
-            tps,
-            list(&tps_rounds, 2)
-        );
-        println!(
-            "                  CPU µs per task      {:>12.1} {:>12.1} {:>18.2}   (per round: {})",
-            median_of(rounds, |r| client(r).cpu_us),
-            median_of(rounds, |r| provider(r).cpu_us),
-            cpu,
-            list(&cpu_rounds, 2)
-        );
+        let figures = [
+            (
+                format!("concurrency {lanes:<2} tasks/s"),
+                thousands(median_of(rounds, |r| client(r).tasks_per_s)),
+                thousands(median_of(rounds, |r| provider(r).tasks_per_s)),
+                tps,
+                tps_rounds,
+            ),
+            (
+                "               CPU µs per task".to_owned(),
+                format!("{:.1}", median_of(rounds, |r| client(r).cpu_us)),
+                format!("{:.1}", median_of(rounds, |r| provider(r).cpu_us)),
+                cpu,
+                cpu_rounds,
+            ),
+        ];
+        for (label, client, provider, ratio, per_round) in figures {
+            println!(
+                "   {label:<35}{client:>12} {provider:>12} {ratio:>18.2}   (per round: {})",
+                list(&per_round, 2)
+            );
+        }
         println!(
             "                  hub CPU µs per task  {:>12.1} {:>12.1}",
             median_of(rounds, |r| client(r).hub_cpu_us),

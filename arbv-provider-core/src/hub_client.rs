@@ -436,15 +436,23 @@ mod tests {
     use crate::envelope::Status;
     use crate::proto::TaskResult;
 
-    #[tokio::test]
-    async fn a_result_is_encoded_as_the_task_result_message() {
+    /// A client for provider `provider` with token `a-token`, on a channel never connected.
+    fn client_of_provider() -> (HubClient, Config) {
         let config = Config::builder()
             .auth_token("a-token")
             .hub_url("127.0.0.1:1")
             .build()
             .unwrap();
         let channel = crate::endpoint::endpoint(&config).unwrap().connect_lazy();
-        let client = HubClient::new(channel, Arc::from("provider"), &config);
+        (
+            HubClient::new(channel, Arc::from("provider"), &config),
+            config,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_result_is_encoded_as_the_task_result_message() {
+        let (client, config) = client_of_provider();
         for (payload, result) in [
             (String::new(), String::new()),
             ("{}".to_owned(), "x".repeat(200)),
@@ -476,13 +484,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_get_task_request_is_the_provider_request_message() {
-        let config = Config::builder()
-            .auth_token("a-token")
-            .hub_url("127.0.0.1:1")
-            .build()
-            .unwrap();
-        let channel = crate::endpoint::endpoint(&config).unwrap().connect_lazy();
-        let client = HubClient::new(channel, Arc::from("provider"), &config);
+        let (client, config) = client_of_provider();
         let expected = crate::proto::ProviderRequest {
             provider: "provider".into(),
             auth_token: "a-token".into(),

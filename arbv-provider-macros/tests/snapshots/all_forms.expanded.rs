@@ -62,7 +62,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -86,7 +86,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -128,7 +128,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -148,7 +148,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -169,7 +169,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -208,7 +208,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -230,7 +230,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -277,7 +277,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }

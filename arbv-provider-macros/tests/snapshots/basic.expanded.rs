@@ -61,7 +61,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -85,7 +85,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -109,7 +109,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -132,7 +132,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
@@ -159,7 +159,7 @@ const _: () = {
                             {
                                 #[allow(unused_imports)]
                                 use ::arbv_provider::__private::__probe::{
-                                    AnyResponse as _, TransientResult as _,
+                                    AnyResponse as _, JsonValue as _, TransientResult as _,
                                 };
                                 (&output).__arbv_response_kind()
                             }
