@@ -452,7 +452,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_result_is_encoded_as_the_task_result_message() {
-        let (client, config) = client_of_provider();
+        let (client, _) = client_of_provider();
         for (payload, result) in [
             (String::new(), String::new()),
             ("{}".to_owned(), "x".repeat(200)),
