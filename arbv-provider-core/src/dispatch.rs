@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::{ActionCache, CacheBuilder, CacheHandle, Kept, Lookup, flight};
 use crate::config::Config;
 use crate::context::Context;
-use crate::envelope::{Envelope, MAX_ECHOED_BYTES, Status, shorten};
+use crate::envelope::{Envelope, MAX_ECHOED_BYTES, Status, rfc3339_micros, shorten};
 use crate::error::DefinitionError;
 use crate::metrics::{ActionLabel, ActionSlot, CacheLookup, ErrorKind, Metrics};
 use crate::provider::{
@@ -285,14 +285,13 @@ impl Dispatcher {
         let written = AssertUnwindSafe(self.answer_written(&task, interrupt))
             .catch_unwind()
             .await;
-        let Ok((answer, written)) = written else {
-            let message = written
-                .err()
-                .map(|panic| panic_message(panic.as_ref()))
-                .unwrap_or_default();
+        let (answer, written) = written.unwrap_or_else(|panic| {
+            let message = panic_message(panic.as_ref());
             tracing::error!(panic = %Escaped(&message), "running the task panicked outside its action");
-            return self.dispatch_failed(&task, &message, started.elapsed());
-        };
+            let answer = self.panicked_outside(&task, &message);
+            let written = self.written(&task, &answer);
+            (answer, written)
+        });
         Answered {
             done: CompletedTask {
                 id: task.id,
@@ -314,15 +313,20 @@ impl Dispatcher {
         task: &IncomingTask,
         interrupt: &CancellationToken,
     ) -> (Answer, Written) {
+        let (Ok(answer) | Err(answer)) = self.answer(task, interrupt).await;
+        let written = self.written(task, &answer);
+        (answer, written)
+    }
+
+    /// The texts of the `TaskResult` that carries `answer` to `task`.
+    fn written(&self, task: &IncomingTask, answer: &Answer) -> Written {
         // A task too large to read is not echoed either: the result would be larger still.
         let too_large = task.input_bytes() > self.max_task_bytes;
-        let (Ok(answer) | Err(answer)) = self.answer(task, interrupt).await;
-        let written = Written {
+        Written {
             payload: json_text(&task.payload, "{}", too_large),
             account: json_text(&task.account, "{}", too_large),
             result: answer.envelope.to_json(),
-        };
-        (answer, written)
+        }
     }
 
     /// The pipeline. Each stage passes the task on, or answers it (`Err`) and ends it there.
@@ -426,10 +430,7 @@ impl Dispatcher {
         let response = ActionResponse::with_status(Status::Success, kept.message, response);
         let mut answer = self.envelope_of(job, response);
         answer.envelope.data.cached = Some(true);
-        answer.envelope.data.cached_at = Some(
-            kept.stored_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
-        );
+        answer.envelope.data.cached_at = Some(rfc3339_micros(&kept.stored_at));
         answer
     }
 
@@ -1308,33 +1309,18 @@ impl Dispatcher {
         }
     }
 
-    /// An `error` answer for a task whose dispatch panicked outside the action (the action's
-    /// own panics are answered by [`dispatch`](Self::dispatch)).
-    pub(crate) fn dispatch_failed(
-        &self,
-        task: &IncomingTask,
-        message: &str,
-        took: std::time::Duration,
-    ) -> Answered {
-        let too_large = task.input_bytes() > self.max_task_bytes;
-        let envelope = self.envelope(
-            &task.action,
-            Status::Error,
-            format!("Internal error while running the task: {message}"),
-            json!({ "error": message, "error_code": "INTERNAL" }),
-        );
-        Answered {
-            done: CompletedTask {
-                id: task.id.clone(),
-                action: task.action.clone(),
-                status: envelope.status,
-                payload: json_text(&task.payload, "{}", too_large),
-                account: json_text(&task.account, "{}", too_large),
-                result: envelope.to_json(),
-            },
+    /// The `error` answer for a task whose dispatch panicked outside the action (the action's
+    /// own panics are answered as the action's).
+    fn panicked_outside(&self, task: &IncomingTask, message: &str) -> Answer {
+        Answer {
+            envelope: self.envelope(
+                &task.action,
+                Status::Error,
+                format!("Internal error while running the task: {message}"),
+                json!({ "error": message, "error_code": "INTERNAL" }),
+            ),
             slot: self.slot_of(&task.action),
             error: Some(ErrorKind::Panic),
-            took,
         }
     }
 }

@@ -138,6 +138,7 @@ const SUBMIT_TASK_RESULT: &str = "/Hub/SubmitTaskResult";
 /// Each lane works with a clone of its own: calls then take no clone of the channel (and of its
 /// buffer's semaphore state) each, and the clone's `SubmitTaskResult` timer is set again for
 /// each call rather than made anew.
+#[derive(Clone)]
 pub(crate) struct HubClient {
     rpc: Grpc<Channel>,
     provider: Arc<str>,
@@ -147,22 +148,29 @@ pub(crate) struct HubClient {
     /// The `grpc-timeout` header of `GetTask`, written once.
     poll_timeout: AsciiMetadataValue,
     poll_deadline: Duration,
-    /// Bounds a `SubmitTaskResult`; made at the first, moved for each next one (moving a
-    /// registered timer later is a store, where a new one locks the timer wheel twice).
-    submit_timer: Option<Pin<Box<Sleep>>>,
+    submit_timer: SubmitTimer,
 }
 
-impl Clone for HubClient {
+/// Bounds a `SubmitTaskResult`: made at the first call, moved for each next one (moving a
+/// registered timer later is a store, where a new one locks the timer wheel twice). A clone
+/// starts without one: a timer serves one lane.
+#[derive(Default)]
+struct SubmitTimer(Option<Pin<Box<Sleep>>>);
+
+impl Clone for SubmitTimer {
     fn clone(&self) -> Self {
-        Self {
-            rpc: self.rpc.clone(),
-            provider: self.provider.clone(),
-            token: self.token.clone(),
-            get_task_request: self.get_task_request.clone(),
-            poll_timeout: self.poll_timeout.clone(),
-            poll_deadline: self.poll_deadline,
-            submit_timer: None,
-        }
+        Self::default()
+    }
+}
+
+impl SubmitTimer {
+    /// The timer, set to fire at `deadline`.
+    fn until(&mut self, deadline: tokio::time::Instant) -> Pin<&mut Sleep> {
+        let timer = self
+            .0
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().reset(deadline);
+        timer.as_mut()
     }
 }
 
@@ -259,7 +267,7 @@ impl HubClient {
             get_task_request: request.freeze(),
             poll_timeout,
             poll_deadline: config.poll_deadline(),
-            submit_timer: None,
+            submit_timer: SubmitTimer::default(),
         }
     }
 
@@ -309,7 +317,7 @@ impl HubClient {
             .metadata_mut()
             .insert("grpc-timeout", self.poll_timeout.clone());
         match call(&mut self.rpc, GET_TASK, request).await {
-            Err(status) if status.code() == Code::Cancelled => Err(HubError::Unavailable(format!(
+            Err(status) if timed_out(&status) => Err(HubError::Unavailable(format!(
                 "GetTask did not answer within its deadline of {:?} ({})",
                 self.poll_deadline,
                 status.message()
@@ -361,15 +369,13 @@ impl HubClient {
         if accept_hand_back {
             raise_hand_back_flag(request.metadata_mut(), ACCEPT_HAND_BACK);
         }
-        let deadline = tokio::time::Instant::now() + SUBMIT_DEADLINE;
         let timer = self
             .submit_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        timer.as_mut().reset(deadline);
+            .until(tokio::time::Instant::now() + SUBMIT_DEADLINE);
         let answer = tokio::select! {
             biased;
             answer = call(&mut self.rpc, SUBMIT_TASK_RESULT, request) => answer,
-            () = timer.as_mut() => {
+            () = timer => {
                 return Err(HubError::Unavailable("SubmitTaskResult did not answer in 30s".into()));
             }
         };
@@ -398,6 +404,11 @@ impl HubClient {
             Err(status) => Err(HubError::from_status(&status, &self.provider)),
         }
     }
+}
+
+/// Whether tonic ended the call at its `grpc-timeout` (a hub's own `CANCELLED` is not that).
+fn timed_out(status: &tonic::Status) -> bool {
+    status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string()
 }
 
 /// One unary call of `path` with a pre-encoded request.
@@ -499,6 +510,16 @@ mod tests {
             Some(&client.poll_timeout),
             with_timeout.metadata().get("grpc-timeout")
         );
+    }
+
+    #[test]
+    fn only_tonics_own_timeout_is_a_get_task_past_its_deadline() {
+        let tonic_timeout = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
+        assert!(timed_out(&tonic_timeout), "{tonic_timeout:?}");
+        assert!(!timed_out(&tonic::Status::cancelled("the hub went away")));
+        assert!(!timed_out(&tonic::Status::deadline_exceeded(
+            "Timeout expired"
+        )));
     }
 
     #[test]

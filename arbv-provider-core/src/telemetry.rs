@@ -290,8 +290,8 @@ impl PlainVisitor<'_> {
     }
 
     /// Lets `DefaultFields`' own visitor write one field, as it would have.
-    fn as_default(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
-        if self.result.is_err() {
+    fn as_default(&mut self, field: &Field, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
+        if self.result.is_err() || is_log_metadata(field) {
             return;
         }
         self.flush();
@@ -351,13 +351,11 @@ impl fmt::Write for PlainVisitor<'_> {
 impl Visit for PlainVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let name = field.name();
-        // Fields of `log` records, already written as the line's metadata: skipped, as
-        // `DefaultFields` skips them.
-        if self.result.is_err() || name.starts_with("log.") {
-            return;
-        }
         if name == "message" || name.starts_with("r#") {
-            return self.as_default(|visitor| visitor.record_debug(field, value));
+            return self.as_default(field, |visitor| visitor.record_debug(field, value));
+        }
+        if self.result.is_err() || is_log_metadata(field) {
+            return;
         }
         let pad = if self.is_empty { "" } else { " " };
         self.is_empty = false;
@@ -371,18 +369,18 @@ impl Visit for PlainVisitor<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name().starts_with("log.") {
-            return;
-        }
-        self.as_default(|visitor| visitor.record_str(field, value));
+        self.as_default(field, |visitor| visitor.record_str(field, value));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if field.name().starts_with("log.") {
-            return;
-        }
-        self.as_default(|visitor| visitor.record_error(field, value));
+        self.as_default(field, |visitor| visitor.record_error(field, value));
     }
+}
+
+/// A field of a `log` record, already written as the line's metadata: skipped, as
+/// `DefaultFields` skips it.
+fn is_log_metadata(field: &Field) -> bool {
+    field.name().starts_with("log.")
 }
 
 /// The text subscriber [`init_logging`] installs, writing to `writer` instead of standard
@@ -449,10 +447,7 @@ pub(crate) struct EscapedText<'a>(pub(crate) &'a str);
 
 impl fmt::Display for EscapedText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-            return f.write_str(self.0);
-        }
-        fmt::Display::fmt(&Escaped(self.0), f)
+        EscapingWriter(f).write_str(self.0)
     }
 }
 
@@ -505,6 +500,13 @@ mod tests {
             r"a\nb\r\tc\u{1b}[31md\u{7f}\u{9b}e\u{2028}"
         );
         assert_eq!(format!("{:?}", Escaped("x\ny")), r"x\ny");
+        for text in [
+            "task-42",
+            "task-42 é ✓",
+            "a\nb\r\tc\x1b[31md\u{7f}\u{9b}e\u{2028}",
+        ] {
+            assert_eq!(EscapedText(text).to_string(), Escaped(text).to_string());
+        }
     }
 
     #[test]

@@ -308,7 +308,11 @@ impl Worker {
             source = Source::HandBack;
             let span = self.dispatcher.task_span(&task);
             let answered = async {
-                let answered = self.run_task(task).await;
+                // Its answer, whatever happens in there (see `Dispatcher::dispatch`).
+                let answered = self
+                    .dispatcher
+                    .dispatch(task, &self.shutdown.interrupt)
+                    .await;
                 tracing::debug!(
                     status = %answered.done.status,
                     elapsed_us = answered.took.as_micros() as u64,
@@ -320,13 +324,6 @@ impl Worker {
             .await;
             next = self.submit_until_taken(lane, answered, &span).await;
         }
-    }
-
-    /// Dispatches a task: its answer, whatever happens in there (see [`Dispatcher::dispatch`]).
-    async fn run_task(&self, task: IncomingTask) -> Answered {
-        self.dispatcher
-            .dispatch(task, &self.shutdown.interrupt)
-            .await
     }
 
     /// Submits `done`, retrying with backoff while the failure may pass. Gives up on a result
