@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::{ActionCache, CacheBuilder, CacheHandle, Kept, Lookup, flight};
 use crate::config::Config;
 use crate::context::Context;
-use crate::envelope::{Envelope, MAX_ECHOED_BYTES, Status, rfc3339_micros, shorten};
+use crate::envelope::{MAX_ECHOED_BYTES, Reply, Status, shorten};
 use crate::error::DefinitionError;
 use crate::metrics::{ActionLabel, ActionSlot, CacheLookup, ErrorKind, Metrics};
 use crate::provider::{
@@ -99,7 +99,7 @@ pub(crate) struct Dispatcher {
 
 /// A task's envelope, and what the metrics count of it.
 pub(crate) struct Answer {
-    envelope: Envelope,
+    reply: Reply,
     slot: ActionSlot,
     error: Option<ErrorKind>,
 }
@@ -131,13 +131,6 @@ struct Job<'a> {
     deadline: Instant,
     /// Cancelled when shutdown's drain time is up.
     interrupt: &'a CancellationToken,
-}
-
-impl Job<'_> {
-    /// The action's name as the hub sent it.
-    fn action_name(&self) -> &str {
-        &self.task.action
-    }
 }
 
 /// A task's payload (`{}` when it has none) and account, parsed and checked.
@@ -296,7 +289,7 @@ impl Dispatcher {
             done: CompletedTask {
                 id: task.id,
                 action: task.action,
-                status: answer.envelope.status,
+                status: answer.reply.status,
                 payload: written.payload,
                 account: written.account,
                 result: written.result,
@@ -325,7 +318,7 @@ impl Dispatcher {
         Written {
             payload: json_text(&task.payload, "{}", too_large),
             account: json_text(&task.account, "{}", too_large),
-            result: answer.envelope.to_json(),
+            result: self.envelope_text(&answer.reply, &task.action),
         }
     }
 
@@ -429,8 +422,7 @@ impl Dispatcher {
         }
         let response = ActionResponse::with_status(Status::Success, kept.message, response);
         let mut answer = self.envelope_of(job, response);
-        answer.envelope.data.cached = Some(true);
-        answer.envelope.data.cached_at = Some(rfc3339_micros(&kept.stored_at));
+        answer.reply.cached_at = Some(kept.stored_at);
         answer
     }
 
@@ -515,10 +507,6 @@ impl Dispatcher {
     /// no action, is answered here.
     // Inlined into the pipeline, as it was before the stages had names: 1% of an echo task.
     #[inline]
-    #[expect(
-        clippy::result_large_err,
-        reason = "every stage answers with an Envelope by value, and the async ones are not linted"
-    )]
     fn find_action<'a>(
         &'a self,
         task: &'a IncomingTask,
@@ -526,8 +514,7 @@ impl Dispatcher {
     ) -> Result<Job<'a>, Answer> {
         let size = task.input_bytes();
         if size > self.max_task_bytes {
-            let envelope = self.envelope(
-                &shorten(&task.action, MAX_ECHOED_BYTES),
+            let reply = self.reply(
                 Status::Error,
                 format!("Task too large: {size} bytes, limit {}", self.max_task_bytes),
                 json!({
@@ -541,21 +528,20 @@ impl Dispatcher {
                 }),
             );
             return Err(Answer {
-                envelope,
+                reply,
                 slot: self.slot_of(&task.action),
                 error: Some(ErrorKind::BadTask),
             });
         }
         let Some(&index) = self.by_name.get(task.action.as_str()) else {
             let action_name = shorten(&task.action, MAX_ECHOED_BYTES);
-            let envelope = self.envelope(
-                &action_name,
+            let reply = self.reply(
                 Status::Error,
                 format!("Action '{action_name}' not found"),
                 json!({ "available_actions": self.available }),
             );
             return Err(Answer {
-                envelope,
+                reply,
                 slot: ActionSlot(self.actions.len()),
                 error: Some(ErrorKind::UnknownAction),
             });
@@ -704,24 +690,19 @@ impl Dispatcher {
     /// The action's response, in its envelope; an error it answers with is an action error.
     fn envelope_of(&self, job: &Job<'_>, response: ActionResponse) -> Answer {
         let (status, message, response) = response.into_parts();
-        let envelope = self.envelope(
-            job.action_name(),
-            status,
-            message.unwrap_or_default(),
-            response,
-        );
+        let reply = self.reply(status, message.unwrap_or_default(), response);
         let error = (status == Status::Error).then_some(ErrorKind::ActionError);
         Answer {
-            envelope,
+            reply,
             slot: job.slot,
             error,
         }
     }
 
     /// An answer that stopped the task with an error of `kind`.
-    fn stopped(job: &Job<'_>, kind: ErrorKind, envelope: Envelope) -> Answer {
+    fn stopped(job: &Job<'_>, kind: ErrorKind, reply: Reply) -> Answer {
         Answer {
-            envelope,
+            reply,
             slot: job.slot,
             error: Some(kind),
         }
@@ -731,8 +712,7 @@ impl Dispatcher {
     fn refused(&self, job: &Job<'_>, rejection: Rejection) -> Answer {
         match rejection {
             Rejection::Unparsable { part, error } => {
-                let envelope = self.envelope(
-                    job.action_name(),
+                let reply = self.reply(
                     Status::Error,
                     "Failed to parse task data".to_owned(),
                     json!({
@@ -743,11 +723,10 @@ impl Dispatcher {
                         ),
                     }),
                 );
-                Self::stopped(job, ErrorKind::BadTask, envelope)
+                Self::stopped(job, ErrorKind::BadTask, reply)
             }
             Rejection::AccountMissing => {
-                let envelope = self.envelope(
-                    job.action_name(),
+                let reply = self.reply(
                     Status::Error,
                     "Account data is required but not provided".to_owned(),
                     json!({
@@ -758,15 +737,14 @@ impl Dispatcher {
                         "schema": job.action.schemas.of(InputPart::Account),
                     }),
                 );
-                Self::stopped(job, ErrorKind::InvalidAccount, envelope)
+                Self::stopped(job, ErrorKind::InvalidAccount, reply)
             }
             Rejection::Invalid { part, violations } => self.invalid(job, part, &violations),
         }
     }
 
     fn invalid(&self, job: &Job<'_>, part: InputPart, violations: &Violations) -> Answer {
-        let envelope = self.envelope(
-            job.action_name(),
+        let reply = self.reply(
             Status::Error,
             format!("Invalid {}: {}", part_name(part), violations.summary()),
             json!({
@@ -781,7 +759,7 @@ impl Dispatcher {
             InputPart::Payload => ErrorKind::InvalidPayload,
             InputPart::Account => ErrorKind::InvalidAccount,
         };
-        Self::stopped(job, kind, envelope)
+        Self::stopped(job, kind, reply)
     }
 
     /// The blocking pool could not read a large input: its thread panicked, or the runtime is
@@ -792,22 +770,17 @@ impl Dispatcher {
         } else {
             "the runtime is shutting down".to_owned()
         };
-        let envelope = self.envelope(
-            job.action_name(),
+        let reply = self.reply(
             Status::Error,
             format!("Failed to read the task's input: {message}"),
             json!({ "error": message }),
         );
-        Self::stopped(job, ErrorKind::BadTask, envelope)
+        Self::stopped(job, ErrorKind::BadTask, reply)
     }
 
     /// The last transient failure of an action that will not run again, as its answer: the
     /// error with `attempts` in its details. An attempt that overran is answered here, counted
     /// as a timeout.
-    #[expect(
-        clippy::result_large_err,
-        reason = "every stage answers with an Envelope by value, and the async ones are not linted"
-    )]
     fn gave_up(
         &self,
         job: &Job<'_>,
@@ -824,8 +797,7 @@ impl Dispatcher {
     }
 
     fn timed_out(&self, job: &Job<'_>) -> Answer {
-        let envelope = self.envelope(
-            job.action_name(),
+        let reply = self.reply(
             Status::Error,
             format!(
                 "Task execution timed out after {}s",
@@ -833,39 +805,40 @@ impl Dispatcher {
             ),
             json!({ "timeout_s": job.timeout.as_secs_f64() }),
         );
-        Self::stopped(job, ErrorKind::Timeout, envelope)
+        Self::stopped(job, ErrorKind::Timeout, reply)
     }
 
     fn interrupted(&self, job: &Job<'_>) -> Answer {
-        let envelope = self.envelope(
-            job.action_name(),
+        let reply = self.reply(
             Status::Error,
             "Task interrupted: the provider shut down before the action finished".to_owned(),
             json!({ "error": "the provider's drain timeout ran out during shutdown", "error_code": "SHUTDOWN" }),
         );
-        Self::stopped(job, ErrorKind::Shutdown, envelope)
+        Self::stopped(job, ErrorKind::Shutdown, reply)
     }
 
     fn panicked(&self, job: &Job<'_>, panic: &(dyn std::any::Any + Send)) -> Answer {
         let message = panic_message(panic);
         tracing::error!(panic = %Escaped(&message), "action panicked");
-        let envelope = self.envelope(
-            job.action_name(),
+        let reply = self.reply(
             Status::Error,
             format!("Action panicked: {message}"),
             json!({ "error": message }),
         );
-        Self::stopped(job, ErrorKind::Panic, envelope)
+        Self::stopped(job, ErrorKind::Panic, reply)
     }
 
-    fn envelope(&self, action: &str, status: Status, message: String, response: Value) -> Envelope {
-        Envelope::new(
-            status,
-            message,
+    fn reply(&self, status: Status, message: String, response: Value) -> Reply {
+        Reply::new(status, message, response)
+    }
+
+    /// `reply`'s envelope for a task of action `action` (cut to [`MAX_ECHOED_BYTES`]: a name
+    /// from the hub no action declares may be any length).
+    fn envelope_text(&self, reply: &Reply, action: &str) -> String {
+        reply.to_json(
             &self.provider_name,
-            action,
+            &shorten(action, MAX_ECHOED_BYTES),
             self.timezone,
-            response,
         )
     }
 }
@@ -1289,8 +1262,7 @@ impl Dispatcher {
                 format!("Result too large: the hub refused {bytes} bytes encoded ({answer})")
             }
         };
-        let envelope = self.envelope(
-            &done.action,
+        let reply = self.reply(
             Status::Error,
             message,
             json!({
@@ -1302,10 +1274,10 @@ impl Dispatcher {
         CompletedTask {
             id: done.id.clone(),
             action: done.action.clone(),
-            status: envelope.status,
+            status: reply.status,
             payload: done.payload.clone(),
             account: done.account.clone(),
-            result: envelope.to_json(),
+            result: self.envelope_text(&reply, &done.action),
         }
     }
 
@@ -1313,8 +1285,7 @@ impl Dispatcher {
     /// own panics are answered as the action's).
     fn panicked_outside(&self, task: &IncomingTask, message: &str) -> Answer {
         Answer {
-            envelope: self.envelope(
-                &task.action,
+            reply: self.reply(
                 Status::Error,
                 format!("Internal error while running the task: {message}"),
                 json!({ "error": message, "error_code": "INTERNAL" }),

@@ -133,41 +133,151 @@ impl Envelope {
     }
 
     /// The envelope as JSON text: what `serde_json::to_string` makes of it, byte for byte.
+    pub fn to_json(&self) -> String {
+        let data = &self.data;
+        Parts {
+            status: self.status,
+            message: Message::Given(&self.message),
+            provider: &data.provider,
+            action: &data.action,
+            timezone: &data.timezone,
+            now: Stamp::Text(&data.now),
+            now_utc: Stamp::Text(&data.now_utc),
+            response: &data.response,
+            cached: data.cached,
+            cached_at: data.cached_at.as_deref().map(Stamp::Text),
+        }
+        .to_json()
+    }
+}
+
+/// A task's envelope as the dispatcher keeps it until it is sent: what it knows of the answer,
+/// with the provider, the action and the time zone added only when it is written. Written
+/// straight to JSON text, it makes none of the strings an [`Envelope`] holds (this runs for
+/// every task).
+#[derive(Clone, Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: Status,
+    /// Blank for the status's default message.
+    pub(crate) message: String,
+    pub(crate) response: Value,
+    /// When the answer was made: the envelope's `now`.
+    pub(crate) at: DateTime<Utc>,
+    /// When a cached answer was kept; `None` when it was not a cache hit.
+    pub(crate) cached_at: Option<DateTime<Utc>>,
+}
+
+impl Reply {
+    /// An answer made now.
+    pub(crate) fn new(status: Status, message: String, response: Value) -> Self {
+        Self {
+            status,
+            message,
+            response,
+            at: Utc::now(),
+            cached_at: None,
+        }
+    }
+
+    /// The envelope's JSON text for `provider`'s action `action` in `timezone`: what
+    /// [`Envelope::at`] and [`Envelope::to_json`] make of the same parts, byte for byte.
+    pub(crate) fn to_json(&self, provider: &str, action: &str, timezone: Tz) -> String {
+        Parts {
+            status: self.status,
+            message: if self.message.trim().is_empty() {
+                Message::Default
+            } else {
+                Message::Given(&self.message)
+            },
+            provider,
+            action,
+            timezone: timezone.name(),
+            now: if timezone == Tz::UTC {
+                Stamp::Utc(self.at)
+            } else {
+                Stamp::Local(self.at.with_timezone(&timezone))
+            },
+            now_utc: Stamp::Utc(self.at),
+            response: &self.response,
+            cached: self.cached_at.map(|_| true),
+            cached_at: self.cached_at.map(Stamp::Utc),
+        }
+        .to_json()
+    }
+}
+
+/// An envelope's message.
+enum Message<'a> {
+    Given(&'a str),
+    /// The status's default message (see [`default_message`]).
+    Default,
+}
+
+/// An envelope's timestamp: as text already, or an instant written as RFC 3339.
+enum Stamp<'a> {
+    Text(&'a str),
+    Utc(DateTime<Utc>),
+    Local(DateTime<Tz>),
+}
+
+/// What an envelope's JSON text is written from.
+struct Parts<'a> {
+    status: Status,
+    message: Message<'a>,
+    provider: &'a str,
+    action: &'a str,
+    timezone: &'a str,
+    now: Stamp<'a>,
+    now_utc: Stamp<'a>,
+    response: &'a Value,
+    cached: Option<bool>,
+    cached_at: Option<Stamp<'a>>,
+}
+
+impl Parts<'_> {
     /// Written by hand around the action's data, because it is written for every task: the keys
     /// are fixed text, and strings that need no escaping (names, time zones, timestamps, most
     /// messages) are copied as they are, where serde_json would escape-check each one.
-    pub fn to_json(&self) -> String {
-        let data = &self.data;
+    fn to_json(&self) -> String {
+        let message_len = match self.message {
+            Message::Given(text) => text.len(),
+            Message::Default => 40 + self.action.len(),
+        };
         let mut out = Vec::with_capacity(
-            160 + self.message.len() + data.provider.len() + data.action.len() + 2 * data.now.len(),
+            240 + message_len + self.provider.len() + self.action.len() + self.timezone.len(),
         );
         out.extend_from_slice(br#"{"status":""#);
         out.extend_from_slice(self.status.as_str().as_bytes());
         out.extend_from_slice(br#"","message":"#);
-        push_json_str(&mut out, &self.message);
+        match self.message {
+            Message::Given(text) => push_json_str(&mut out, text),
+            Message::Default => push_default_message(&mut out, self.status, self.action),
+        }
         for (key, value) in [
-            (&br#","data":{"provider":"#[..], &data.provider),
-            (br#","action":"#, &data.action),
-            (br#","timezone":"#, &data.timezone),
-            (br#","now":"#, &data.now),
-            (br#","now_utc":"#, &data.now_utc),
+            (&br#","data":{"provider":"#[..], self.provider),
+            (br#","action":"#, self.action),
+            (br#","timezone":"#, self.timezone),
         ] {
             out.extend_from_slice(key);
             push_json_str(&mut out, value);
         }
+        out.extend_from_slice(br#","now":"#);
+        push_stamp(&mut out, &self.now);
+        out.extend_from_slice(br#","now_utc":"#);
+        push_stamp(&mut out, &self.now_utc);
         out.extend_from_slice(br#","response":"#);
         // A `Value` always serialises (its map keys are strings).
-        serde_json::to_writer(&mut out, &data.response).expect("a Value always serialises");
-        if let Some(cached) = data.cached {
+        serde_json::to_writer(&mut out, self.response).expect("a Value always serialises");
+        if let Some(cached) = self.cached {
             out.extend_from_slice(if cached {
                 br#","cached":true"#
             } else {
                 br#","cached":false"#
             });
         }
-        if let Some(cached_at) = &data.cached_at {
+        if let Some(cached_at) = &self.cached_at {
             out.extend_from_slice(br#","cached_at":"#);
-            push_json_str(&mut out, cached_at);
+            push_stamp(&mut out, cached_at);
         }
         out.extend_from_slice(b"}}");
         String::from_utf8(out).expect("JSON text built from strings is UTF-8")
@@ -177,17 +287,47 @@ impl Envelope {
 /// `text` as a JSON string: copied between quotes when no character in it needs escaping (the
 /// common case), else escaped by serde_json.
 fn push_json_str(out: &mut Vec<u8>, text: &str) {
-    // Without an early exit the check vectorises: a whole pass is cheaper than stopping early.
-    let needs_escape = text.bytes().fold(false, |found, b| {
-        found | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if !needs_escape {
+    if needs_json_escape(text) {
+        serde_json::to_writer(out, text).expect("a string always serialises");
+    } else {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');
-    } else {
-        serde_json::to_writer(out, text).expect("a string always serialises");
     }
+}
+
+fn needs_json_escape(text: &str) -> bool {
+    // Without an early exit the check vectorises: a whole pass is cheaper than stopping early.
+    text.bytes().fold(false, |found, b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
+/// [`default_message`] as a JSON string, written without making it first.
+fn push_default_message(out: &mut Vec<u8>, status: Status, action: &str) {
+    if needs_json_escape(action) {
+        return push_json_str(out, &default_message(status, action));
+    }
+    let (head, tail) = default_message_around(status);
+    out.push(b'"');
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(action.as_bytes());
+    out.extend_from_slice(tail.as_bytes());
+    out.push(b'"');
+}
+
+fn push_stamp(out: &mut Vec<u8>, stamp: &Stamp<'_>) {
+    let digits = match stamp {
+        Stamp::Text(text) => return push_json_str(out, text),
+        Stamp::Utc(instant) => rfc3339_digits(instant),
+        Stamp::Local(instant) => rfc3339_digits(instant),
+    };
+    out.push(b'"');
+    match digits {
+        Ok(digits) => out.extend_from_slice(&digits),
+        Err(text) => out.extend_from_slice(text.as_bytes()),
+    }
+    out.push(b'"');
 }
 
 /// `instant` as RFC 3339 with microseconds and a `±hh:mm` offset, as chrono's
@@ -195,10 +335,19 @@ fn push_json_str(out: &mut Vec<u8>, text: &str) {
 /// twice for every task, and chrono's formatter costs several times as much. Instants chrono
 /// writes otherwise (years outside 0–9999, offsets with seconds) are left to chrono.
 pub(crate) fn rfc3339_micros<Z: TimeZone>(instant: &DateTime<Z>) -> String {
+    match rfc3339_digits(instant) {
+        Ok(digits) => String::from_utf8(digits.to_vec()).expect("ASCII digits and separators"),
+        Err(text) => text,
+    }
+}
+
+/// [`rfc3339_micros`]'s text as ASCII bytes, or (`Err`) chrono's text for an instant it writes
+/// otherwise.
+fn rfc3339_digits<Z: TimeZone>(instant: &DateTime<Z>) -> Result<[u8; 32], String> {
     let local = instant.naive_local();
     let offset = instant.offset().fix().local_minus_utc();
     if !(0..=9999).contains(&local.year()) || offset % 60 != 0 {
-        return instant.to_rfc3339_opts(SecondsFormat::Micros, false);
+        return Err(instant.to_rfc3339_opts(SecondsFormat::Micros, false));
     }
     // Leap seconds are nanoseconds past 1e9; chrono writes them as second 60 with the rest.
     let nanos = local.nanosecond();
@@ -229,16 +378,22 @@ pub(crate) fn rfc3339_micros<Z: TimeZone>(instant: &DateTime<Z>) -> String {
     put(27, 2, (offset / 3600) as u32);
     put(30, 2, (offset % 3600 / 60) as u32);
     text[26] = sign;
-    String::from_utf8(text.to_vec()).expect("ASCII digits and separators")
+    Ok(text)
 }
 
 /// The message of an envelope whose producer gave none.
 pub(crate) fn default_message(status: Status, action: &str) -> String {
+    let (head, tail) = default_message_around(status);
+    format!("{head}{action}{tail}")
+}
+
+/// The default message's text before and after the action's name.
+fn default_message_around(status: Status) -> (&'static str, &'static str) {
     match status {
-        Status::Success => format!("Action '{action}' completed successfully"),
-        Status::Error => format!("Action '{action}' failed"),
-        Status::Limit => format!("Action '{action}' was rate limited"),
-        Status::Warning => format!("Action '{action}' completed with a warning"),
+        Status::Success => ("Action '", "' completed successfully"),
+        Status::Error => ("Action '", "' failed"),
+        Status::Limit => ("Action '", "' was rate limited"),
+        Status::Warning => ("Action '", "' completed with a warning"),
     }
 }
 
@@ -343,6 +498,58 @@ mod tests {
                     envelope.to_json(),
                     serde_json::to_string(&envelope).unwrap(),
                     "{text:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_reply_is_written_as_its_envelope_is() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 20, 7, 30, 0).unwrap()
+            + chrono::Duration::microseconds(123_456);
+        let kept = Utc.with_ymd_and_hms(2026, 3, 19, 23, 0, 5).unwrap();
+        let texts = [
+            "",
+            "  ",
+            "plain",
+            "quote \" \\",
+            "line\nbreak",
+            "é 🦀 \u{2028}",
+        ];
+        let zones = [
+            Tz::UTC,
+            chrono_tz::Europe::Paris,
+            chrono_tz::Asia::Kathmandu,
+        ];
+        let statuses = [
+            Status::Success,
+            Status::Error,
+            Status::Limit,
+            Status::Warning,
+        ];
+        for (text, zone, status) in texts.iter().flat_map(|t| {
+            zones
+                .iter()
+                .flat_map(move |z| statuses.map(|s| (*t, *z, s)))
+        }) {
+            for cached_at in [None, Some(kept)] {
+                let response = json!({ "k": text, text: [1, null, { "n": text }] });
+                let reply = Reply {
+                    status,
+                    message: text.to_owned(),
+                    response: response.clone(),
+                    at,
+                    cached_at,
+                };
+                let mut envelope = Envelope::at(at, status, text, "prov", text, zone, response);
+                if let Some(kept) = cached_at {
+                    envelope.data.cached = Some(true);
+                    envelope.data.cached_at = Some(rfc3339_micros(&kept));
+                }
+                assert_eq!(
+                    reply.to_json("prov", text, zone),
+                    envelope.to_json(),
+                    "{text:?} {zone} {status}"
                 );
             }
         }
