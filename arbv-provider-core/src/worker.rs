@@ -30,6 +30,11 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 /// The longest pause between retries after the hub refused the token.
 const AUTH_RETRY_CAP: Duration = Duration::from_secs(30);
 
+/// How many "no task" answers after work are followed by the shortest pause (1 ms) before
+/// the pauses start to double: a few polls more each time work stops, for a short wait on the
+/// next burst.
+const QUICK_EMPTY_POLLS: u32 = 4;
+
 /// Lane panics within [`LANE_PANIC_WINDOW`] after which the worker gives up: a bug that
 /// panics this often would otherwise restart lanes in a loop.
 const MAX_LANE_PANICS: usize = 10;
@@ -59,6 +64,8 @@ struct Lane {
     give_up: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The pause after the last "no task".
     idle_pause: Duration,
+    /// "No task" answers since this lane last found work.
+    empty_polls: u32,
     /// Pauses after the hub could not be reached; made at the first failure.
     failures: Option<ExponentialBackoff>,
     /// Pauses after the hub refused the token; made at the first refusal.
@@ -75,6 +82,7 @@ impl Lane {
             stop: Box::pin(shutdown.stop.clone().cancelled_owned()),
             give_up: Box::pin(shutdown.give_up.clone().cancelled_owned()),
             idle_pause: Duration::ZERO,
+            empty_polls: 0,
             failures: None,
             auth_failures: None,
             is_scout: false,
@@ -217,6 +225,7 @@ impl Worker {
     /// if it finds work too.
     fn work_found(&self, lane: &mut Lane) {
         lane.idle_pause = Duration::ZERO;
+        lane.empty_polls = 0;
         if lane.is_scout {
             lane.is_scout = false;
             self.scout.store(false, Ordering::Release);
@@ -224,15 +233,10 @@ impl Worker {
         self.wake.notify_one();
     }
 
-    /// The pause after the hub answered "no task": none when it held the call open until it
-    /// had nothing (it long-polls, so ask again at once), else one that doubles from 1 ms up to
-    /// the idle poll cap.
+    /// The pause after the hub answered "no task" (see [`idle_pause`]).
     fn no_work(&self, lane: &mut Lane, took: Duration) -> Duration {
-        lane.idle_pause = if took >= self.idle_poll_cap {
-            Duration::ZERO
-        } else {
-            (lane.idle_pause * 2).clamp(Duration::from_millis(1), self.idle_poll_cap)
-        };
+        lane.empty_polls = lane.empty_polls.saturating_add(1);
+        lane.idle_pause = idle_pause(lane.idle_pause, lane.empty_polls, took, self.idle_poll_cap);
         lane.idle_pause
     }
 
@@ -476,6 +480,20 @@ impl Worker {
     }
 }
 
+/// The pause after the `empty_polls`-th "no task" in a row, the last pause being `last`: none
+/// when the hub held the call open until it had nothing (it long-polls, so ask again at once);
+/// else 1 ms for the first [`QUICK_EMPTY_POLLS`] answers after work (tasks come in bursts: the
+/// next is often a millisecond away), then one that doubles up to `cap`.
+fn idle_pause(last: Duration, empty_polls: u32, took: Duration, cap: Duration) -> Duration {
+    if took >= cap {
+        Duration::ZERO
+    } else if empty_polls <= QUICK_EMPTY_POLLS {
+        Duration::from_millis(1)
+    } else {
+        (last * 2).clamp(Duration::from_millis(1), cap)
+    }
+}
+
 /// The next pause of a backoff made at its first use: most tasks never need one.
 fn next_delay(backoff: &mut Option<ExponentialBackoff>, cap: Duration) -> Duration {
     backoff
@@ -570,5 +588,21 @@ mod tests {
         assert!(matches!(error, Error::WorkerFailed(_)), "{error}");
         assert!(error.to_string().contains("panicked"), "{error}");
         assert_eq!(metrics.snapshot().lane_restarts, MAX_LANE_PANICS as u64);
+    }
+
+    #[test]
+    fn pauses_stay_short_right_after_work_then_double_up_to_the_cap() {
+        let cap = Duration::from_millis(50);
+        let answered_at_once = Duration::from_micros(300);
+        let mut last = Duration::ZERO;
+        let pauses: Vec<u64> = (1..=12)
+            .map(|empty_polls| {
+                last = idle_pause(last, empty_polls, answered_at_once, cap);
+                last.as_millis() as u64
+            })
+            .collect();
+        assert_eq!(pauses, [1, 1, 1, 1, 2, 4, 8, 16, 32, 50, 50, 50]);
+        // A hub that held the call until it had nothing is asked again at once.
+        assert_eq!(idle_pause(last, 9, cap, cap), Duration::ZERO);
     }
 }
