@@ -514,9 +514,12 @@ impl Dispatcher {
     ) -> Result<Job<'a>, Answer> {
         let size = task.input_bytes();
         if size > self.max_task_bytes {
-            let reply = self.reply(
+            let reply = Reply::new(
                 Status::Error,
-                format!("Task too large: {size} bytes, limit {}", self.max_task_bytes),
+                format!(
+                    "Task too large: {size} bytes, limit {}",
+                    self.max_task_bytes
+                ),
                 json!({
                     "error": format!(
                         "the task's payload and account hold {size} bytes; this provider reads at most {} (PROVIDER_MAX_TASK_BYTES)",
@@ -535,7 +538,7 @@ impl Dispatcher {
         }
         let Some(&index) = self.by_name.get(task.action.as_str()) else {
             let action_name = shorten(&task.action, MAX_ECHOED_BYTES);
-            let reply = self.reply(
+            let reply = Reply::new(
                 Status::Error,
                 format!("Action '{action_name}' not found"),
                 json!({ "available_actions": self.available }),
@@ -690,7 +693,7 @@ impl Dispatcher {
     /// The action's response, in its envelope; an error it answers with is an action error.
     fn envelope_of(&self, job: &Job<'_>, response: ActionResponse) -> Answer {
         let (status, message, response) = response.into_parts();
-        let reply = self.reply(status, message.unwrap_or_default(), response);
+        let reply = Reply::new(status, message.unwrap_or_default(), response);
         let error = (status == Status::Error).then_some(ErrorKind::ActionError);
         Answer {
             reply,
@@ -712,7 +715,7 @@ impl Dispatcher {
     fn refused(&self, job: &Job<'_>, rejection: Rejection) -> Answer {
         match rejection {
             Rejection::Unparsable { part, error } => {
-                let reply = self.reply(
+                let reply = Reply::new(
                     Status::Error,
                     "Failed to parse task data".to_owned(),
                     json!({
@@ -726,7 +729,7 @@ impl Dispatcher {
                 Self::stopped(job, ErrorKind::BadTask, reply)
             }
             Rejection::AccountMissing => {
-                let reply = self.reply(
+                let reply = Reply::new(
                     Status::Error,
                     "Account data is required but not provided".to_owned(),
                     json!({
@@ -744,7 +747,7 @@ impl Dispatcher {
     }
 
     fn invalid(&self, job: &Job<'_>, part: InputPart, violations: &Violations) -> Answer {
-        let reply = self.reply(
+        let reply = Reply::new(
             Status::Error,
             format!("Invalid {}: {}", part_name(part), violations.summary()),
             json!({
@@ -770,7 +773,7 @@ impl Dispatcher {
         } else {
             "the runtime is shutting down".to_owned()
         };
-        let reply = self.reply(
+        let reply = Reply::new(
             Status::Error,
             format!("Failed to read the task's input: {message}"),
             json!({ "error": message }),
@@ -797,7 +800,7 @@ impl Dispatcher {
     }
 
     fn timed_out(&self, job: &Job<'_>) -> Answer {
-        let reply = self.reply(
+        let reply = Reply::new(
             Status::Error,
             format!(
                 "Task execution timed out after {}s",
@@ -809,7 +812,7 @@ impl Dispatcher {
     }
 
     fn interrupted(&self, job: &Job<'_>) -> Answer {
-        let reply = self.reply(
+        let reply = Reply::new(
             Status::Error,
             "Task interrupted: the provider shut down before the action finished".to_owned(),
             json!({ "error": "the provider's drain timeout ran out during shutdown", "error_code": "SHUTDOWN" }),
@@ -820,16 +823,12 @@ impl Dispatcher {
     fn panicked(&self, job: &Job<'_>, panic: &(dyn std::any::Any + Send)) -> Answer {
         let message = panic_message(panic);
         tracing::error!(panic = %Escaped(&message), "action panicked");
-        let reply = self.reply(
+        let reply = Reply::new(
             Status::Error,
             format!("Action panicked: {message}"),
             json!({ "error": message }),
         );
         Self::stopped(job, ErrorKind::Panic, reply)
-    }
-
-    fn reply(&self, status: Status, message: String, response: Value) -> Reply {
-        Reply::new(status, message, response)
     }
 
     /// `reply`'s envelope for a task of action `action` (cut to [`MAX_ECHOED_BYTES`]: a name
@@ -1267,7 +1266,7 @@ impl Dispatcher {
                 format!("Result too large: the hub refused {bytes} bytes encoded ({answer})")
             }
         };
-        let reply = self.reply(
+        let reply = Reply::new(
             Status::Error,
             message,
             json!({
@@ -1290,7 +1289,7 @@ impl Dispatcher {
     /// own panics are answered as the action's).
     fn panicked_outside(&self, task: &IncomingTask, message: &str) -> Answer {
         Answer {
-            reply: self.reply(
+            reply: Reply::new(
                 Status::Error,
                 format!("Internal error while running the task: {message}"),
                 json!({ "error": message, "error_code": "INTERNAL" }),

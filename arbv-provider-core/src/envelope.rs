@@ -334,7 +334,7 @@ fn push_stamp(out: &mut Vec<u8>, stamp: &Stamp<'_>) {
 /// `to_rfc3339_opts(SecondsFormat::Micros, false)` writes it. Written digit by digit: this runs
 /// twice for every task, and chrono's formatter costs several times as much. Instants chrono
 /// writes otherwise (years outside 0–9999, offsets with seconds) are left to chrono.
-pub(crate) fn rfc3339_micros<Z: TimeZone>(instant: &DateTime<Z>) -> String {
+fn rfc3339_micros<Z: TimeZone>(instant: &DateTime<Z>) -> String {
     match rfc3339_digits(instant) {
         Ok(digits) => String::from_utf8(digits.to_vec()).expect("ASCII digits and separators"),
         Err(text) => text,

@@ -282,7 +282,7 @@ struct PlainVisitor<'w> {
 
 impl PlainVisitor<'_> {
     fn flush(&mut self) {
-        if !self.pending.text().is_empty() {
+        if self.pending.len > 0 {
             let written = self.writer.write_str(self.pending.text());
             self.result = self.result.and(written);
             self.pending.len = 0;
