@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::ExponentialBackoff;
@@ -30,10 +30,14 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 /// The longest pause between retries after the hub refused the token.
 const AUTH_RETRY_CAP: Duration = Duration::from_secs(30);
 
-/// How many "no task" answers after work are followed by the shortest pause (1 ms) before
-/// the pauses start to double: a few polls more each time work stops, for a short wait on the
+/// How many "no task" answers after work are followed by [`QUICK_PAUSE`] before the pauses
+/// start to double from 2 ms: a few polls more each time work stops, for a short wait on the
 /// next burst.
 const QUICK_EMPTY_POLLS: u32 = 4;
+/// The pause after one of the first [`QUICK_EMPTY_POLLS`] "no task" answers. Shorter than the
+/// runtime timer's 1 ms grain, it ends at the timer's next tick: under 1 ms away, half of it on
+/// average, where a pause of 1 ms ends between 1 and 2 ms later.
+const QUICK_PAUSE: Duration = Duration::from_micros(1);
 
 /// Lane panics within [`LANE_PANIC_WINDOW`] after which the worker gives up: a bug that
 /// panics this often would otherwise restart lanes in a loop.
@@ -62,10 +66,6 @@ struct Lane {
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     /// Resolves once results can no longer wait for the hub (kept, as `stop` is).
     give_up: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// The pause after the last "no task".
-    idle_pause: Duration,
-    /// "No task" answers since this lane last found work.
-    empty_polls: u32,
     /// Pauses after the hub could not be reached; made at the first failure.
     failures: Option<ExponentialBackoff>,
     /// Pauses after the hub refused the token; made at the first refusal.
@@ -81,8 +81,6 @@ impl Lane {
             hub,
             stop: Box::pin(shutdown.stop.clone().cancelled_owned()),
             give_up: Box::pin(shutdown.give_up.clone().cancelled_owned()),
-            idle_pause: Duration::ZERO,
-            empty_polls: 0,
             failures: None,
             auth_failures: None,
             is_scout: false,
@@ -107,7 +105,7 @@ pub(crate) struct Worker {
     hub: HubClient,
     dispatcher: Arc<Dispatcher>,
     shutdown: Shutdown,
-    idle_poll_cap: Duration,
+    idle: IdlePauses,
     scout: AtomicBool,
     wake: Notify,
     readiness: Arc<Readiness>,
@@ -128,7 +126,7 @@ impl Worker {
             hub,
             dispatcher,
             shutdown,
-            idle_poll_cap,
+            idle: IdlePauses::new(idle_poll_cap),
             scout: AtomicBool::new(false),
             wake: Notify::new(),
             readiness,
@@ -176,16 +174,20 @@ impl Worker {
                 }
                 Ok(None) => {
                     self.metrics().polled(Poll::Empty);
-                    self.no_work(&mut lane, polled.asked.elapsed())
+                    if !self.become_scout(&mut lane) {
+                        continue;
+                    }
+                    self.idle.no_work(polled.asked.elapsed())
                 }
                 Err(error) => {
                     self.metrics().polled(Poll::Error);
-                    self.hub_failed(&mut lane, &error)
+                    let delay = self.hub_failed(&mut lane, &error);
+                    if !self.become_scout(&mut lane) {
+                        continue;
+                    }
+                    delay
                 }
             };
-            if !self.become_scout(&mut lane) {
-                continue;
-            }
             if !self.pause(pause).await {
                 break;
             }
@@ -224,20 +226,12 @@ impl Worker {
     /// Work is back: the lane stops scouting and wakes one sleeping lane, which wakes the next
     /// if it finds work too.
     fn work_found(&self, lane: &mut Lane) {
-        lane.idle_pause = Duration::ZERO;
-        lane.empty_polls = 0;
+        self.idle.work_found();
         if lane.is_scout {
             lane.is_scout = false;
             self.scout.store(false, Ordering::Release);
         }
         self.wake.notify_one();
-    }
-
-    /// The pause after the hub answered "no task" (see [`idle_pause`]).
-    fn no_work(&self, lane: &mut Lane, took: Duration) -> Duration {
-        lane.empty_polls = lane.empty_polls.saturating_add(1);
-        lane.idle_pause = idle_pause(lane.idle_pause, lane.empty_polls, took, self.idle_poll_cap);
-        lane.idle_pause
     }
 
     /// The pause after the hub refused the token (logged each time) or could not be reached
@@ -480,18 +474,50 @@ impl Worker {
     }
 }
 
-/// The pause after the `empty_polls`-th "no task" in a row, the last pause being `last`: none
-/// when the hub held the call open until it had nothing (it long-polls, so ask again at once);
-/// else 1 ms for the first [`QUICK_EMPTY_POLLS`] answers after work (tasks come in bursts: the
-/// next is often a millisecond away), then one that doubles up to `cap`.
-fn idle_pause(last: Duration, empty_polls: u32, took: Duration, cap: Duration) -> Duration {
-    if took >= cap {
-        Duration::ZERO
-    } else if empty_polls <= QUICK_EMPTY_POLLS {
-        Duration::from_millis(1)
-    } else {
-        (last * 2).clamp(Duration::from_millis(1), cap)
+/// The scout's pauses between polls of a hub that has no work. They grow with the "no task"
+/// answers the scout has had since a lane last found work, and start short again whichever
+/// lane found it: a lane that becomes the scout does not bring a long pause of its own.
+struct IdlePauses {
+    scout_empty_polls: AtomicU32,
+    cap: Duration,
+}
+
+impl IdlePauses {
+    fn new(cap: Duration) -> Self {
+        Self {
+            scout_empty_polls: AtomicU32::new(0),
+            cap,
+        }
     }
+
+    /// A lane found work.
+    fn work_found(&self) {
+        // Read first: a store on every task would bounce the line between cores.
+        if self.scout_empty_polls.load(Ordering::Relaxed) != 0 {
+            self.scout_empty_polls.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The scout's pause after the hub answered "no task" to a call that took `took`.
+    fn no_work(&self, took: Duration) -> Duration {
+        let empty_polls = self.scout_empty_polls.fetch_add(1, Ordering::Relaxed) + 1;
+        idle_pause(empty_polls, took, self.cap)
+    }
+}
+
+/// The scout's pause after its `empty_polls`-th "no task" since work was last found: none
+/// when the hub held the call open until it had nothing (it long-polls, so ask again at once);
+/// else [`QUICK_PAUSE`] for the first [`QUICK_EMPTY_POLLS`] answers (tasks come in bursts: the
+/// next is often a millisecond away), then 2 ms doubling up to `cap`.
+fn idle_pause(empty_polls: u32, took: Duration, cap: Duration) -> Duration {
+    if took >= cap {
+        return Duration::ZERO;
+    }
+    if empty_polls <= QUICK_EMPTY_POLLS {
+        return QUICK_PAUSE;
+    }
+    let doublings = (empty_polls - QUICK_EMPTY_POLLS).min(31);
+    Duration::from_millis(1u64 << doublings).min(cap)
 }
 
 /// The next pause of a backoff made at its first use: most tasks never need one.
@@ -594,15 +620,26 @@ mod tests {
     fn pauses_stay_short_right_after_work_then_double_up_to_the_cap() {
         let cap = Duration::from_millis(50);
         let answered_at_once = Duration::from_micros(300);
-        let mut last = Duration::ZERO;
         let pauses: Vec<u64> = (1..=12)
-            .map(|empty_polls| {
-                last = idle_pause(last, empty_polls, answered_at_once, cap);
-                last.as_millis() as u64
-            })
+            .map(|empty_polls| idle_pause(empty_polls, answered_at_once, cap).as_micros() as u64)
             .collect();
-        assert_eq!(pauses, [1, 1, 1, 1, 2, 4, 8, 16, 32, 50, 50, 50]);
+        let micros = [
+            1, 1, 1, 1, 2_000, 4_000, 8_000, 16_000, 32_000, 50_000, 50_000, 50_000,
+        ];
+        assert_eq!(pauses, micros);
+        assert_eq!(idle_pause(u32::MAX, answered_at_once, cap), cap);
         // A hub that held the call until it had nothing is asked again at once.
-        assert_eq!(idle_pause(last, 9, cap, cap), Duration::ZERO);
+        assert_eq!(idle_pause(9, cap, cap), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_scouts_pauses_start_short_again_when_any_lane_finds_work() {
+        let idle = IdlePauses::new(Duration::from_millis(50));
+        let answered_at_once = Duration::from_micros(300);
+        let long = (0..8).map(|_| idle.no_work(answered_at_once)).last();
+        assert_eq!(long, Some(Duration::from_millis(16)));
+        // Another lane found work (the scout itself found none): the next scout starts over.
+        idle.work_found();
+        assert_eq!(idle.no_work(answered_at_once), QUICK_PAUSE);
     }
 }
