@@ -29,9 +29,9 @@
 //! profile, say) in place of `bench-provider`.
 //! For profiling: `ARBV_BENCH_ONLY=idle` runs only the start and idle measurements;
 //! `ARBV_BENCH_ONLY=latency` runs only the paced runs, at `ARBV_BENCH_RATE` tasks/s
-//! (default 10000); `ARBV_BENCH_ONLY=hand-back` only the dev hub's hand-back runs, the bare
-//! client's and the provider's in turn, `ARBV_BENCH_REPEAT` times; `ARBV_BENCH_ONLY=provider` (or `client`) runs only the no-hand-back run,
-//! `ARBV_BENCH_REPEAT` times, with `ARBV_BENCH_LOAD=echo|order|1mb` (default echo), and prints
+//! (default 10000); `ARBV_BENCH_ONLY=hand-back` only the dev hub's hand-back rounds;
+//! `ARBV_BENCH_ONLY=provider` (or `client`) runs only the no-hand-back run, `ARBV_BENCH_REPEAT`
+//! times, with `ARBV_BENCH_LOAD=echo|order|1mb` (default echo), and prints
 //! how many tasks the child answered in all; `ARBV_BENCH_WRAP="valgrind --tool=callgrind"`
 //! starts each child under that command.
 
@@ -784,19 +784,8 @@ async fn profile_only(which: &str, settings: &Settings) {
         return;
     }
     if which == "hand-back" {
-        for _ in 0..settings.repeat {
-            for role in [Role::Client, Role::Provider] {
-                let run = measure_hand_back(role, settings.concurrency, settings.n).await;
-                println!(
-                    "hand-back, {}: {} tasks/s · CPU {:.1} µs per task, {:.1} (hub) · {:.2} RPCs per task",
-                    role.name(),
-                    thousands(run.tasks_per_s),
-                    run.cpu_us,
-                    run.hub_cpu_us,
-                    run.rpcs_per_task
-                );
-            }
-        }
+        let hand_back = measure_hand_back_rounds(settings).await;
+        print_hand_back(&hand_back, settings);
         return;
     }
     let role = if which == "client" {
