@@ -25,7 +25,7 @@ fn dispatch(c: &mut Criterion) {
         .timezone("Europe/Moscow")
         .build()
         .expect("a valid configuration");
-    let timezone = config.timezone();
+    let timezone = config.timezone().clone();
     let basic = Runtime::new(basic::Basic, config).expect("the basic provider compiles");
     // The worker runs dispatch on a multi-threaded runtime; a current-thread one adds the least
     // overhead of its own to a measurement of dispatch itself.
@@ -80,7 +80,7 @@ fn dispatch(c: &mut Criterion) {
         "",
         "basic-provider",
         "echo",
-        timezone,
+        &timezone,
         serde_json::json!({"echo": "hello from the benchmark"}),
     );
     let order_value = order_payload(100);
@@ -107,7 +107,7 @@ fn dispatch(c: &mut Criterion) {
                 "",
                 "basic-provider",
                 "echo",
-                timezone,
+                &timezone,
                 serde_json::json!({"echo": "hello from the benchmark"}),
             )
         });

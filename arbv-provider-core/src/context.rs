@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use backon::Retryable as _;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use tokio::time::Instant;
 
 use crate::cache::CacheHandle;
 use crate::retry::{RetryPolicy, Transient};
+use crate::timezone::Zone;
 use tokio_util::sync::CancellationToken;
 
 /// The task an action is running, passed as `ctx: &Context`.
@@ -27,7 +27,7 @@ struct ContextInner {
     task_id: String,
     action: Arc<str>,
     provider: Arc<str>,
-    timezone: Tz,
+    timezone: Zone,
     deadline: Instant,
     cancellation: CancellationToken,
     cache: CacheHandle,
@@ -39,7 +39,7 @@ impl Context {
         task_id: impl Into<String>,
         action: Arc<str>,
         provider: Arc<str>,
-        timezone: Tz,
+        timezone: Zone,
         timeout: Duration,
     ) -> Self {
         Self::until(
@@ -56,7 +56,7 @@ impl Context {
         task_id: String,
         action: Arc<str>,
         provider: Arc<str>,
-        timezone: Tz,
+        timezone: Zone,
         deadline: Instant,
     ) -> Self {
         Self {
@@ -78,7 +78,7 @@ impl Context {
             "local",
             Arc::from(action),
             Arc::from("local"),
-            Tz::UTC,
+            Zone::UTC,
             Duration::from_secs(3600),
         )
     }
@@ -99,12 +99,12 @@ impl Context {
     }
 
     /// The provider's time zone.
-    pub fn timezone(&self) -> Tz {
-        self.inner.timezone
+    pub fn timezone(&self) -> &Zone {
+        &self.inner.timezone
     }
 
     /// The current time in the provider's time zone.
-    pub fn now(&self) -> DateTime<Tz> {
+    pub fn now(&self) -> DateTime<Zone> {
         Utc::now().with_timezone(&self.inner.timezone)
     }
 

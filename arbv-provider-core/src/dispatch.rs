@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use chrono_tz::Tz;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
@@ -33,6 +32,7 @@ use crate::response::{ActionError, ActionResponse, format_seconds};
 use crate::retry::pause;
 use crate::task::{CompletedTask, IncomingTask, omitted};
 use crate::telemetry::{Escaped, EscapedText};
+use crate::timezone::Zone;
 use crate::validation::{MAX_ERROR_MESSAGE_BYTES, SchemaValidator, Violations};
 
 /// Inputs (payload plus account) up to this size are parsed and checked on the runtime thread.
@@ -83,7 +83,7 @@ struct CompiledLimit {
 /// Runs tasks against one provider's compiled action table.
 pub(crate) struct Dispatcher {
     provider_name: Arc<str>,
-    timezone: Tz,
+    timezone: Zone,
     default_timeout: Duration,
     actions: Vec<CompiledAction>,
     by_name: HashMap<String, usize>,
@@ -198,7 +198,7 @@ impl Dispatcher {
         let metrics = Metrics::new(&provider_name, &labels, config.metrics());
         Ok(Self {
             provider_name,
-            timezone: config.timezone(),
+            timezone: config.timezone().clone(),
             default_timeout: config.task_timeout(),
             actions,
             by_name,
@@ -658,7 +658,7 @@ impl Dispatcher {
             job.task.id.clone(),
             job.action.name.clone(),
             self.provider_name.clone(),
-            self.timezone,
+            self.timezone.clone(),
             stop,
         );
         if self.cache.is_attached() {
@@ -837,7 +837,7 @@ impl Dispatcher {
         reply.to_json(
             &self.provider_name,
             &shorten(action, MAX_ECHOED_BYTES),
-            self.timezone,
+            &self.timezone,
         )
     }
 }

@@ -3,10 +3,11 @@
 use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
-use chrono::{DateTime, Datelike, Offset, SecondsFormat, TimeZone, Timelike, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Datelike, FixedOffset, Offset, SecondsFormat, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::timezone::Zone;
 
 /// The outcome of a task, as the hub reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -82,7 +83,7 @@ impl Envelope {
         message: impl Into<String>,
         provider: &str,
         action: &str,
-        timezone: Tz,
+        timezone: &Zone,
         response: Value,
     ) -> Self {
         Self::at(
@@ -103,7 +104,7 @@ impl Envelope {
         message: impl Into<String>,
         provider: &str,
         action: &str,
-        timezone: Tz,
+        timezone: &Zone,
         response: Value,
     ) -> Self {
         let mut message = message.into();
@@ -111,10 +112,10 @@ impl Envelope {
             message = default_message(status, action);
         }
         let now_utc = rfc3339_micros(&instant);
-        let now = if timezone == Tz::UTC {
+        let now = if timezone.is_utc() {
             now_utc.clone()
         } else {
-            rfc3339_micros(&instant.with_timezone(&timezone))
+            rfc3339_micros(&instant.with_timezone(&timezone.offset_at(&instant)))
         };
         Self {
             status,
@@ -181,7 +182,7 @@ impl Reply {
 
     /// The envelope's JSON text for `provider`'s action `action` in `timezone`: what
     /// [`Envelope::at`] and [`Envelope::to_json`] make of the same parts, byte for byte.
-    pub(crate) fn to_json(&self, provider: &str, action: &str, timezone: Tz) -> String {
+    pub(crate) fn to_json(&self, provider: &str, action: &str, timezone: &Zone) -> String {
         Parts {
             status: self.status,
             message: if self.message.trim().is_empty() {
@@ -192,10 +193,10 @@ impl Reply {
             provider,
             action,
             timezone: timezone.name(),
-            now: if timezone == Tz::UTC {
+            now: if timezone.is_utc() {
                 Stamp::Utc(self.at)
             } else {
-                Stamp::Local(self.at.with_timezone(&timezone))
+                Stamp::Local(self.at.with_timezone(&timezone.offset_at(&self.at)))
             },
             now_utc: Stamp::Utc(self.at),
             response: &self.response,
@@ -217,7 +218,7 @@ enum Message<'a> {
 enum Stamp<'a> {
     Text(&'a str),
     Utc(DateTime<Utc>),
-    Local(DateTime<Tz>),
+    Local(DateTime<FixedOffset>),
 }
 
 /// What an envelope's JSON text is written from.
@@ -467,6 +468,10 @@ mod tests {
 
     use super::*;
 
+    fn zone(name: &str) -> Zone {
+        name.parse().unwrap()
+    }
+
     #[test]
     fn to_json_writes_what_serde_json_writes() {
         let awkward = [
@@ -489,7 +494,7 @@ mod tests {
                     text,
                     text,
                     text,
-                    chrono_tz::Europe::Paris,
+                    &zone("Europe/Paris"),
                     json!({ "k": text, text: [1, 2.5, null, true, { "nested": text }] }),
                 );
                 envelope.data.cached = cached;
@@ -516,22 +521,17 @@ mod tests {
             "line\nbreak",
             "é 🦀 \u{2028}",
         ];
-        let zones = [
-            Tz::UTC,
-            chrono_tz::Europe::Paris,
-            chrono_tz::Asia::Kathmandu,
-        ];
+        let zones = [Zone::UTC, zone("Europe/Paris"), zone("Asia/Kathmandu")];
         let statuses = [
             Status::Success,
             Status::Error,
             Status::Limit,
             Status::Warning,
         ];
-        for (text, zone, status) in texts.iter().flat_map(|t| {
-            zones
-                .iter()
-                .flat_map(move |z| statuses.map(|s| (*t, *z, s)))
-        }) {
+        for (text, zone, status) in texts
+            .iter()
+            .flat_map(|t| zones.iter().flat_map(move |z| statuses.map(|s| (*t, z, s))))
+        {
             for cached_at in [None, Some(kept)] {
                 let response = json!({ "k": text, text: [1, null, { "n": text }] });
                 let reply = Reply {
@@ -558,13 +558,13 @@ mod tests {
     #[test]
     fn timestamps_are_written_as_chrono_writes_them() {
         let zones = [
-            Tz::UTC,
-            chrono_tz::America::New_York,
-            chrono_tz::Asia::Kolkata,
-            chrono_tz::Asia::Kathmandu,
-            chrono_tz::Pacific::Chatham,
-            chrono_tz::America::St_Johns,
-            chrono_tz::Europe::Amsterdam,
+            Zone::UTC,
+            zone("America/New_York"),
+            zone("Asia/Kolkata"),
+            zone("Asia/Kathmandu"),
+            zone("Pacific/Chatham"),
+            zone("America/St_Johns"),
+            zone("Europe/Amsterdam"),
         ];
         // A spread of instants: historical (offsets with seconds), epoch, now-ish, far future,
         // sub-second values with leading zeros, and a leap second.
@@ -590,8 +590,8 @@ mod tests {
                 .and_utc(),
         );
         for instant in instants {
-            for zone in zones {
-                let local = instant.with_timezone(&zone);
+            for zone in &zones {
+                let local = instant.with_timezone(zone);
                 assert_eq!(
                     rfc3339_micros(&local),
                     local.to_rfc3339_opts(SecondsFormat::Micros, false),
@@ -615,7 +615,7 @@ mod tests {
             "ok",
             "my-provider",
             "echo",
-            chrono_tz::Europe::Moscow,
+            &zone("Europe/Moscow"),
             json!({"echo": "hi"}),
         );
         let value: Value = serde_json::from_str(&envelope.to_json()).unwrap();
@@ -656,7 +656,7 @@ mod tests {
 
     #[test]
     fn follows_daylight_saving_time() {
-        let zone = chrono_tz::America::New_York;
+        let zone = &zone("America/New_York");
         let winter = Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap();
         let summer = Utc.with_ymd_and_hms(2026, 7, 15, 12, 0, 0).unwrap();
         let w = Envelope::at(winter, Status::Success, "", "p", "a", zone, Value::Null);

@@ -394,7 +394,7 @@ mod tests {
             "t",
             std::sync::Arc::from("weather"),
             std::sync::Arc::from("p"),
-            chrono_tz::Tz::UTC,
+            crate::Zone::UTC,
             Duration::from_secs(1),
         );
         let slow_down = crate::ActionError::new("429").retry_after(Duration::from_secs(5));

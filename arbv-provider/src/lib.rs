@@ -6,7 +6,8 @@ pub use arbv_provider_core::{
     CacheHandle, CacheKey, CacheKeyFn, CacheSpec, CacheStore, Call, CompletedTask, Config,
     ConfigBuilder, ConfigError, Context, DefinitionError, Envelope, Error, IncomingTask, InputPart,
     IntoActionResponse, InvalidInput, Json, LimitSetting, Metrics, MetricsSnapshot, OnLimit,
-    Provider, ProviderDef, RetrySpec, Runtime, Serve, Status, serve_until, serve_with,
+    Provider, ProviderDef, RetrySpec, Runtime, Serve, Status, UnknownZone, Zone, ZoneOffset,
+    serve_until, serve_with,
 };
 pub use arbv_provider_core::{
     cache, config, envelope, metrics, prometheus, rate_limit, retry, shutdown, telemetry,

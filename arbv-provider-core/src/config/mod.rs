@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use arbv_provider_grammar::{Bare, parse_duration, parse_size};
-use chrono_tz::Tz;
 
 mod tls;
 
@@ -15,6 +14,7 @@ mod tls;
 pub use self::tls::HubTls;
 use self::tls::TlsSources;
 use crate::secret::AuthToken;
+use crate::timezone::Zone;
 
 /// Tasks in flight at once by default. Actions are mostly I/O-bound (calls to outside APIs), so
 /// a provider should overlap them; 16 hides the two hub round trips of each task and typical API
@@ -235,7 +235,7 @@ pub struct Config {
     auth_token: AuthToken,
     hub_url: HubUrl,
     task_timeout: Duration,
-    timezone: Tz,
+    timezone: Zone,
     concurrency: usize,
     idle_poll_cap: Duration,
     drain_timeout: Duration,
@@ -380,8 +380,8 @@ impl Config {
     }
 
     /// The time zone of the envelope's `now`.
-    pub fn timezone(&self) -> Tz {
-        self.timezone
+    pub fn timezone(&self) -> &Zone {
+        &self.timezone
     }
 
     /// Tasks in flight at once.
@@ -640,8 +640,8 @@ impl ConfigBuilder {
         #[cfg(not(feature = "tls"))]
         self.tls.refuse(url_source, &hub_url)?;
         let timezone = match self.timezone {
-            None => Tz::UTC,
-            Some((source, zone)) => zone.trim().parse::<Tz>().map_err(|_| ConfigError::Invalid {
+            None => Zone::UTC,
+            Some((source, zone)) => zone.trim().parse::<Zone>().map_err(|_| ConfigError::Invalid {
                 variable: source,
                 value: zone.clone(),
                 reason: "not an IANA time zone name; use one such as UTC, Europe/Moscow or America/New_York".into(),
@@ -803,7 +803,7 @@ mod tests {
         let config = from(&[("PROVIDER_AUTH_TOKEN", "t")]).unwrap();
         assert_eq!(config.hub_url().as_str(), "http://hub-grpc:50051");
         assert!(!config.hub_url().is_tls());
-        assert_eq!(config.timezone(), Tz::UTC);
+        assert_eq!(config.timezone(), &Zone::UTC);
         assert_eq!(config.concurrency(), DEFAULT_CONCURRENCY);
         assert_eq!(config.task_timeout(), DEFAULT_TASK_TIMEOUT);
         assert_eq!(config.provider_name(), None);
@@ -826,7 +826,7 @@ mod tests {
         assert_eq!(config.provider_name(), Some("ads"));
         assert_eq!(config.hub_url().as_str(), "http://hub.example.com:50051");
         assert_eq!(config.task_timeout(), Duration::from_millis(2500));
-        assert_eq!(config.timezone(), chrono_tz::Europe::Moscow);
+        assert_eq!(config.timezone().name(), "Europe/Moscow");
         assert_eq!(config.concurrency(), 4);
         assert_eq!(config.idle_poll_cap(), Duration::from_millis(20));
         assert_eq!(config.drain_timeout(), Duration::from_secs(5));
