@@ -115,6 +115,22 @@ fn dispatch(c: &mut Criterion) {
     parts.bench_function("envelope_to_json_echo", |b| {
         b.iter(|| black_box(&envelope).to_json())
     });
+    // The envelope's one lookup in the tz database when the zone is not UTC, beside chrono-tz
+    // (which the provider used before) for the same zone and instant.
+    let now = chrono::Utc::now();
+    parts.bench_function("zone_offset_moscow", |b| {
+        b.iter(|| black_box(&timezone).offset_at(black_box(&now)))
+    });
+    let moscow = chrono_tz::Europe::Moscow;
+    parts.bench_function("zone_offset_moscow_chrono_tz", |b| {
+        b.iter(|| {
+            use chrono::Offset as _;
+            black_box(now)
+                .with_timezone(black_box(&moscow))
+                .offset()
+                .fix()
+        })
+    });
     parts.finish();
 }
 
