@@ -1029,6 +1029,19 @@ mod tests {
     }
 
     #[test]
+    fn time_zones_are_found_whatever_their_letter_case() {
+        for (given, name) in [
+            ("europe/moscow", "Europe/Moscow"),
+            (" America/New_York ", "America/New_York"),
+            ("utc", "UTC"),
+        ] {
+            let config =
+                from(&[("PROVIDER_AUTH_TOKEN", "t"), ("PROVIDER_TIMEZONE", given)]).unwrap();
+            assert_eq!(config.timezone().name(), name);
+        }
+    }
+
+    #[test]
     fn missing_token_is_an_error_naming_the_variable() {
         let err = from(&[]).unwrap_err().to_string();
         assert!(err.contains("PROVIDER_AUTH_TOKEN"), "{err}");
@@ -1038,6 +1051,8 @@ mod tests {
     fn bad_values_name_the_variable_and_the_value() {
         for (var, value) in [
             ("PROVIDER_TIMEZONE", "Mars/Olympus"),
+            ("PROVIDER_TIMEZONE", "Etc/Unknown"),
+            ("PROVIDER_TIMEZONE", "../../etc/passwd"),
             ("TASK_EXECUTION_TIMEOUT", "soon"),
             ("TASK_EXECUTION_TIMEOUT", "0"),
             ("TASK_EXECUTION_TIMEOUT", "-1"),
