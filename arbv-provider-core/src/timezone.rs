@@ -194,6 +194,8 @@ mod tests {
         assert_eq!(zone("Europe/Moscow").name(), "Europe/Moscow");
         assert_eq!(zone("europe/moscow").name(), "Europe/Moscow");
         assert_eq!(zone("UTC"), Zone::UTC);
+        assert_eq!(Zone::UTC.name(), "UTC");
+        assert_eq!(Zone::UTC.to_string(), "UTC");
         assert!(zone("UTC").is_utc());
         assert!(!zone("Europe/London").is_utc());
         for bad in ["Mars/Olympus", "", "Etc/Unknown", "Europe/"] {
