@@ -4,8 +4,8 @@
 //!
 //! Why jiff's database rather than chrono-tz: chrono-tz compiles the transitions of every zone
 //! into static tables of pointers, ~33,000 of them, which the loader relocates at every start;
-//! that was ~1.9 MiB of an idle provider's memory. jiff keeps each zone as its TZif bytes and
-//! reads only the one named.
+//! that was ~1.5 MiB of an idle provider's memory (BENCHMARKS.md). jiff keeps each zone as its
+//! TZif bytes and reads only the one named.
 //!
 //! [`Context::now`]: crate::Context::now
 
@@ -67,7 +67,7 @@ impl FromStr for Zone {
 
 impl fmt::Debug for Zone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        fmt::Display::fmt(self, f)
     }
 }
 
