@@ -1394,6 +1394,77 @@ mod tests {
         );
     }
 
+    /// A type whose hand-written schema misspells a type name.
+    struct Misspelt;
+
+    impl schemars::JsonSchema for Misspelt {
+        fn schema_name() -> std::borrow::Cow<'static, str> {
+            "Misspelt".into()
+        }
+
+        fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            schemars::json_schema!({"type": "object", "properties": {"n": {"type": "integr"}}})
+        }
+    }
+
+    /// A type whose hand-written schema breaks the meta-schema's pattern for `$anchor`.
+    struct BadAnchor;
+
+    impl schemars::JsonSchema for BadAnchor {
+        fn schema_name() -> std::borrow::Cow<'static, str> {
+            "BadAnchor".into()
+        }
+
+        fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            schemars::json_schema!({"$anchor": "1 not an anchor", "type": "object"})
+        }
+    }
+
+    struct Unusable<const ACCOUNT: bool>;
+
+    impl<const ACCOUNT: bool> Provider for Unusable<ACCOUNT> {
+        fn definition() -> ProviderDef<Self> {
+            let mut def = ProviderDef::new("unusable");
+            let action = def.action("lookup", |_this, _call| async {
+                Ok(ActionResponse::success(Value::Null))
+            });
+            if ACCOUNT {
+                action.account::<BadAnchor>();
+            } else {
+                action.payload::<Misspelt>();
+            }
+            def
+        }
+    }
+
+    #[test]
+    fn a_schema_its_meta_schema_refuses_stops_the_provider_naming_the_action_and_part() {
+        let config = Config::builder().auth_token("t").build().unwrap();
+        for (refused, part, says) in [
+            (
+                Dispatcher::new(Unusable::<false>, &config).err(),
+                "payload",
+                "integr",
+            ),
+            (
+                Dispatcher::new(Unusable::<true>, &config).err(),
+                "account",
+                "1 not an anchor",
+            ),
+        ] {
+            let Some(DefinitionError::Schema {
+                action,
+                part: named,
+                reason,
+            }) = refused
+            else {
+                panic!("the {part} schema was taken: {refused:?}");
+            };
+            assert_eq!((action.as_str(), named), ("lookup", part));
+            assert!(reason.contains(says), "{part}: {reason}");
+        }
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_blocking_action_runs_on_its_own_thread_and_its_panic_is_an_answer() {
         let e = answer("on_its_thread").await;
