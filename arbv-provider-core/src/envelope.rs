@@ -112,10 +112,9 @@ impl Envelope {
             message = default_message(status, action);
         }
         let now_utc = rfc3339_micros(&instant);
-        let now = if timezone.is_utc() {
-            now_utc.clone()
-        } else {
-            rfc3339_micros(&instant.with_timezone(&timezone.offset_at(&instant)))
+        let now = match timezone.local_time(&instant) {
+            Some(local) => rfc3339_micros(&local),
+            None => now_utc.clone(),
         };
         Self {
             status,
@@ -193,11 +192,9 @@ impl Reply {
             provider,
             action,
             timezone: timezone.name(),
-            now: if timezone.is_utc() {
-                Stamp::Utc(self.at)
-            } else {
-                Stamp::Local(self.at.with_timezone(&timezone.offset_at(&self.at)))
-            },
+            now: timezone
+                .local_time(&self.at)
+                .map_or(Stamp::Utc(self.at), Stamp::Local),
             now_utc: Stamp::Utc(self.at),
             response: &self.response,
             cached: self.cached_at.map(|_| true),

@@ -39,6 +39,11 @@ impl Zone {
     pub fn offset_at(&self, instant: &DateTime<Utc>) -> FixedOffset {
         fixed(self.0.to_offset(timestamp(instant)))
     }
+
+    /// `instant` as this zone's local time, or `None` in UTC, where it is written as it is.
+    pub(crate) fn local_time(&self, instant: &DateTime<Utc>) -> Option<DateTime<FixedOffset>> {
+        (!self.is_utc()).then(|| instant.with_timezone(&self.offset_at(instant)))
+    }
 }
 
 /// A name the tz database does not know.
