@@ -213,40 +213,17 @@ mod tests {
     #[test]
     fn offsets_follow_the_zones_rules() {
         let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        let paris = zone("Europe/Paris");
-        assert_eq!(
-            paris
-                .offset_at(&at("2024-01-15T12:00:00Z"))
-                .local_minus_utc(),
-            3600
-        );
-        assert_eq!(
-            paris
-                .offset_at(&at("2024-07-15T12:00:00Z"))
-                .local_minus_utc(),
-            7200
-        );
-        // Kathmandu is +05:45; Moscow was +04:00 in 2012.
-        let kathmandu = zone("Asia/Kathmandu");
-        assert_eq!(
-            kathmandu
-                .offset_at(&at("2024-07-15T12:00:00Z"))
-                .local_minus_utc(),
-            20_700
-        );
-        let moscow = zone("Europe/Moscow");
-        assert_eq!(
-            moscow
-                .offset_at(&at("2012-07-15T12:00:00Z"))
-                .local_minus_utc(),
-            14_400
-        );
-        assert_eq!(
-            moscow
-                .offset_at(&at("2024-07-15T12:00:00Z"))
-                .local_minus_utc(),
-            10_800
-        );
+        // Paris in winter and summer; Kathmandu is +05:45; Moscow was +04:00 in 2012.
+        for (name, instant, seconds) in [
+            ("Europe/Paris", "2024-01-15T12:00:00Z", 3600),
+            ("Europe/Paris", "2024-07-15T12:00:00Z", 7200),
+            ("Asia/Kathmandu", "2024-07-15T12:00:00Z", 20_700),
+            ("Europe/Moscow", "2012-07-15T12:00:00Z", 14_400),
+            ("Europe/Moscow", "2024-07-15T12:00:00Z", 10_800),
+        ] {
+            let offset = zone(name).offset_at(&at(instant)).local_minus_utc();
+            assert_eq!(offset, seconds, "{name} at {instant}");
+        }
         // Beyond jiff's years, the nearest end's offset; a leap second is no error.
         assert_eq!(Zone::UTC.offset_at(&DateTime::<Utc>::MAX_UTC), Utc.fix());
         assert_eq!(Zone::UTC.offset_at(&DateTime::<Utc>::MIN_UTC), Utc.fix());
@@ -254,7 +231,10 @@ mod tests {
             .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
             .unwrap()
             .and_utc();
-        assert_eq!(paris.offset_at(&leap).local_minus_utc(), 3600);
+        assert_eq!(
+            zone("Europe/Paris").offset_at(&leap).local_minus_utc(),
+            3600
+        );
     }
 
     #[test]
