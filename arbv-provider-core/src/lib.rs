@@ -21,6 +21,7 @@ mod dispatch;
 mod endpoint;
 pub mod envelope;
 mod error;
+mod fine_sleep;
 mod hub_client;
 pub mod metrics;
 mod provider;

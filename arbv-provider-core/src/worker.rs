@@ -18,6 +18,7 @@ use tracing::{Instrument, Span};
 
 use crate::dispatch::{Answered, Dispatcher};
 use crate::error::Error;
+use crate::fine_sleep::FineSleep;
 use crate::hub_client::{EncodedResult, HubClient, HubError, SubmitFailure, reconnect_backoff};
 use crate::metrics::readiness::Readiness;
 use crate::metrics::{ErrorKind, Metrics, Poll, Source, Submit};
@@ -31,13 +32,13 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 const AUTH_RETRY_CAP: Duration = Duration::from_secs(30);
 
 /// How many "no task" answers after work are followed by [`QUICK_PAUSE`] before the pauses
-/// start to double from 2 ms: a few polls more each time work stops, for a short wait on the
-/// next burst.
+/// start to double: a few polls more each time work stops, for a short wait on the next burst.
 const QUICK_EMPTY_POLLS: u32 = 4;
-/// The pause after one of the first [`QUICK_EMPTY_POLLS`] "no task" answers. Shorter than the
-/// runtime timer's 1 ms grain, it ends at the timer's next tick: under 1 ms away, half of it on
-/// average, where a pause of 1 ms ends between 1 and 2 ms later.
-const QUICK_PAUSE: Duration = Duration::from_micros(1);
+/// The pause after one of the first [`QUICK_EMPTY_POLLS`] "no task" answers: a fraction of the
+/// runtime timer's 1 ms grain, so it is kept by [`FineSleep`] (tokio's timer would end it 1–2 ms
+/// later). Long enough that a poll, which costs the provider and the hub ~40 µs of CPU each on
+/// a slow machine, stays a small share of the time it waits.
+const QUICK_PAUSE: Duration = Duration::from_micros(250);
 
 /// Lane panics within [`LANE_PANIC_WINDOW`] after which the worker gives up: a bug that
 /// panics this often would otherwise restart lanes in a loop.
@@ -72,6 +73,8 @@ struct Lane {
     auth_failures: Option<ExponentialBackoff>,
     /// True while this lane is the one that polls an idle or unreachable hub.
     is_scout: bool,
+    /// Its pauses between polls; made at the first, as most lanes never pause.
+    sleep: Option<FineSleep>,
 }
 
 impl Lane {
@@ -84,6 +87,7 @@ impl Lane {
             failures: None,
             auth_failures: None,
             is_scout: false,
+            sleep: None,
         }
     }
 
@@ -188,7 +192,7 @@ impl Worker {
                     delay
                 }
             };
-            if !self.pause(pause).await {
+            if !self.pause(&mut lane, pause).await {
                 break;
             }
         }
@@ -279,9 +283,10 @@ impl Worker {
     }
 
     /// Sleeps `pause` before the next poll; false when the worker stops meanwhile.
-    async fn pause(&self, pause: Duration) -> bool {
+    async fn pause(&self, lane: &mut Lane, pause: Duration) -> bool {
+        let sleep = lane.sleep.get_or_insert_with(FineSleep::new);
         tokio::select! {
-            () = tokio::time::sleep(pause) => true,
+            () = sleep.sleep(pause) => true,
             () = self.shutdown.stop.cancelled() => false,
         }
     }
@@ -508,7 +513,7 @@ impl IdlePauses {
 /// The scout's pause after its `empty_polls`-th "no task" since work was last found: none
 /// when the hub held the call open until it had nothing (it long-polls, so ask again at once);
 /// else [`QUICK_PAUSE`] for the first [`QUICK_EMPTY_POLLS`] answers (tasks come in bursts: the
-/// next is often a millisecond away), then 2 ms doubling up to `cap`.
+/// next is often a millisecond away), then doubling from there up to `cap`.
 fn idle_pause(empty_polls: u32, took: Duration, cap: Duration) -> Duration {
     if took >= cap {
         return Duration::ZERO;
@@ -517,7 +522,7 @@ fn idle_pause(empty_polls: u32, took: Duration, cap: Duration) -> Duration {
         return QUICK_PAUSE;
     }
     let doublings = (empty_polls - QUICK_EMPTY_POLLS).min(31);
-    Duration::from_millis(1u64 << doublings).min(cap)
+    QUICK_PAUSE.saturating_mul(1u32 << doublings).min(cap)
 }
 
 /// The next pause of a backoff made at its first use: most tasks never need one.
@@ -624,7 +629,7 @@ mod tests {
             .map(|empty_polls| idle_pause(empty_polls, answered_at_once, cap).as_micros() as u64)
             .collect();
         let micros = [
-            1, 1, 1, 1, 2_000, 4_000, 8_000, 16_000, 32_000, 50_000, 50_000, 50_000,
+            250, 250, 250, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 50_000,
         ];
         assert_eq!(pauses, micros);
         assert_eq!(idle_pause(u32::MAX, answered_at_once, cap), cap);
@@ -637,7 +642,7 @@ mod tests {
         let idle = IdlePauses::new(Duration::from_millis(50));
         let answered_at_once = Duration::from_micros(300);
         let long = (0..8).map(|_| idle.no_work(answered_at_once)).last();
-        assert_eq!(long, Some(Duration::from_millis(16)));
+        assert_eq!(long, Some(Duration::from_millis(4)));
         // Another lane found work (the scout itself found none): the next scout starts over.
         idle.work_found();
         assert_eq!(idle.no_work(answered_at_once), QUICK_PAUSE);

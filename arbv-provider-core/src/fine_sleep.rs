@@ -1,0 +1,153 @@
+//! Pauses shorter than the runtime timer's grain.
+//!
+//! tokio's timer counts whole milliseconds from the runtime's start: it rounds a sleep's end up
+//! to the next millisecond and parks for whole milliseconds, so a sleep of 100 µs ends 1–2 ms
+//! later. The scout's quick pauses between polls of a hub that answers "no task" at once are
+//! meant to be a fraction of that. On Linux a timerfd keeps them, which tokio's reactor watches
+//! beside the sockets; elsewhere, or when the kernel gives no timerfd, tokio's sleep does, at
+//! its grain.
+
+use std::time::Duration;
+
+/// A sleep kept to the microsecond where the system allows. One per lane: `&mut self` keeps a
+/// timer to one waiter, which a timerfd needs (a second waiter could miss the expiry the first
+/// one read).
+pub(crate) struct FineSleep {
+    #[cfg(target_os = "linux")]
+    timer: Option<timerfd::TimerFd>,
+}
+
+impl FineSleep {
+    pub(crate) fn new() -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            let timer = timerfd::TimerFd::new()
+                .inspect_err(|error| {
+                    tracing::debug!(%error, "no timerfd: pauses under 1 ms fall back to the runtime's timer");
+                })
+                .ok();
+            Self { timer }
+        }
+        #[cfg(not(target_os = "linux"))]
+        Self {}
+    }
+
+    /// Sleeps for `pause`: to the microsecond with a timerfd, else at the runtime timer's grain.
+    pub(crate) async fn sleep(&mut self, pause: Duration) {
+        #[cfg(target_os = "linux")]
+        if let Some(timer) = &self.timer {
+            match timer.sleep(pause).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::debug!(%error, "the timerfd failed: pauses under 1 ms fall back to the runtime's timer");
+                    self.timer = None;
+                }
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod timerfd {
+    use std::io;
+    use std::os::fd::OwnedFd;
+    use std::time::Duration;
+
+    use rustix::time::{
+        Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, timerfd_create,
+        timerfd_settime,
+    };
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+
+    /// A one-shot monotonic timer that the runtime's reactor watches.
+    pub(super) struct TimerFd(AsyncFd<OwnedFd>);
+
+    impl TimerFd {
+        pub(super) fn new() -> io::Result<Self> {
+            let fd = timerfd_create(
+                TimerfdClockId::Monotonic,
+                TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+            )?;
+            // SAFETY: the `OwnedFd` is open, owned by the `AsyncFd` alone, and closed only when
+            // the `AsyncFd` drops it: the descriptor stays the same file for its whole life.
+            let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+                .map_err(|refused| refused.into_parts().1)?;
+            Ok(Self(fd))
+        }
+
+        pub(super) async fn sleep(&self, pause: Duration) -> io::Result<()> {
+            // A zero `it_value` would disarm the timer rather than fire it.
+            if pause.is_zero() {
+                return Ok(());
+            }
+            let until = Itimerspec {
+                it_interval: Timespec::default(),
+                it_value: Timespec::try_from(pause).map_err(|_| io::ErrorKind::InvalidInput)?,
+            };
+            // Arming resets the count of expiries: one left unread by a pause that was
+            // cancelled (shutdown) does not end this one early.
+            timerfd_settime(self.0.get_ref(), TimerfdTimerFlags::empty(), &until)?;
+            loop {
+                let mut ready = self.0.readable().await?;
+                let mut expiries = [0u8; 8];
+                match ready.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut expiries)?)) {
+                    Ok(read) => return read.map(drop),
+                    // Readiness left from an earlier expiry: wait for this one.
+                    Err(_would_block) => continue,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[tokio::test]
+    async fn pauses_under_a_millisecond_last_as_long_as_asked_and_not_a_timer_tick() {
+        let mut sleep = FineSleep::new();
+        #[cfg(target_os = "linux")]
+        assert!(sleep.timer.is_some(), "a timerfd on Linux");
+        let pause = Duration::from_micros(100);
+        let mut shortest = Duration::MAX;
+        for _ in 0..20 {
+            let started = Instant::now();
+            sleep.sleep(pause).await;
+            let took = started.elapsed();
+            assert!(took >= pause, "{took:?}");
+            shortest = shortest.min(took);
+        }
+        // The runtime's timer, parked alone here, ends such a pause a whole tick later.
+        #[cfg(target_os = "linux")]
+        assert!(shortest < Duration::from_millis(1), "{shortest:?}");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_pause_does_not_end_the_next_one_early() {
+        let mut sleep = FineSleep::new();
+        // Cancelled before it ends; its expiry comes while nobody waits.
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(2),
+            sleep.sleep(Duration::from_millis(5)),
+        )
+        .await;
+        assert!(cancelled.is_err());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let pause = Duration::from_millis(20);
+        let started = Instant::now();
+        sleep.sleep(pause).await;
+        assert!(started.elapsed() >= pause);
+    }
+
+    #[tokio::test]
+    async fn a_zero_pause_returns_at_once() {
+        let mut sleep = FineSleep::new();
+        tokio::time::timeout(Duration::from_secs(5), sleep.sleep(Duration::ZERO))
+            .await
+            .expect("a zero pause does not wait for an expiry that never comes");
+    }
+}
