@@ -9,9 +9,10 @@
 
 use std::time::Duration;
 
-/// A sleep kept to the microsecond where the system allows. One per lane: `&mut self` keeps a
-/// timer to one waiter, which a timerfd needs (a second waiter could miss the expiry the first
-/// one read).
+/// A sleep kept to the microsecond where the system allows. `&mut self` keeps a timer to one
+/// waiter, which a timerfd needs (a second waiter could miss the expiry the first one read).
+/// One per worker, for its scout: a descriptor per lane could take hundreds of descriptors from
+/// the process's limit.
 pub(crate) struct FineSleep {
     #[cfg(target_os = "linux")]
     timer: Option<timerfd::TimerFd>,

@@ -73,8 +73,6 @@ struct Lane {
     auth_failures: Option<ExponentialBackoff>,
     /// True while this lane is the one that polls an idle or unreachable hub.
     is_scout: bool,
-    /// Its pauses between polls; made at the first, as most lanes never pause.
-    sleep: Option<FineSleep>,
 }
 
 impl Lane {
@@ -87,7 +85,6 @@ impl Lane {
             failures: None,
             auth_failures: None,
             is_scout: false,
-            sleep: None,
         }
     }
 
@@ -111,6 +108,9 @@ pub(crate) struct Worker {
     shutdown: Shutdown,
     idle: IdlePauses,
     scout: AtomicBool,
+    /// The scout's pauses. Only the scout pauses, so the lock is never contended; it keeps the
+    /// timer to one waiter all the same. Made at the first pause.
+    sleep: tokio::sync::Mutex<Option<FineSleep>>,
     wake: Notify,
     readiness: Arc<Readiness>,
     max_result_bytes: usize,
@@ -132,6 +132,7 @@ impl Worker {
             shutdown,
             idle: IdlePauses::new(idle_poll_cap),
             scout: AtomicBool::new(false),
+            sleep: tokio::sync::Mutex::new(None),
             wake: Notify::new(),
             readiness,
             max_result_bytes,
@@ -192,7 +193,7 @@ impl Worker {
                     delay
                 }
             };
-            if !self.pause(&mut lane, pause).await {
+            if !self.pause(pause).await {
                 break;
             }
         }
@@ -283,8 +284,9 @@ impl Worker {
     }
 
     /// Sleeps `pause` before the next poll; false when the worker stops meanwhile.
-    async fn pause(&self, lane: &mut Lane, pause: Duration) -> bool {
-        let sleep = lane.sleep.get_or_insert_with(FineSleep::new);
+    async fn pause(&self, pause: Duration) -> bool {
+        let mut sleep = self.sleep.lock().await;
+        let sleep = sleep.get_or_insert_with(FineSleep::new);
         tokio::select! {
             () = sleep.sleep(pause) => true,
             () = self.shutdown.stop.cancelled() => false,
