@@ -5,9 +5,13 @@
 //! later. The scout's quick pauses between polls of a hub that answers "no task" at once are
 //! meant to be a fraction of that. On Linux a timerfd keeps them, which tokio's reactor watches
 //! beside the sockets; elsewhere, or when the kernel gives no timerfd, tokio's sleep does, at
-//! its grain.
+//! its grain. Pauses of [`TIMER_GRAIN`] or more are tokio's: the grain is a small share of
+//! them, and they follow tokio's clock, which tests pause and move by hand.
 
 use std::time::Duration;
+
+/// The grain of tokio's timer: shorter pauses are kept by the timerfd.
+pub(crate) const TIMER_GRAIN: Duration = Duration::from_millis(1);
 
 /// A sleep kept to the microsecond where the system allows. `&mut self` keeps a timer to one
 /// waiter, which a timerfd needs (a second waiter could miss the expiry the first one read).
@@ -33,10 +37,13 @@ impl FineSleep {
         Self {}
     }
 
-    /// Sleeps for `pause`: to the microsecond with a timerfd, else at the runtime timer's grain.
+    /// Sleeps for `pause`: to the microsecond with a timerfd when it is under [`TIMER_GRAIN`],
+    /// else on tokio's timer.
     pub(crate) async fn sleep(&mut self, pause: Duration) {
         #[cfg(target_os = "linux")]
-        if let Some(timer) = &self.timer {
+        if pause < TIMER_GRAIN
+            && let Some(timer) = &self.timer
+        {
             match timer.sleep(pause).await {
                 Ok(()) => return,
                 Err(error) => {
@@ -106,6 +113,7 @@ mod timerfd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future as _;
     use std::time::Instant;
 
     #[tokio::test]
@@ -130,18 +138,34 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_pause_does_not_end_the_next_one_early() {
         let mut sleep = FineSleep::new();
-        // Cancelled before it ends; its expiry comes while nobody waits.
-        let cancelled = tokio::time::timeout(
-            Duration::from_millis(2),
-            sleep.sleep(Duration::from_millis(5)),
-        )
-        .await;
-        assert!(cancelled.is_err());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let pause = Duration::from_millis(20);
+        let pause = Duration::from_micros(900);
+        {
+            // Armed, then dropped before it ends: its expiry comes while nobody waits.
+            let mut cancelled = std::pin::pin!(sleep.sleep(pause));
+            let polled =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(cancelled.as_mut().poll(cx)))
+                    .await;
+            assert!(polled.is_pending());
+        }
+        std::thread::sleep(Duration::from_millis(3));
         let started = Instant::now();
         sleep.sleep(pause).await;
-        assert!(started.elapsed() >= pause);
+        assert!(started.elapsed() >= pause, "{:?}", started.elapsed());
+    }
+
+    /// Under tokio's paused clock a pause of a millisecond or more takes no real time: it is
+    /// tokio's, as the backoffs tests run on a paused clock rely on.
+    #[tokio::test(start_paused = true)]
+    async fn pauses_of_a_millisecond_or_more_follow_tokios_clock() {
+        let mut sleep = FineSleep::new();
+        let (real, virtual_clock) = (Instant::now(), tokio::time::Instant::now());
+        sleep.sleep(Duration::from_secs(30)).await;
+        assert!(virtual_clock.elapsed() >= Duration::from_secs(30));
+        assert!(
+            real.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            real.elapsed()
+        );
     }
 
     #[tokio::test]
