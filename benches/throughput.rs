@@ -1196,15 +1196,20 @@ fn print_hand_back(figures: &HandBack, settings: &Settings) {
     println!();
 }
 
+/// The latency runs' cases: a dev hub that holds `GetTask` open while it has no work and one
+/// that answers "no task" at once, each with the tasks in small bursts and spread one by one.
+const LATENCY_CASES: [(Duration, Arrivals); 4] = [
+    (DEFAULT_HOLD, Arrivals::Ticked),
+    (Duration::ZERO, Arrivals::Ticked),
+    (DEFAULT_HOLD, Arrivals::Spread),
+    (Duration::ZERO, Arrivals::Spread),
+];
+
 /// Tasks enqueued at a steady `asked` tasks/s against a dev hub that does not hand work back:
-/// one that holds `GetTask` open while it has no work, and one that answers "no task" at once;
-/// the tasks arriving in small bursts, and spread one by one.
+/// the runs of each of [`LATENCY_CASES`], in its order.
 struct Latency {
     asked: f64,
-    holding: Vec<Paced>,
-    at_once: Vec<Paced>,
-    holding_spread: Vec<Paced>,
-    at_once_spread: Vec<Paced>,
+    runs: [Vec<Paced>; LATENCY_CASES.len()],
 }
 
 impl Latency {
@@ -1212,45 +1217,35 @@ impl Latency {
         median_of(runs, |p| p.p99_ms)
     }
 
-    /// Each hub and way of arriving, with its runs.
-    fn cases(&self) -> [(String, &[Paced]); 4] {
-        let holding = format!("hub holding GetTask ({} s)", DEFAULT_HOLD.as_secs());
-        [
-            (format!("{holding}, tasks in bursts"), &self.holding),
-            (
-                "hub answering at once, tasks in bursts".into(),
-                &self.at_once,
-            ),
-            (format!("{holding}, tasks spread"), &self.holding_spread),
-            (
-                "hub answering at once, tasks spread".into(),
-                &self.at_once_spread,
-            ),
-        ]
+    /// Each case's name, with its runs.
+    fn cases(&self) -> impl Iterator<Item = (String, &[Paced])> {
+        LATENCY_CASES
+            .iter()
+            .zip(&self.runs)
+            .map(|(&(hold, arrivals), runs)| {
+                let hub = if hold.is_zero() {
+                    "hub answering at once".to_owned()
+                } else {
+                    format!("hub holding GetTask ({} s)", hold.as_secs())
+                };
+                let tasks = match arrivals {
+                    Arrivals::Ticked => "tasks in bursts",
+                    Arrivals::Spread => "tasks spread",
+                };
+                (format!("{hub}, {tasks}"), runs.as_slice())
+            })
     }
 }
 
 async fn measure_latency_at_half(settings: &Settings, half: f64) -> Latency {
     let mut latency = Latency {
         asked: half,
-        holding: Vec::new(),
-        at_once: Vec::new(),
-        holding_spread: Vec::new(),
-        at_once_spread: Vec::new(),
+        runs: Default::default(),
     };
     let c = settings.concurrency;
     let run = Duration::from_secs(2);
     for _ in 0..settings.repeat {
-        for (runs, hold, arrivals) in [
-            (&mut latency.holding, DEFAULT_HOLD, Arrivals::Ticked),
-            (&mut latency.at_once, Duration::ZERO, Arrivals::Ticked),
-            (&mut latency.holding_spread, DEFAULT_HOLD, Arrivals::Spread),
-            (
-                &mut latency.at_once_spread,
-                Duration::ZERO,
-                Arrivals::Spread,
-            ),
-        ] {
+        for (runs, &(hold, arrivals)) in latency.runs.iter_mut().zip(&LATENCY_CASES) {
             runs.push(measure_paced(c, hold, half, run, arrivals).await);
         }
     }
@@ -1531,7 +1526,6 @@ fn print_targets(
     .0;
     let p99s: Vec<f64> = latency
         .cases()
-        .iter()
         .map(|(_, runs)| Latency::p99_ms(runs))
         .collect();
     let start_ms = median(starts);

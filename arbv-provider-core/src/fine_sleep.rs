@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 /// The grain of tokio's timer: shorter pauses are kept by the timerfd.
-pub(crate) const TIMER_GRAIN: Duration = Duration::from_millis(1);
+const TIMER_GRAIN: Duration = Duration::from_millis(1);
 
 /// A sleep kept to the microsecond where the system allows. `&mut self` keeps a timer to one
 /// waiter, which a timerfd needs (a second waiter could miss the expiry the first one read).
