@@ -17,38 +17,39 @@ const TIMER_GRAIN: Duration = Duration::from_millis(1);
 /// waiter, which a timerfd needs (a second waiter could miss the expiry the first one read).
 /// One per worker, for its scout: a descriptor per lane could take hundreds of descriptors from
 /// the process's limit.
+#[derive(Default)]
 pub(crate) struct FineSleep {
+    /// Made at the first pause under [`TIMER_GRAIN`]: a provider whose hub holds `GetTask` open
+    /// never needs one. `Some(None)` when the kernel gave none, or it failed.
     #[cfg(target_os = "linux")]
-    timer: Option<timerfd::TimerFd>,
+    timer: Option<Option<timerfd::TimerFd>>,
 }
 
 impl FineSleep {
-    pub(crate) fn new() -> Self {
-        #[cfg(target_os = "linux")]
-        {
-            let timer = timerfd::TimerFd::new()
-                .inspect_err(|error| {
-                    tracing::debug!(%error, "no timerfd: pauses under 1 ms fall back to the runtime's timer");
-                })
-                .ok();
-            Self { timer }
-        }
-        #[cfg(not(target_os = "linux"))]
-        Self {}
-    }
-
     /// Sleeps for `pause`: to the microsecond with a timerfd when it is under [`TIMER_GRAIN`],
     /// else on tokio's timer.
     pub(crate) async fn sleep(&mut self, pause: Duration) {
         #[cfg(target_os = "linux")]
-        if pause < TIMER_GRAIN
-            && let Some(timer) = &self.timer
-        {
-            match timer.sleep(pause).await {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::debug!(%error, "the timerfd failed: pauses under 1 ms fall back to the runtime's timer");
-                    self.timer = None;
+        if pause < TIMER_GRAIN {
+            // Nothing to wait for, and no timer to make (a hub that holds `GetTask` open is
+            // asked again at once): a zero `it_value` would disarm the timer, not fire it.
+            if pause.is_zero() {
+                return;
+            }
+            let timer = self.timer.get_or_insert_with(|| {
+                timerfd::TimerFd::new()
+                    .inspect_err(|error| {
+                        tracing::debug!(%error, "no timerfd: pauses under 1 ms fall back to the runtime's timer");
+                    })
+                    .ok()
+            });
+            if let Some(made) = timer {
+                match made.sleep(pause).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::debug!(%error, "the timerfd failed: pauses under 1 ms fall back to the runtime's timer");
+                        *timer = None;
+                    }
                 }
             }
         }
@@ -85,11 +86,8 @@ mod timerfd {
             Ok(Self(fd))
         }
 
+        /// Sleeps for `pause`, which is not zero.
         pub(super) async fn sleep(&self, pause: Duration) -> io::Result<()> {
-            // A zero `it_value` would disarm the timer rather than fire it.
-            if pause.is_zero() {
-                return Ok(());
-            }
             let until = Itimerspec {
                 it_interval: Timespec::default(),
                 it_value: Timespec::try_from(pause).map_err(|_| io::ErrorKind::InvalidInput)?,
@@ -118,9 +116,7 @@ mod tests {
 
     #[tokio::test]
     async fn pauses_under_a_millisecond_last_as_long_as_asked_and_not_a_timer_tick() {
-        let mut sleep = FineSleep::new();
-        #[cfg(target_os = "linux")]
-        assert!(sleep.timer.is_some(), "a timerfd on Linux");
+        let mut sleep = FineSleep::default();
         let pause = Duration::from_micros(100);
         let mut shortest = Duration::MAX;
         for _ in 0..20 {
@@ -130,6 +126,11 @@ mod tests {
             assert!(took >= pause, "{took:?}");
             shortest = shortest.min(took);
         }
+        #[cfg(target_os = "linux")]
+        assert!(
+            matches!(sleep.timer, Some(Some(_))),
+            "a timerfd on Linux, made at the first pause"
+        );
         // The runtime's timer, parked alone here, ends such a pause a whole tick later.
         #[cfg(target_os = "linux")]
         assert!(shortest < Duration::from_millis(1), "{shortest:?}");
@@ -137,7 +138,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_pause_does_not_end_the_next_one_early() {
-        let mut sleep = FineSleep::new();
+        let mut sleep = FineSleep::default();
         let pause = Duration::from_micros(900);
         {
             // Armed, then dropped before it ends: its expiry comes while nobody waits.
@@ -157,7 +158,7 @@ mod tests {
     /// tokio's, as the backoffs tests run on a paused clock rely on.
     #[tokio::test(start_paused = true)]
     async fn pauses_of_a_millisecond_or_more_follow_tokios_clock() {
-        let mut sleep = FineSleep::new();
+        let mut sleep = FineSleep::default();
         let (real, virtual_clock) = (Instant::now(), tokio::time::Instant::now());
         sleep.sleep(Duration::from_secs(30)).await;
         assert!(virtual_clock.elapsed() >= Duration::from_secs(30));
@@ -170,9 +171,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_zero_pause_returns_at_once() {
-        let mut sleep = FineSleep::new();
+        let mut sleep = FineSleep::default();
         tokio::time::timeout(Duration::from_secs(5), sleep.sleep(Duration::ZERO))
             .await
             .expect("a zero pause does not wait for an expiry that never comes");
+        #[cfg(target_os = "linux")]
+        assert!(sleep.timer.is_none(), "a zero pause makes no timer");
     }
 }

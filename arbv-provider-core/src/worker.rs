@@ -109,8 +109,8 @@ pub(crate) struct Worker {
     idle: IdlePauses,
     scout: AtomicBool,
     /// The scout's pauses. Only the scout pauses, so the lock is never contended; it keeps the
-    /// timer to one waiter all the same. Made at the first pause.
-    sleep: tokio::sync::Mutex<Option<FineSleep>>,
+    /// timer to one waiter all the same.
+    sleep: tokio::sync::Mutex<FineSleep>,
     wake: Notify,
     readiness: Arc<Readiness>,
     max_result_bytes: usize,
@@ -132,7 +132,7 @@ impl Worker {
             shutdown,
             idle: IdlePauses::new(idle_poll_cap),
             scout: AtomicBool::new(false),
-            sleep: tokio::sync::Mutex::new(None),
+            sleep: tokio::sync::Mutex::default(),
             wake: Notify::new(),
             readiness,
             max_result_bytes,
@@ -286,7 +286,6 @@ impl Worker {
     /// Sleeps `pause` before the next poll; false when the worker stops meanwhile.
     async fn pause(&self, pause: Duration) -> bool {
         let mut sleep = self.sleep.lock().await;
-        let sleep = sleep.get_or_insert_with(FineSleep::new);
         tokio::select! {
             () = sleep.sleep(pause) => true,
             () = self.shutdown.stop.cancelled() => false,
