@@ -37,7 +37,7 @@ impl Runtime {
         let dispatcher = Dispatcher::new(provider, &config)?;
         let shutdown = Shutdown::default();
         let readiness = Arc::new(Readiness::new(
-            shutdown.stop.clone(),
+            shutdown.stop.token().clone(),
             dispatcher.metrics().clone(),
         ));
         dispatcher
@@ -124,7 +124,7 @@ impl Runtime {
         async move {
             let answered = self
                 .dispatcher
-                .dispatch(task, &self.shutdown.interrupt)
+                .dispatch(task, self.shutdown.interrupt.token())
                 .await;
             self.dispatcher.record(&answered);
             answered.done
@@ -165,7 +165,7 @@ impl Runtime {
             timezone = %config.timezone().name(), actions = ?actions, "provider starting"
         );
         let endpoint = endpoint(&config)?;
-        let stop = shutdown.stop.clone();
+        let stop = shutdown.stop.token().clone();
         let worker = async {
             let unreachable = |error: &str| {
                 readiness.hub_failed(false, &error);
@@ -196,7 +196,7 @@ impl Runtime {
             _ = signals.next() => {}
         }
         tracing::info!(provider = %provider, drain_timeout_s = config.drain_timeout().as_secs_f64(), "shutting down: no new tasks; finishing those in flight");
-        shutdown.stop.cancel();
+        shutdown.stop.begin();
         let forced = match until(worker.as_mut(), config.drain_timeout(), &mut signals).await {
             Stage::Finished(ended) => {
                 tracing::info!(provider = %provider, "provider stopped");
@@ -204,7 +204,7 @@ impl Runtime {
             }
             Stage::TimedOut => {
                 tracing::warn!(provider = %provider, "drain timeout reached: interrupting the actions still running");
-                shutdown.interrupt.cancel();
+                shutdown.interrupt.begin();
                 match until(worker.as_mut(), RESULT_GRACE, &mut signals).await {
                     Stage::Finished(ended) => {
                         tracing::info!(provider = %provider, "provider stopped");
@@ -218,7 +218,7 @@ impl Runtime {
         };
         if forced {
             tracing::warn!(provider = %provider, "second shutdown signal: interrupting the actions still running");
-            shutdown.interrupt.cancel();
+            shutdown.interrupt.begin();
             if tokio::time::timeout(FORCED_RESULT_GRACE, worker.as_mut())
                 .await
                 .is_ok()
@@ -226,7 +226,7 @@ impl Runtime {
                 return Err(Error::ForcedShutdown);
             }
         }
-        shutdown.give_up.cancel();
+        shutdown.give_up.begin();
         if tokio::time::timeout(FINAL_STOP_BOUND, worker.as_mut())
             .await
             .is_err()

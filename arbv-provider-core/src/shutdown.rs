@@ -6,10 +6,15 @@
 //! `SHUTDOWN` (`interrupt`); their answers get [`RESULT_GRACE`] to reach the hub, and are then
 //! given up (`give_up`). A second signal interrupts at once and leaves [`FORCED_RESULT_GRACE`].
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::Stream;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// How long a `GetTask` in flight when shutdown begins may still answer; its task is run.
 pub const STOP_POLL_GRACE: Duration = Duration::from_secs(1);
@@ -25,12 +30,84 @@ pub const FINAL_STOP_BOUND: Duration = Duration::from_secs(1);
 /// drain time is up; `give_up` ends retries of results the hub will not take.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Shutdown {
-    /// Cancelled when shutdown begins: no new task is taken.
-    pub(crate) stop: CancellationToken,
-    /// Cancelled when the drain timeout runs out: running actions are stopped and answered.
-    pub(crate) interrupt: CancellationToken,
-    /// Cancelled when even results can no longer wait for the hub.
-    pub(crate) give_up: CancellationToken,
+    /// Begun when shutdown begins: no new task is taken.
+    pub(crate) stop: Stage,
+    /// Begun when the drain timeout runs out: running actions are stopped and answered.
+    pub(crate) interrupt: Stage,
+    /// Begun when even results can no longer wait for the hub.
+    pub(crate) give_up: Stage,
+}
+
+/// One stage of shutdown, begun once with [`begin`](Self::begin): a flag, and a token for
+/// those who await the stage. The lanes read the flag on every poll of every call to the hub;
+/// the token's `is_cancelled` and its futures take a lock each time (two locks a poll).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stage {
+    begun: Arc<AtomicBool>,
+    /// Cancelled only by `begin`, after the flag is set: [`StageWatch`] counts on that order.
+    token: CancellationToken,
+}
+
+impl Stage {
+    /// Begins the stage: wakes all who wait for it.
+    pub(crate) fn begin(&self) {
+        self.begun.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    /// Whether the stage has begun, without a lock.
+    pub(crate) fn has_begun(&self) -> bool {
+        self.begun.load(Ordering::Acquire)
+    }
+
+    /// The token cancelled when the stage begins. Await it; never cancel it (see `begin`).
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    /// A future that resolves once the stage has begun, made to be kept and polled many times.
+    pub(crate) fn watch(&self) -> StageWatch {
+        StageWatch {
+            begun: self.begun.clone(),
+            waiting: Box::pin(self.token.clone().cancelled_owned()),
+            registered: None,
+        }
+    }
+}
+
+/// Resolves once its [`Stage`] has begun. The first poll registers with the token (under its
+/// lock); later polls from the same task read only the flag, which `begin` sets before the token
+/// wakes the task. A poll from another task registers again.
+pub(crate) struct StageWatch {
+    begun: Arc<AtomicBool>,
+    waiting: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The waker the token will wake.
+    registered: Option<Waker>,
+}
+
+impl Future for StageWatch {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.begun.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        if self
+            .registered
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
+        let this = &mut *self;
+        match this.waiting.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(()),
+            Poll::Pending => {
+                this.registered = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
@@ -84,8 +161,72 @@ pub fn signals() -> Result<impl Stream<Item = ()> + Send + 'static, std::io::Err
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
+
     use super::*;
     use crate::config::DEFAULT_DRAIN_TIMEOUT;
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<Wakes>, Waker) {
+        let wakes = Arc::new(Wakes::default());
+        (wakes.clone(), Waker::from(wakes))
+    }
+
+    fn poll(watch: &mut StageWatch, waker: &Waker) -> Poll<()> {
+        Pin::new(watch).poll(&mut Context::from_waker(waker))
+    }
+
+    #[test]
+    fn a_watch_polled_many_times_wakes_its_task_when_the_stage_begins() {
+        let stage = Stage::default();
+        let mut watch = stage.watch();
+        let (wakes, waker) = waker();
+        for _ in 0..3 {
+            assert!(poll(&mut watch, &waker).is_pending());
+        }
+        assert!(!stage.has_begun());
+        stage.begin();
+        assert!(stage.has_begun());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert!(poll(&mut watch, &waker).is_ready());
+        assert!(stage.token().is_cancelled());
+    }
+
+    #[test]
+    fn a_watch_polled_from_another_task_wakes_that_one() {
+        let stage = Stage::default();
+        let mut watch = stage.watch();
+        let (first, first_waker) = waker();
+        let (second, second_waker) = waker();
+        assert!(poll(&mut watch, &first_waker).is_pending());
+        assert!(poll(&mut watch, &second_waker).is_pending());
+        stage.begin();
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert!(poll(&mut watch, &second_waker).is_ready());
+    }
+
+    #[test]
+    fn a_watch_made_or_first_polled_after_the_stage_began_is_ready() {
+        let stage = Stage::default();
+        let mut early = stage.watch();
+        stage.begin();
+        stage.begin();
+        let (wakes, waker) = waker();
+        assert!(poll(&mut early, &waker).is_ready());
+        assert!(poll(&mut stage.watch(), &waker).is_ready());
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn the_default_stop_fits_a_kubernetes_grace_period() {

@@ -5,14 +5,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::ExponentialBackoff;
 use tokio::sync::Notify;
-use tokio_util::sync::WaitForCancellationFutureOwned;
 use tonic::Code;
 use tracing::{Instrument, Span};
 
@@ -22,7 +20,7 @@ use crate::fine_sleep::FineSleep;
 use crate::hub_client::{EncodedResult, HubClient, HubError, SubmitFailure, reconnect_backoff};
 use crate::metrics::readiness::Readiness;
 use crate::metrics::{ErrorKind, Metrics, Poll, Source, Submit};
-use crate::shutdown::{STOP_POLL_GRACE, Shutdown};
+use crate::shutdown::{STOP_POLL_GRACE, Shutdown, StageWatch};
 use crate::task::IncomingTask;
 use crate::telemetry::Escaped;
 
@@ -62,11 +60,11 @@ struct Lane {
     index: usize,
     /// The lane's own client of the hub.
     hub: HubClient,
-    /// Resolves once shutdown begins. Kept for the lane's life: waiting on a token registers a
-    /// waiter under a lock, once here rather than for every call.
-    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Resolves once shutdown begins. Kept for the lane's life: it registers with the token
+    /// once, and then reads a flag on each poll of each call.
+    stop: StageWatch,
     /// Resolves once results can no longer wait for the hub (kept, as `stop` is).
-    give_up: Pin<Box<WaitForCancellationFutureOwned>>,
+    give_up: StageWatch,
     /// Pauses after the hub could not be reached; made at the first failure.
     failures: Option<ExponentialBackoff>,
     /// Pauses after the hub refused the token; made at the first refusal.
@@ -80,8 +78,8 @@ impl Lane {
         Self {
             index,
             hub,
-            stop: Box::pin(shutdown.stop.clone().cancelled_owned()),
-            give_up: Box::pin(shutdown.give_up.clone().cancelled_owned()),
+            stop: shutdown.stop.watch(),
+            give_up: shutdown.give_up.watch(),
             failures: None,
             auth_failures: None,
             is_scout: false,
@@ -156,7 +154,7 @@ impl Worker {
     /// polls, then runs what came (and what the hub hands back) or pauses before polling again.
     async fn lane(self: Arc<Self>, index: usize) {
         let mut lane = Lane::new(index, self.hub.clone(), &self.shutdown);
-        while !self.shutdown.stop.is_cancelled() {
+        while !self.shutdown.stop.has_begun() {
             if !lane.is_scout && self.scout.load(Ordering::Acquire) {
                 if !self.sleep_until_work().await {
                     break;
@@ -207,7 +205,7 @@ impl Worker {
     async fn sleep_until_work(&self) -> bool {
         tokio::select! {
             () = self.wake.notified() => true,
-            () = self.shutdown.stop.cancelled() => false,
+            () = self.shutdown.stop.token().cancelled() => false,
         }
     }
 
@@ -221,7 +219,7 @@ impl Worker {
         let answer = tokio::select! {
             biased;
             answer = &mut call => answer,
-            () = lane.stop.as_mut() => {
+            () = &mut lane.stop => {
                 tokio::time::timeout(STOP_POLL_GRACE, call).await.ok()?
             }
         };
@@ -288,7 +286,7 @@ impl Worker {
         let mut sleep = self.sleep.lock().await;
         tokio::select! {
             () = sleep.sleep(pause) => true,
-            () = self.shutdown.stop.cancelled() => false,
+            () = self.shutdown.stop.token().cancelled() => false,
         }
     }
 
@@ -315,7 +313,7 @@ impl Worker {
                 // Its answer, whatever happens in there (see `Dispatcher::dispatch`).
                 let answered = self
                     .dispatcher
-                    .dispatch(task, &self.shutdown.interrupt)
+                    .dispatch(task, self.shutdown.interrupt.token())
                     .await;
                 tracing::debug!(
                     status = %answered.done.status,
@@ -359,11 +357,11 @@ impl Worker {
         let (mut delays, mut auth_delays) = (None, None);
         loop {
             // Once shutdown begins a lane takes no more work, from any source.
-            let accept_hand_back = !self.shutdown.stop.is_cancelled();
+            let accept_hand_back = !self.shutdown.stop.has_begun();
             let sent = tokio::select! {
                 biased;
                 sent = lane.hub.submit(&answered.done, &encoded, accept_hand_back) => sent,
-                () = lane.give_up.as_mut() => {
+                () = &mut lane.give_up => {
                     span.in_scope(|| self.give_up("shutdown could not wait longer for the hub to take it"));
                     return None;
                 }
@@ -417,7 +415,7 @@ impl Worker {
             });
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                () = lane.give_up.as_mut() => {
+                () = &mut lane.give_up => {
                     span.in_scope(|| self.give_up("shutdown could not wait longer for the hub to take it"));
                     return None;
                 }
