@@ -198,23 +198,23 @@ impl Runtime {
         tracing::info!(provider = %provider, drain_timeout_s = config.drain_timeout().as_secs_f64(), "shutting down: no new tasks; finishing those in flight");
         shutdown.stop.begin();
         let forced = match until(worker.as_mut(), config.drain_timeout(), &mut signals).await {
-            Stage::Finished(ended) => {
+            StageEnd::Finished(ended) => {
                 tracing::info!(provider = %provider, "provider stopped");
                 return ended;
             }
-            Stage::TimedOut => {
+            StageEnd::TimedOut => {
                 tracing::warn!(provider = %provider, "drain timeout reached: interrupting the actions still running");
                 shutdown.interrupt.begin();
                 match until(worker.as_mut(), RESULT_GRACE, &mut signals).await {
-                    Stage::Finished(ended) => {
+                    StageEnd::Finished(ended) => {
                         tracing::info!(provider = %provider, "provider stopped");
                         return ended;
                     }
-                    Stage::TimedOut => false,
-                    Stage::Signalled => true,
+                    StageEnd::TimedOut => false,
+                    StageEnd::Signalled => true,
                 }
             }
-            Stage::Signalled => true,
+            StageEnd::Signalled => true,
         };
         if forced {
             tracing::warn!(provider = %provider, "second shutdown signal: interrupting the actions still running");
@@ -242,7 +242,7 @@ impl Runtime {
 }
 
 /// How a stage of the shutdown ended.
-enum Stage {
+enum StageEnd {
     /// The worker returned.
     Finished(Result<(), Error>),
     /// The stage's time ran out.
@@ -256,11 +256,11 @@ async fn until(
     worker: impl Future<Output = Result<(), Error>>,
     limit: Duration,
     signals: &mut (impl Stream<Item = ()> + Unpin),
-) -> Stage {
+) -> StageEnd {
     tokio::select! {
-        ended = worker => Stage::Finished(ended),
-        () = tokio::time::sleep(limit) => Stage::TimedOut,
-        _ = signals.next() => Stage::Signalled,
+        ended = worker => StageEnd::Finished(ended),
+        () = tokio::time::sleep(limit) => StageEnd::TimedOut,
+        _ = signals.next() => StageEnd::Signalled,
     }
 }
 
