@@ -1,9 +1,13 @@
 //! Hostile and unusual hubs: what the `SubmitTaskResult` answer holds, results a hub does not
 //! take, results too large for it, and shutdown while the hub goes away. Exactly-once is
 //! counted on the hub's side, from the contract hub's record of every result it took.
+//!
+//! And polling ahead: a lane asks for its next task while it submits the last one's answer,
+//! unless the hub hands work back in its `SubmitTaskResult` answers. Checked from the hub's
+//! side: when each `GetTask` arrives, how many results are in flight and how many tasks are out.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -113,6 +117,20 @@ async fn another_task_in_an_unannounced_answer_is_not_run() {
     server.stop().await;
 }
 
+/// Serves `hub` on a free loopback port: its URL, and the server's task (abort it to stop).
+async fn serve(hub: impl Hub) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(HubServer::new(hub))
+            .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
+            .await
+            .unwrap();
+    });
+    (format!("http://{addr}"), server)
+}
+
 /// A hub that hands out one task, then announces a hand-back in every `SubmitTaskResult`
 /// answer and hands back the task just submitted.
 #[derive(Clone, Default)]
@@ -164,17 +182,8 @@ impl Hub for HandsBackTheSameTask {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handed_back_task_with_the_id_just_submitted_is_not_run_again() {
     let hub = HandsBackTheSameTask::default();
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(HubServer::new(hub.clone()))
-            .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true))),
-    );
-    let provider = RunningProvider::start(
-        HandWritten,
-        config(&format!("http://{addr}")).build().unwrap(),
-    );
+    let (url, server) = serve(hub.clone()).await;
+    let provider = RunningProvider::start(HandWritten, config(&url).build().unwrap());
     assert!(
         eventually(Duration::from_secs(10), || async {
             !hub.results.lock().unwrap().is_empty()
@@ -425,4 +434,151 @@ async fn a_hub_that_refuses_a_result_as_too_large_gets_the_small_answer() {
     );
     assert!(twice.payload.contains("omitted_bytes"), "{}", twice.payload);
     server.stop().await;
+}
+
+const POLL_AHEAD_LIMIT: Duration = Duration::from_secs(30);
+
+/// A hub that answers each `SubmitTaskResult` after `submit_delay`, with an empty `Task`, as a
+/// hub that knows nothing of hand-back does; it records what each `GetTask` found.
+#[derive(Clone, Default)]
+struct SlowSubmits {
+    queue: Arc<Mutex<VecDeque<Task>>>,
+    submit_delay: Duration,
+    /// Tasks handed out whose results have not been answered yet.
+    out: Arc<AtomicUsize>,
+    most_out: Arc<AtomicUsize>,
+    /// `GetTask` calls that arrived while a task was out: at concurrency 1, only a poll made
+    /// before the last result was answered.
+    polls_while_a_task_was_out: Arc<AtomicU64>,
+    polls: Arc<AtomicU64>,
+    results: Arc<Mutex<Vec<String>>>,
+}
+
+impl SlowSubmits {
+    fn with_echoes(count: usize, submit_delay: Duration) -> (Self, Vec<String>) {
+        let hub = Self {
+            submit_delay,
+            ..Self::default()
+        };
+        let ids: Vec<String> = (0..count).map(|i| format!("task-{i}")).collect();
+        hub.queue.lock().unwrap().extend(ids.iter().map(|id| Task {
+            id: id.clone(),
+            action: "echo".into(),
+            payload: format!(r#"{{"message":"{id}"}}"#).into_bytes().into(),
+            account: Default::default(),
+        }));
+        (hub, ids)
+    }
+}
+
+#[tonic::async_trait]
+impl Hub for SlowSubmits {
+    async fn get_task(
+        &self,
+        _request: tonic::Request<ProviderRequest>,
+    ) -> Result<tonic::Response<Task>, tonic::Status> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        if self.out.load(Ordering::SeqCst) > 0 {
+            self.polls_while_a_task_was_out
+                .fetch_add(1, Ordering::SeqCst);
+        }
+        let Some(task) = self.queue.lock().unwrap().pop_front() else {
+            return Ok(tonic::Response::new(Task::default()));
+        };
+        let out = self.out.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_out.fetch_max(out, Ordering::SeqCst);
+        Ok(tonic::Response::new(task))
+    }
+
+    async fn submit_task_result(
+        &self,
+        request: tonic::Request<TaskResult>,
+    ) -> Result<tonic::Response<Task>, tonic::Status> {
+        tokio::time::sleep(self.submit_delay).await;
+        self.results.lock().unwrap().push(request.into_inner().id);
+        self.out.fetch_sub(1, Ordering::SeqCst);
+        Ok(tonic::Response::new(Task::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_asks_for_its_next_task_while_it_submits_the_last() {
+    let (hub, ids) = SlowSubmits::with_echoes(20, Duration::from_millis(40));
+    let (url, server) = serve(hub.clone()).await;
+    let provider =
+        RunningProvider::start(HandWritten, config(&url).concurrency(1).build().unwrap());
+    assert!(
+        eventually(POLL_AHEAD_LIMIT, || async {
+            hub.results.lock().unwrap().len() == ids.len()
+        })
+        .await,
+        "every task answered"
+    );
+    provider.stop().await.unwrap();
+    server.abort();
+
+    let results = hub.results.lock().unwrap().clone();
+    assert_eq!(results.len(), ids.len(), "one result per task: {results:?}");
+    assert_eq!(
+        results.iter().collect::<BTreeSet<_>>(),
+        ids.iter().collect::<BTreeSet<_>>()
+    );
+    // One poll beside each of the 20 submits, each while that task was still out (the one
+    // beside the last found the queue empty); only the first poll and the scout's later ones
+    // find nothing out.
+    let beside = hub.polls_while_a_task_was_out.load(Ordering::SeqCst);
+    assert!(
+        beside >= ids.len() as u64,
+        "{beside} of {} polls went out while a result was in flight",
+        hub.polls.load(Ordering::SeqCst)
+    );
+    // At concurrency 1: the task being submitted and the one polled beside it, never more.
+    assert_eq!(hub.most_out.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_that_hands_work_back_is_not_polled_beside_each_submit() {
+    let (hub, server) = start_hub(Duration::ZERO).await;
+    let ids: Vec<String> = (0..200)
+        .map(|i| hub.enqueue(PROVIDER, "echo", json!({"message": i}), None))
+        .collect();
+    let provider = RunningProvider::start(
+        HandWritten,
+        config(&server.url()).concurrency(1).build().unwrap(),
+    );
+    for id in &ids {
+        assert!(hub.wait_done(id, POLL_AHEAD_LIMIT).await, "{id} answered");
+    }
+    let polls = hub.stats().get_task_calls;
+    provider.stop().await.unwrap();
+    let stats = hub.stats();
+    server.stop().await;
+    assert_eq!(stats.done, ids.len());
+    assert_eq!(stats.duplicate_results, 0);
+    // The first poll, the one beside the first submit (whose answer brought the first
+    // hand-back), then each task came in the answer to the last one's result; a few more once
+    // the queue ran dry.
+    assert!(polls <= 10, "{polls} polls for {} tasks", ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_polled_ahead_is_run_and_answered_when_shutdown_begins_meanwhile() {
+    // Each result takes 400 ms to go in: the second task arrives while the first's is in
+    // flight, and shutdown begins before that submit is answered.
+    let (hub, ids) = SlowSubmits::with_echoes(2, Duration::from_millis(400));
+    let (url, server) = serve(hub.clone()).await;
+    let provider =
+        RunningProvider::start(HandWritten, config(&url).concurrency(1).build().unwrap());
+    assert!(
+        eventually(POLL_AHEAD_LIMIT, || async {
+            hub.out.load(Ordering::SeqCst) == 2
+        })
+        .await,
+        "the second task went out while the first's result was in flight"
+    );
+    provider.stop().await.unwrap();
+    server.abort();
+    let results = hub.results.lock().unwrap().clone();
+    assert_eq!(results, ids, "both tasks answered once, in order");
+    assert_eq!(hub.queue.lock().unwrap().len(), 0);
 }

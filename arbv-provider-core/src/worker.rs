@@ -2,6 +2,10 @@
 //! answer. While the hub is idle or unreachable only one lane (the scout) polls; the others
 //! sleep until the scout finds work, so an idle provider sends a bounded number of polls
 //! whatever its concurrency.
+//!
+//! A lane asks for its next task while it submits the last one's answer (two calls in flight,
+//! one task running), unless the hub hands work back in its `SubmitTaskResult` answers: then
+//! the answer brings the next task and a poll beside it would only take a second one.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -58,13 +62,10 @@ enum Cut {
 /// What a lane keeps from one poll to the next.
 struct Lane {
     index: usize,
-    /// The lane's own client of the hub.
-    hub: HubClient,
-    /// Resolves once shutdown begins. Kept for the lane's life: it registers with the token
-    /// once, and then reads a flag on each poll of each call.
-    stop: StageWatch,
-    /// Resolves once results can no longer wait for the hub (kept, as `stop` is).
-    give_up: StageWatch,
+    /// Asks for tasks.
+    poller: Poller,
+    /// Submits answers, beside the poller's call when the lane polls ahead.
+    submitter: Submitter,
     /// Pauses after the hub could not be reached; made at the first failure.
     failures: Option<ExponentialBackoff>,
     /// Pauses after the hub refused the token; made at the first refusal.
@@ -74,12 +75,17 @@ struct Lane {
 }
 
 impl Lane {
-    fn new(index: usize, hub: HubClient, shutdown: &Shutdown) -> Self {
+    fn new(index: usize, hub: &HubClient, shutdown: &Shutdown) -> Self {
         Self {
             index,
-            hub,
-            stop: shutdown.stop.watch(),
-            give_up: shutdown.give_up.watch(),
+            poller: Poller {
+                hub: hub.clone(),
+                stop: shutdown.stop.watch(),
+            },
+            submitter: Submitter {
+                hub: hub.clone(),
+                give_up: shutdown.give_up.watch(),
+            },
             failures: None,
             auth_failures: None,
             is_scout: false,
@@ -93,10 +99,32 @@ impl Lane {
     }
 }
 
-/// What one `GetTask` brought, and when it was asked.
+/// A lane's `GetTask` side: its own client of the hub (each side has one, so that both can
+/// be in flight at once) and its wait on shutdown.
+struct Poller {
+    hub: HubClient,
+    /// Resolves once shutdown begins. Kept for the lane's life: it registers with the token
+    /// once, and then reads a flag on each poll of each call.
+    stop: StageWatch,
+}
+
+/// A lane's `SubmitTaskResult` side.
+struct Submitter {
+    hub: HubClient,
+    /// Resolves once results can no longer wait for the hub (kept, as `stop` is).
+    give_up: StageWatch,
+}
+
+/// What one `GetTask` brought, and how long the hub took to answer it.
 struct Polled {
     answer: Result<Option<IncomingTask>, HubError>,
-    asked: Instant,
+    took: Duration,
+}
+
+impl Polled {
+    fn has_task(&self) -> bool {
+        matches!(self.answer, Ok(Some(_)))
+    }
 }
 
 /// Shared by the lanes of one worker.
@@ -106,6 +134,9 @@ pub(crate) struct Worker {
     shutdown: Shutdown,
     idle: IdlePauses,
     scout: AtomicBool,
+    /// Set at the first task the hub hands back in a `SubmitTaskResult` answer: from then on
+    /// lanes wait for that answer instead of polling beside it.
+    hands_back: AtomicBool,
     /// The scout's pauses. Only the scout pauses, so the lock is never contended; it keeps the
     /// timer to one waiter all the same.
     sleep: tokio::sync::Mutex<FineSleep>,
@@ -130,6 +161,7 @@ impl Worker {
             shutdown,
             idle: IdlePauses::new(idle_poll_cap),
             scout: AtomicBool::new(false),
+            hands_back: AtomicBool::new(false),
             sleep: tokio::sync::Mutex::default(),
             wake: Notify::new(),
             readiness,
@@ -153,37 +185,41 @@ impl Worker {
     /// One lane: unless it is the scout it sleeps while another lane polls an idle hub; it
     /// polls, then runs what came (and what the hub hands back) or pauses before polling again.
     async fn lane(self: Arc<Self>, index: usize) {
-        let mut lane = Lane::new(index, self.hub.clone(), &self.shutdown);
-        while !self.shutdown.stop.has_begun() {
-            if !lane.is_scout && self.scout.load(Ordering::Acquire) {
-                if !self.sleep_until_work().await {
-                    break;
+        let mut lane = Lane::new(index, &self.hub, &self.shutdown);
+        // The answer to the poll made while the last result went in: a task in it runs even
+        // when shutdown has begun since (the hub counts it as delivered).
+        let mut ahead: Option<Polled> = None;
+        loop {
+            let polled = match ahead.take() {
+                Some(polled) => polled,
+                None if self.shutdown.stop.has_begun() => break,
+                None => {
+                    if !lane.is_scout && self.scout.load(Ordering::Acquire) {
+                        if !self.sleep_until_work().await {
+                            break;
+                        }
+                        continue;
+                    }
+                    let Some(polled) = Self::poll(&mut lane.poller).await else {
+                        break;
+                    };
+                    polled
                 }
-                continue;
-            }
-            let Some(polled) = Self::poll(&mut lane).await else {
-                break;
             };
-            if polled.answer.is_ok() {
-                self.hub_is_up();
-                lane.hub_answered();
-            }
+            self.count_poll(&mut lane, &polled);
             let pause = match polled.answer {
                 Ok(Some(task)) => {
-                    self.metrics().polled(Poll::Task);
                     self.work_found(&mut lane);
-                    self.run_chain(&mut lane, task).await;
+                    ahead = self.run_chain(&mut lane, task).await;
                     continue;
                 }
                 Ok(None) => {
-                    self.metrics().polled(Poll::Empty);
                     if !self.become_scout(&mut lane) {
                         continue;
                     }
-                    self.idle.no_work(polled.asked.elapsed())
+                    self.idle.no_work(polled.took)
                 }
                 Err(error) => {
-                    self.metrics().polled(Poll::Error);
                     let delay = self.hub_failed(&mut lane, &error);
                     if !self.become_scout(&mut lane) {
                         continue;
@@ -212,18 +248,35 @@ impl Worker {
     /// Asks the hub for a task. When shutdown begins while the call is in flight, its answer
     /// still gets [`STOP_POLL_GRACE`]: the hub may have handed out a task that is on its way,
     /// and a task the hub counts as delivered is not dropped. `None` once that grace is over.
-    async fn poll(lane: &mut Lane) -> Option<Polled> {
+    async fn poll(poller: &mut Poller) -> Option<Polled> {
         let asked = Instant::now();
-        let call = lane.hub.get_task();
+        let call = poller.hub.get_task();
         tokio::pin!(call);
         let answer = tokio::select! {
             biased;
             answer = &mut call => answer,
-            () = &mut lane.stop => {
+            () = &mut poller.stop => {
                 tokio::time::timeout(STOP_POLL_GRACE, call).await.ok()?
             }
         };
-        Some(Polled { answer, asked })
+        Some(Polled {
+            answer,
+            took: asked.elapsed(),
+        })
+    }
+
+    /// Counts a poll's answer; one that came at all shows the hub is up.
+    fn count_poll(&self, lane: &mut Lane, polled: &Polled) {
+        let counted = match polled.answer {
+            Ok(Some(_)) => Poll::Task,
+            Ok(None) => Poll::Empty,
+            Err(_) => Poll::Error,
+        };
+        if polled.answer.is_ok() {
+            self.hub_is_up();
+            lane.hub_answered();
+        }
+        self.metrics().polled(counted);
     }
 
     /// Work is back: the lane stops scouting and wakes one sleeping lane, which wakes the next
@@ -297,14 +350,23 @@ impl Worker {
     }
 
     /// Runs a task, submits its answer, and keeps going while the hub hands work back.
+    /// Returns the answer to a poll made beside the last submit, for the lane to go on with.
+    ///
+    /// Until the hub has handed a task back, each submit has a poll beside it while no lane
+    /// scouts an idle hub: at concurrency 1 a task then waits for one round trip instead of
+    /// two. Once the hub has handed one back, the submit's answer brings the next task and the
+    /// lane waits for it alone. A task polled beside a handed-back one (at the first hand-back,
+    /// and in the other lanes' calls then in flight) is kept for after the chain, whose
+    /// submits stop asking for more.
     ///
     /// The task runs in its span; the submit runs outside it, and enters it only to log.
     /// Inside it, every poll of the RPC would enter and leave the span, and tonic's buffer
     /// would carry it to its worker task and enter it there too: ~2,000 instructions a task
     /// for lines that are almost never written.
-    async fn run_chain(&self, lane: &mut Lane, first: IncomingTask) {
+    async fn run_chain(&self, lane: &mut Lane, first: IncomingTask) -> Option<Polled> {
         let mut next = Some(first);
         let mut source = Source::Poll;
+        let mut kept: Option<Polled> = None;
         while let Some(task) = next.take() {
             self.metrics().received(source);
             source = Source::HandBack;
@@ -324,20 +386,51 @@ impl Worker {
             }
             .instrument(span.clone())
             .await;
-            next = self.submit_until_taken(lane, answered, &span).await;
+            // Not while a scout polls: the hub had no work a moment ago, and the lane would
+            // only add a "no task" answer to the scout's.
+            let poll_ahead = kept.is_none()
+                && !self.hands_back.load(Ordering::Relaxed)
+                && !self.scout.load(Ordering::Acquire)
+                && !self.shutdown.stop.has_begun();
+            if !poll_ahead {
+                let take_more = kept.is_none();
+                next = self
+                    .submit_until_taken(&mut lane.submitter, answered, &span, take_more)
+                    .await;
+                continue;
+            }
+            let (handed_back, polled) = tokio::join!(
+                self.submit_until_taken(&mut lane.submitter, answered, &span, true),
+                Self::poll(&mut lane.poller),
+            );
+            let Some(handed_back) = handed_back else {
+                return polled;
+            };
+            self.hands_back.store(true, Ordering::Relaxed);
+            next = Some(handed_back);
+            match polled {
+                Some(polled) if polled.has_task() => kept = Some(polled),
+                // "No task" or a failure beside a task in hand says nothing for the lane to act on.
+                Some(polled) => self.count_poll(lane, &polled),
+                None => {}
+            }
         }
+        kept
     }
 
     /// Submits `done`, retrying with backoff while the failure may pass. Gives up on a result
     /// the hub refuses for good, or when shutdown can wait no longer; both are logged and
     /// counted. A result too large for the hub is replaced by a small `RESULT_TOO_LARGE` answer.
+    ///
+    /// The answer's task, when `take_more` and the hub handed one back.
     async fn submit_until_taken(
         &self,
-        lane: &mut Lane,
+        submitter: &mut Submitter,
         mut answered: Answered,
         span: &Span,
+        take_more: bool,
     ) -> Option<IncomingTask> {
-        let next = self.submit(lane, &mut answered, span).await;
+        let next = self.submit(submitter, &mut answered, span, take_more).await;
         // Counted once its answer has left (taken or given up), with the status it left with.
         self.dispatcher.record(&answered);
         next
@@ -345,9 +438,10 @@ impl Worker {
 
     async fn submit(
         &self,
-        lane: &mut Lane,
+        submitter: &mut Submitter,
         answered: &mut Answered,
         span: &Span,
+        take_more: bool,
     ) -> Option<IncomingTask> {
         let mut cut = Cut::Whole;
         let mut encoded = self.hub.encode(&answered.done);
@@ -357,11 +451,11 @@ impl Worker {
         let (mut delays, mut auth_delays) = (None, None);
         loop {
             // Once shutdown begins a lane takes no more work, from any source.
-            let accept_hand_back = !self.shutdown.stop.has_begun();
+            let accept_hand_back = take_more && !self.shutdown.stop.has_begun();
             let sent = tokio::select! {
                 biased;
-                sent = lane.hub.submit(&answered.done, &encoded, accept_hand_back) => sent,
-                () = &mut lane.give_up => {
+                sent = submitter.hub.submit(&answered.done, &encoded, accept_hand_back) => sent,
+                () = &mut submitter.give_up => {
                     span.in_scope(|| self.give_up("shutdown could not wait longer for the hub to take it"));
                     return None;
                 }
@@ -415,7 +509,7 @@ impl Worker {
             });
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                () = &mut lane.give_up => {
+                () = &mut submitter.give_up => {
                     span.in_scope(|| self.give_up("shutdown could not wait longer for the hub to take it"));
                     return None;
                 }
