@@ -13,16 +13,15 @@ use std::time::{Duration, Instant};
 
 use arbv_provider::dev_hub::TaskState;
 use arbv_provider_core::proto::hub_client::HubClient as RawClient;
-use arbv_provider_core::proto::hub_server::{Hub, HubServer};
+use arbv_provider_core::proto::hub_server::Hub;
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
 use arbv_provider_core::wire::{ACCEPT_HAND_BACK, HAND_BACK};
 use arbv_tests::contract_hub::{ContractHub, NoTask, SubmitAnswer};
 use arbv_tests::{
-    HandWritten, PROVIDER, RunningProvider, TOKEN, config, eventually, loopback, start_hub,
+    HandWritten, PROVIDER, RunningProvider, TOKEN, config, eventually, serve_hub, start_hub,
 };
 use serde_json::{Value, json};
 use tonic::Code;
-use tonic::transport::server::TcpIncoming;
 
 fn envelope(result: &TaskResult) -> Value {
     serde_json::from_str(&result.result).expect("the result is an envelope")
@@ -117,20 +116,6 @@ async fn another_task_in_an_unannounced_answer_is_not_run() {
     server.stop().await;
 }
 
-/// Serves `hub` on a free loopback port: its URL, and the server's task (abort it to stop).
-async fn serve(hub: impl Hub) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(HubServer::new(hub))
-            .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
-            .await
-            .unwrap();
-    });
-    (format!("http://{addr}"), server)
-}
-
 /// A hub that hands out one task, then announces a hand-back in every `SubmitTaskResult`
 /// answer and hands back the task just submitted.
 #[derive(Clone, Default)]
@@ -182,7 +167,7 @@ impl Hub for HandsBackTheSameTask {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handed_back_task_with_the_id_just_submitted_is_not_run_again() {
     let hub = HandsBackTheSameTask::default();
-    let (url, server) = serve(hub.clone()).await;
+    let (url, server) = serve_hub(hub.clone()).await;
     let provider = RunningProvider::start(HandWritten, config(&url).build().unwrap());
     assert!(
         eventually(Duration::from_secs(10), || async {
@@ -504,7 +489,7 @@ impl Hub for SlowSubmits {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lane_asks_for_its_next_task_while_it_submits_the_last() {
     let (hub, ids) = SlowSubmits::with_echoes(20, Duration::from_millis(40));
-    let (url, server) = serve(hub.clone()).await;
+    let (url, server) = serve_hub(hub.clone()).await;
     let provider =
         RunningProvider::start(HandWritten, config(&url).concurrency(1).build().unwrap());
     assert!(
@@ -566,7 +551,7 @@ async fn a_task_polled_ahead_is_run_and_answered_when_shutdown_begins_meanwhile(
     // Each result takes 400 ms to go in: the second task arrives while the first's is in
     // flight, and shutdown begins before that submit is answered.
     let (hub, ids) = SlowSubmits::with_echoes(2, Duration::from_millis(400));
-    let (url, server) = serve(hub.clone()).await;
+    let (url, server) = serve_hub(hub.clone()).await;
     let provider =
         RunningProvider::start(HandWritten, config(&url).concurrency(1).build().unwrap());
     assert!(

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use arbv_provider::dev_hub::{DevHub, TaskState};
 use arbv_provider_core::Metrics;
-use arbv_provider_core::proto::hub_server::{Hub, HubServer};
+use arbv_provider_core::proto::hub_server::Hub;
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
 use arbv_tests::contract_hub::{ContractHub, NoTask};
 use arbv_tests::hubs::{HubKind, TestHub};
 use arbv_tests::{
-    HandWritten, PROVIDER, RunningProvider, TOKEN, call, config, eventually, loopback,
-    on_both_hubs, start_hub,
+    HandWritten, PROVIDER, RunningProvider, TOKEN, call, config, eventually, on_both_hubs,
+    serve_hub, start_hub,
 };
 use serde_json::{Value, json};
 
@@ -618,18 +618,10 @@ impl Hub for NeverTakesResults {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submit_the_hub_never_answers_is_cut_at_the_stop_bound() {
     let hub = NeverTakesResults::default();
-    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(HubServer::new(hub.clone()))
-            .serve_with_incoming(
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            ),
-    );
+    let (url, server) = serve_hub(hub.clone()).await;
     let runtime = arbv_provider::Runtime::new(
         HandWritten,
-        config(&format!("http://{addr}"))
+        config(&url)
             .drain_timeout(Duration::from_millis(300))
             .build()
             .unwrap(),

@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use arbv_provider::dev_hub::{DevHub, RunningServer};
 use arbv_provider::{ActionError, ActionResponse, Config, Provider, ProviderDef};
+use arbv_provider_core::proto::hub_server::{Hub, HubServer};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
 
 /// The token the test hubs accept.
 pub const TOKEN: &str = "test-token-5b3d9c1e";
@@ -117,6 +119,22 @@ pub async fn start_hub(hold: Duration) -> (DevHub, RunningServer) {
     let hub = DevHub::builder().token(TOKEN).hold(hold).build();
     let server = hub.serve(loopback()).await.expect("the dev hub starts");
     (hub, server)
+}
+
+/// Serves a hub written for a test on a free loopback port: its URL, and the server's task
+/// (abort it to stop the hub).
+pub async fn serve_hub<H: Hub>(hub: H) -> (String, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_service(HubServer::new(hub))
+            // Our own listener's sockets do not get the server's no-delay setting: set it here.
+            .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true)))
+            .await
+            .unwrap();
+    });
+    (format!("http://{addr}"), server)
 }
 
 /// `127.0.0.1:0`.
