@@ -9,7 +9,8 @@
 //!   1, in interleaved rounds (medians shown, every run listed), with the provider's metrics
 //!   off, on (the default) and served and scraped;
 //! - the same through the dev hub in its hand-back mode (one RPC per task under load);
-//! - p99 latency at half of peak throughput against a dev hub that does not hand work back;
+//! - p99 latency at half of peak throughput against a dev hub that does not hand work back,
+//!   split into each task's wait for a `GetTask` and its time out at the provider;
 //! - the curve as concurrency grows; the cost as payloads grow (echo, a 10 KB order, 1 MB);
 //! - 1, 2 and 4 provider processes against one hub;
 //! - start to first `GetTask`; an idle provider's polls, CPU and memory (and what the memory is).
@@ -556,9 +557,40 @@ struct Paced {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    /// Enqueue to first delivery: the wait for a provider's `GetTask`.
+    wait: Spread,
+    /// First delivery to result: the task out at the provider, the submit included.
+    out: Spread,
     cpu_us: f64,
     hub_cpu_us: f64,
     rpcs_per_task: f64,
+}
+
+/// The middle and the tail of some durations, in ms.
+#[derive(Clone, Copy)]
+struct Spread {
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Spread {
+    fn of(mut ms: Vec<f64>) -> Self {
+        Self {
+            p50_ms: quantile(&mut ms, 0.5),
+            p99_ms: quantile(&mut ms, 0.99),
+        }
+    }
+}
+
+/// Enqueue to first delivery and first delivery to result of each answered task, in ms.
+fn waits_and_outs_ms(hub: &DevHub, ids: &[String]) -> (Vec<f64>, Vec<f64>) {
+    ids.iter()
+        .filter_map(|id| {
+            let task = hub.task(id)?;
+            let (wait, latency) = (task.wait_s?, task.latency_s?);
+            Some((wait * 1e3, (latency - wait) * 1e3))
+        })
+        .unzip()
 }
 
 /// Enqueues `rate` echo tasks a second for `duration` in bursts: it catches up with the
@@ -638,6 +670,7 @@ async fn measure_paced(
     worker.stop().await;
     server.stop().await;
     let mut latencies = latencies_ms(&hub, &ids);
+    let (waits, outs) = waits_and_outs_ms(&hub, &ids);
     let tasks = ids.len() as f64;
     Paced {
         achieved: tasks / elapsed.as_secs_f64(),
@@ -645,6 +678,8 @@ async fn measure_paced(
         p50_ms: quantile(&mut latencies, 0.5),
         p99_ms: quantile(&mut latencies, 0.99),
         max_ms: quantile(&mut latencies, 1.0),
+        wait: Spread::of(waits),
+        out: Spread::of(outs),
         cpu_us: (worker1 - worker0) * 1e6 / tasks,
         hub_cpu_us: (hub1 - hub0) * 1e6 / tasks,
         rpcs_per_task: (rpcs1 - rpcs0) as f64 / tasks,
@@ -1271,6 +1306,13 @@ fn print_latency(latency: &Latency, settings: &Settings) {
             Latency::p99_ms(paced),
             list(&all_of(paced, |p| p.p99_ms), 2),
             median_of(paced, |p| p.max_ms)
+        );
+        println!(
+            "       of which              waiting for a GetTask p50 {:.2} · p99 {:.2} ms; out at the provider p50 {:.2} · p99 {:.2} ms",
+            median_of(paced, |p| p.wait.p50_ms),
+            median_of(paced, |p| p.wait.p99_ms),
+            median_of(paced, |p| p.out.p50_ms),
+            median_of(paced, |p| p.out.p99_ms)
         );
         println!(
             "     CPU µs per task         provider {:.1} · hub process {:.1} · {:.2} RPCs per task",

@@ -155,6 +155,11 @@ async fn a_duplicate_result_is_counted_and_ignored_and_stats_count_every_call() 
         shown["result"], first,
         "the admin API shows the first result"
     );
+    let (wait, latency) = (shown["wait_s"].as_f64(), shown["latency_s"].as_f64());
+    assert!(
+        matches!((wait, latency), (Some(w), Some(l)) if 0.0 <= w && w <= l),
+        "the wait for a provider is part of the latency: {shown}"
+    );
     admin.stop().await;
     server.stop().await;
 }

@@ -39,6 +39,9 @@ pub struct TaskInfo {
     pub state: TaskState,
     /// How many times it was given to a provider.
     pub deliveries: u32,
+    /// Seconds from enqueue to its first delivery, once given out: the part of `latency_s`
+    /// the task spent waiting for a provider to ask.
+    pub wait_s: Option<f64>,
     /// Seconds from enqueue to result, once answered.
     pub latency_s: Option<f64>,
     /// The result envelope, once answered.
@@ -77,6 +80,8 @@ struct Record {
     deliveries: u32,
     enqueued: Instant,
     leased_at: Option<Instant>,
+    /// From enqueue to the first delivery.
+    wait: Option<Duration>,
     latency: Option<Duration>,
     result: Option<Arc<String>>,
     /// Wakes those waiting for the result; made only for tasks someone waits on.
@@ -245,6 +250,7 @@ impl State {
                     deliveries: 0,
                     enqueued: Instant::now(),
                     leased_at: None,
+                    wait: None,
                     latency: None,
                     result: None,
                     done: None,
@@ -289,6 +295,9 @@ impl State {
             *leased_count += 1;
             record.deliveries += 1;
             record.leased_at = Some(now);
+            record
+                .wait
+                .get_or_insert_with(|| now.duration_since(record.enqueued));
             leased.insert(id.clone());
             // Later leases run out later: an expiry already set stays the earliest.
             next_expiry.get_or_insert(now + self.lease);
@@ -472,6 +481,7 @@ fn info(id: &str, record: &Record) -> TaskInfo {
         action: record.action.clone(),
         state: record.state,
         deliveries: record.deliveries,
+        wait_s: record.wait.map(|w| w.as_secs_f64()),
         latency_s: record.latency.map(|l| l.as_secs_f64()),
         result: record
             .result
@@ -523,6 +533,23 @@ mod tests {
             "an answered task is not offered again"
         );
         assert_eq!(state.take_next("p2").unwrap().id, b);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_is_from_enqueue_to_the_first_delivery_and_stays_when_offered_again() {
+        let lease = Duration::from_millis(400);
+        let state = state(lease);
+        let a = enqueue(&state, "p1");
+        assert_eq!(state.task(&a).unwrap().wait_s, None, "not given out yet");
+        tokio::time::advance(Duration::from_millis(5)).await;
+        state.take_next("p1").unwrap();
+        assert_eq!(state.task(&a).unwrap().wait_s, Some(0.005));
+        tokio::time::advance(lease).await;
+        state.take_next("p1").unwrap();
+        state.complete(&a, "p1", "{}".into()).ok().unwrap();
+        let info = state.task(&a).unwrap();
+        assert_eq!((info.deliveries, info.wait_s), (2, Some(0.005)));
+        assert_eq!(info.latency_s, Some(0.405));
     }
 
     fn answer(state: &State, provider: &str) -> String {
