@@ -478,11 +478,30 @@ async fn drive(hub: &DevHub, n: usize, window: usize) -> Vec<String> {
     ids
 }
 
-fn latencies_ms(hub: &DevHub, ids: &[String]) -> Vec<f64> {
-    ids.iter()
-        .filter_map(|id| hub.task(id)?.latency_s)
-        .map(|s| s * 1e3)
-        .collect()
+/// The answered tasks' times in ms, each task read from the hub once.
+#[derive(Default)]
+struct TaskTimes {
+    /// Enqueue to result.
+    latencies: Vec<f64>,
+    /// Enqueue to first delivery: the wait for a provider's `GetTask`.
+    waits: Vec<f64>,
+    /// First delivery to result: the task out at the provider, the submit included.
+    outs: Vec<f64>,
+}
+
+fn task_times_ms(hub: &DevHub, ids: &[String]) -> TaskTimes {
+    let mut times = TaskTimes::default();
+    for task in ids.iter().filter_map(|id| hub.task(id)) {
+        let Some(latency) = task.latency_s else {
+            continue;
+        };
+        times.latencies.push(latency * 1e3);
+        if let Some(wait) = task.wait_s {
+            times.waits.push(wait * 1e3);
+            times.outs.push((latency - wait) * 1e3);
+        }
+    }
+    times
 }
 
 fn rpcs(hub: &DevHub) -> u64 {
@@ -503,7 +522,7 @@ async fn measure_hand_back(role: Role, concurrency: usize, n: usize) -> Run {
     let rpcs1 = rpcs(&hub);
     worker.stop().await;
     server.stop().await;
-    let mut latencies = latencies_ms(&hub, &ids);
+    let mut latencies = task_times_ms(&hub, &ids).latencies;
     Run {
         tasks_per_s: n as f64 / (t1 - t0).as_secs_f64(),
         p50_ms: quantile(&mut latencies, 0.5),
@@ -582,17 +601,6 @@ impl Spread {
     }
 }
 
-/// Enqueue to first delivery and first delivery to result of each answered task, in ms.
-fn waits_and_outs_ms(hub: &DevHub, ids: &[String]) -> (Vec<f64>, Vec<f64>) {
-    ids.iter()
-        .filter_map(|id| {
-            let task = hub.task(id)?;
-            let (wait, latency) = (task.wait_s?, task.latency_s?);
-            Some((wait * 1e3, (latency - wait) * 1e3))
-        })
-        .unzip()
-}
-
 /// Enqueues `rate` echo tasks a second for `duration` in bursts: it catches up with the
 /// schedule, then sleeps a tick.
 async fn feed_ticked(hub: &DevHub, rate: f64, duration: Duration) -> Vec<String> {
@@ -669,8 +677,11 @@ async fn measure_paced(
     let rpcs1 = rpcs(&hub);
     worker.stop().await;
     server.stop().await;
-    let mut latencies = latencies_ms(&hub, &ids);
-    let (waits, outs) = waits_and_outs_ms(&hub, &ids);
+    let TaskTimes {
+        mut latencies,
+        waits,
+        outs,
+    } = task_times_ms(&hub, &ids);
     let tasks = ids.len() as f64;
     Paced {
         achieved: tasks / elapsed.as_secs_f64(),
