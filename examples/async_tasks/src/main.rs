@@ -4,7 +4,7 @@
 use arbv_provider::prelude::*;
 use async_tasks::AsyncTasks;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     AsyncTasks::new()?.serve().await?;
     Ok(())

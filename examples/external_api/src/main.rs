@@ -4,7 +4,7 @@
 use arbv_provider::prelude::*;
 use external_api::GitHub;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     GitHub::from_env()?.serve().await?;
     Ok(())

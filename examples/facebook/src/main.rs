@@ -4,7 +4,7 @@
 use arbv_provider::prelude::*;
 use facebook::{Facebook, GraphConfig};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let graph = GraphConfig::from_env()?;
     Facebook::new(graph)?.serve().await?;

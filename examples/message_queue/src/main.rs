@@ -5,7 +5,7 @@
 use arbv_provider::prelude::*;
 use message_queue::{AmqpUrl, MessageQueue};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = AmqpUrl::from_env()?;
     MessageQueue::new(url).serve().await?;

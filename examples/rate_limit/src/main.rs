@@ -3,7 +3,7 @@
 use arbv_provider::prelude::*;
 use rate_limit::{RateLimited, SharedBudget};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     SharedBudget::from_env()?.install();
     RateLimited.serve().await?;

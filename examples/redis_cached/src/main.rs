@@ -7,7 +7,7 @@ use arbv_provider::prelude::*;
 use arbv_provider::telemetry::init_logging;
 use redis_cached::RedisCached;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::args().skip(1).any(|arg| arg == "--manifest") {
         println!(
