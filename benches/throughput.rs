@@ -13,11 +13,14 @@
 //!   split into each task's wait for a `GetTask` and its time out at the provider;
 //! - the curve as concurrency grows; the cost as payloads grow (echo, a 10 KB order, 1 MB);
 //! - 1, 2 and 4 provider processes against one hub;
+//! - the provider and the bare client on tokio's multi-threaded runtime beside the
+//!   current-thread one the examples use, and the multi-threaded provider's idle memory;
 //! - start to first `GetTask`; an idle provider's polls, CPU and memory (and what the memory is).
 //!
 //! The provider is `bench-provider`, this package's binary: `basic::Basic` with the `main` a
-//! user writes, configured from the environment and stopped with SIGTERM. The bare client is
-//! this executable started again with `ARBV_BENCH_ROLE=client`. Each runs in its own process, so
+//! user writes (one thread: `#[tokio::main(flavor = "current_thread")]`), configured from the
+//! environment and stopped with SIGTERM. The bare client is this executable started again with
+//! `ARBV_BENCH_ROLE=client`, on a current-thread runtime too. Each runs in its own process, so
 //! its CPU time and memory are its own; hubs run in this process.
 //!
 //! The last line printed is `ratio <provider ÷ client tasks/s, no hand-back, concurrency 16>;
@@ -31,6 +34,7 @@
 //! For profiling: `ARBV_BENCH_ONLY=idle` runs only the start and idle measurements;
 //! `ARBV_BENCH_ONLY=latency` runs only the paced runs, at `ARBV_BENCH_RATE` tasks/s
 //! (default 10000); `ARBV_BENCH_ONLY=hand-back` only the dev hub's hand-back rounds;
+//! `ARBV_BENCH_ONLY=runtime` only the rounds on both tokio runtimes;
 //! `ARBV_BENCH_ONLY=provider` (or `client`) runs only the no-hand-back run, `ARBV_BENCH_REPEAT`
 //! times, with `ARBV_BENCH_LOAD=echo|order|1mb` (default echo), and prints
 //! how many tasks the child answered in all; `ARBV_BENCH_WRAP="valgrind --tool=callgrind"`
@@ -55,13 +59,15 @@ const ROLE: &str = "ARBV_BENCH_ROLE";
 const TOKEN: &str = "bench-token-7d41c0";
 const PROVIDER: &str = "basic-provider";
 const PROVIDER_EXE: &str = env!("CARGO_BIN_EXE_bench-provider");
+const PROVIDER_MULTI_THREAD_EXE: &str = env!("CARGO_BIN_EXE_bench-provider-multi-thread");
 const CURVE: [usize; 6] = [1, 2, 4, 8, 16, 32];
 const PROCESSES: [usize; 3] = [1, 2, 4];
 
 fn main() {
-    if std::env::var(ROLE).as_deref() == Ok("client") {
-        run_client();
-        return;
+    match std::env::var(ROLE).as_deref() {
+        Ok("client") => return run_client(Runtime::CurrentThread),
+        Ok("client-multi-thread") => return run_client(Runtime::MultiThread),
+        _ => {}
     }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     runtime.block_on(orchestrate(Settings::from_env()));
@@ -70,9 +76,16 @@ fn main() {
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
-/// The bare client: the two RPCs and a canned result, until the parent closes our stdin.
-fn run_client() {
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+/// The bare client: the two RPCs and a canned result, until the parent closes our stdin. On the
+/// runtime the provider it is measured beside runs on.
+fn run_client(runtime: Runtime) {
+    let runtime = match runtime {
+        Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()
+    .expect("a tokio runtime");
     runtime.block_on(async {
         let url = std::env::var("HUB_GRPC_URL").expect("HUB_GRPC_URL");
         let lanes = env_usize("PROVIDER_CONCURRENCY", DEFAULT_CONCURRENCY);
@@ -90,10 +103,25 @@ fn run_client() {
     std::process::exit(0);
 }
 
+/// The tokio runtime a worker process runs on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Runtime {
+    /// `#[tokio::main(flavor = "current_thread")]`: one thread, as the examples ask for.
+    CurrentThread,
+    /// `#[tokio::main]`: tokio's default, a worker thread per core.
+    MultiThread,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Role {
+    /// `bench-provider`: `examples/basic` with its `main`, on a current-thread runtime.
     Provider,
+    /// The bare client, on a current-thread runtime like the provider's.
     Client,
+    /// `bench-provider-multi-thread`: the same provider on tokio's multi-threaded runtime.
+    ProviderMultiThread,
+    /// The bare client on tokio's multi-threaded runtime.
+    ClientMultiThread,
 }
 
 impl Role {
@@ -101,7 +129,13 @@ impl Role {
         match self {
             Role::Provider => "provider",
             Role::Client => "client",
+            Role::ProviderMultiThread => "provider-multi-thread",
+            Role::ClientMultiThread => "client-multi-thread",
         }
+    }
+
+    fn is_provider(self) -> bool {
+        matches!(self, Role::Provider | Role::ProviderMultiThread)
     }
 }
 
@@ -116,7 +150,10 @@ impl Worker {
         let exe = match role {
             Role::Provider => std::env::var_os("ARBV_BENCH_PROVIDER")
                 .map_or_else(|| PROVIDER_EXE.into(), std::path::PathBuf::from),
-            Role::Client => std::env::current_exe().expect("the benchmark knows its own path"),
+            Role::ProviderMultiThread => PROVIDER_MULTI_THREAD_EXE.into(),
+            Role::Client | Role::ClientMultiThread => {
+                std::env::current_exe().expect("the benchmark knows its own path")
+            }
         };
         let wrap = std::env::var("ARBV_BENCH_WRAP").unwrap_or_default();
         let mut wrap = wrap.split_whitespace();
@@ -153,12 +190,13 @@ impl Worker {
     /// Stops it as it is stopped in production (SIGTERM for the provider; the client has
     /// nothing to drain) and waits for it to exit, killing it after 30 s.
     async fn stop(mut self) {
-        match self.role {
+        if self.role.is_provider() {
             // SAFETY: kill(2) with a pid we started and have not reaped yet.
-            Role::Provider => unsafe {
+            unsafe {
                 libc::kill(self.pid() as libc::pid_t, libc::SIGTERM);
-            },
-            Role::Client => drop(self.child.stdin.take()),
+            }
+        } else {
+            drop(self.child.stdin.take());
         }
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -755,9 +793,15 @@ struct Idle {
     resident: Vec<Resident>,
 }
 
-async fn measure_idle(hold: Duration, concurrency: usize, idle: Duration, samples: usize) -> Idle {
+async fn measure_idle(
+    provider: Role,
+    hold: Duration,
+    concurrency: usize,
+    idle: Duration,
+    samples: usize,
+) -> Idle {
     let (hub, server) = start_hub(hold, false).await;
-    let worker = Worker::spawn(Role::Provider, &server.url(), concurrency, &[]);
+    let worker = Worker::spawn(provider, &server.url(), concurrency, &[]);
     // A provider that has worked, then fell idle: the usual life of one.
     drive(&hub, 1_000, 2 * concurrency).await;
     let mut figures = Idle {
@@ -878,6 +922,11 @@ async fn profile_only(which: &str, settings: &Settings) {
         print_latency(&latency, settings);
         return;
     }
+    if which == "runtime" {
+        let runtimes = measure_runtimes(settings).await;
+        print_runtimes(&runtimes, settings);
+        return;
+    }
     if which == "hand-back" {
         let hand_back = measure_hand_back_rounds(settings).await;
         print_hand_back(&hand_back, settings);
@@ -927,10 +976,12 @@ async fn orchestrate(settings: Settings) {
     measure_and_print_curve(&settings).await;
     measure_and_print_payloads(&settings).await;
     measure_and_print_scale(&settings).await;
+    let runtimes = measure_runtimes(&settings).await;
+    print_runtimes(&runtimes, &settings);
     let starts = measure_starts().await;
     let idle = measure_idle_spells(&settings).await;
     print_idle(&idle, &starts, &settings);
-    print_targets(&rounds, &latency, &idle, &starts, &settings);
+    print_targets(&rounds, &latency, &idle, &starts, &runtimes, &settings);
     print_footer(started, &rounds);
 }
 
@@ -1040,10 +1091,10 @@ async fn measure_rounds(settings: &Settings) -> Vec<Round> {
 
 /// The median over rounds of `over ÷ under` taken within each round (paired, so that a slow
 /// moment of the machine hits both sides of a ratio).
-fn paired_ratio(
-    rounds: &[Round],
-    over: impl Fn(&Round) -> f64,
-    under: impl Fn(&Round) -> f64,
+fn paired_ratio<R>(
+    rounds: &[R],
+    over: impl Fn(&R) -> f64,
+    under: impl Fn(&R) -> f64,
 ) -> (f64, Vec<f64>) {
     let ratios: Vec<f64> = rounds.iter().map(|r| over(r) / under(r)).collect();
     (median(&ratios), ratios)
@@ -1178,9 +1229,10 @@ async fn measure_hand_back_rounds(settings: &Settings) -> HandBack {
         roles.rotate_left(round % 2);
         for role in roles {
             let run = measure_hand_back(role, c, n).await;
-            match role {
-                Role::Client => figures.clients.push(run),
-                Role::Provider => figures.providers.push(run),
+            if role.is_provider() {
+                figures.providers.push(run);
+            } else {
+                figures.clients.push(run);
             }
         }
     }
@@ -1492,9 +1544,146 @@ struct IdleSpells {
 async fn measure_idle_spells(settings: &Settings) -> IdleSpells {
     let (c, idle) = (settings.concurrency, settings.idle);
     IdleSpells {
-        at_once: measure_idle(Duration::ZERO, c, idle, 5).await,
-        held: measure_idle(DEFAULT_HOLD, c, idle, 2).await,
+        at_once: measure_idle(Role::Provider, Duration::ZERO, c, idle, 5).await,
+        held: measure_idle(Role::Provider, DEFAULT_HOLD, c, idle, 2).await,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runtime: the examples' current-thread runtime against tokio's multi-threaded default
+
+/// One round of the runtime comparison, against the trivial hub at the benchmark's concurrency.
+struct RuntimeRound {
+    client: Steady,
+    provider: Steady,
+    client_multi: Steady,
+    provider_multi: Steady,
+}
+
+struct Runtimes {
+    rounds: Vec<RuntimeRound>,
+    /// The provider on the multi-threaded runtime, idle against a hub answering at once.
+    idle_multi: Idle,
+}
+
+/// The provider and the bare client on each runtime, interleaved (each round in another
+/// order); then the multi-threaded provider idle.
+async fn measure_runtimes(settings: &Settings) -> Runtimes {
+    let (c, window) = (settings.concurrency, settings.window);
+    let mut rounds = Vec::new();
+    for round in 0..settings.repeat {
+        let mut roles = [
+            Role::Client,
+            Role::Provider,
+            Role::ClientMultiThread,
+            Role::ProviderMultiThread,
+        ];
+        let count = roles.len();
+        roles.rotate_left(round % count);
+        let mut runs = Vec::new();
+        for role in roles {
+            let run = measure_steady(role, Load::Echo, c, 1, Metrics::Recorded, window).await;
+            runs.push((role, run));
+        }
+        let mut take = |wanted: Role| {
+            let at = runs
+                .iter()
+                .position(|(role, _)| *role == wanted)
+                .expect("each role ran");
+            runs.swap_remove(at).1
+        };
+        rounds.push(RuntimeRound {
+            client: take(Role::Client),
+            provider: take(Role::Provider),
+            client_multi: take(Role::ClientMultiThread),
+            provider_multi: take(Role::ProviderMultiThread),
+        });
+    }
+    let idle_multi = measure_idle(
+        Role::ProviderMultiThread,
+        Duration::ZERO,
+        c,
+        settings.idle,
+        2,
+    )
+    .await;
+    Runtimes { rounds, idle_multi }
+}
+
+fn print_runtimes(runtimes: &Runtimes, settings: &Settings) {
+    let rounds = &runtimes.rounds;
+    println!(
+        "== runtime: concurrency {}, no hand-back, on the current-thread runtime the examples ask for (`#[tokio::main(flavor = \"current_thread\")]`) and on tokio's multi-threaded default (`#[tokio::main]`), {} interleaved rounds",
+        settings.concurrency,
+        rounds.len()
+    );
+    println!(
+        "   {:<34} {:>12} {:>12} {:>18}",
+        "", "bare client", "provider", "provider ÷ client"
+    );
+    type Figure = fn(&RuntimeRound) -> &Steady;
+    type Measure = fn(&Steady) -> f64;
+    let flavours: [(&str, Figure, Figure); 2] = [
+        ("current thread", |r| &r.client, |r| &r.provider),
+        ("multi-thread  ", |r| &r.client_multi, |r| &r.provider_multi),
+    ];
+    for (name, client, provider) in flavours {
+        let figures: [(&str, Measure, usize); 2] = [
+            ("tasks/s", |s| s.tasks_per_s, 0),
+            ("CPU µs per task", |s| s.cpu_us, 1),
+        ];
+        for (i, (label, figure, decimals)) in figures.into_iter().enumerate() {
+            let (ratio, per_round) =
+                paired_ratio(rounds, |r| figure(provider(r)), |r| figure(client(r)));
+            let shown = |value: f64| match decimals {
+                0 => thousands(value),
+                _ => format!("{value:.1}"),
+            };
+            println!(
+                "   {:<14} {label:<20}{:>12} {:>12} {ratio:>18.2}   (per round: {})",
+                if i == 0 { name } else { "" },
+                shown(median_of(rounds, |r| figure(client(r)))),
+                shown(median_of(rounds, |r| figure(provider(r)))),
+                list(&per_round, 2)
+            );
+        }
+    }
+    let multi_over_current = |figure: fn(&Steady) -> f64| {
+        (
+            paired_ratio(rounds, |r| figure(&r.client_multi), |r| figure(&r.client)).0,
+            paired_ratio(
+                rounds,
+                |r| figure(&r.provider_multi),
+                |r| figure(&r.provider),
+            )
+            .0,
+        )
+    };
+    let (tps_client, tps_provider) = multi_over_current(|s| s.tasks_per_s);
+    let (cpu_client, cpu_provider) = multi_over_current(|s| s.cpu_us);
+    println!(
+        "   multi-thread ÷ current thread: tasks/s {tps_client:.2} (client), {tps_provider:.2} (provider); CPU per task {cpu_client:.2} (client), {cpu_provider:.2} (provider)"
+    );
+    let idle = &runtimes.idle_multi;
+    println!(
+        "   the provider on the multi-threaded runtime, idle against a hub answering at once: RSS {}; {:.1} polls/s",
+        resident_medians(idle),
+        median(&idle.polls_per_s)
+    );
+    println!();
+}
+
+/// The idle provider's resident memory, by kind: medians over its samples.
+fn resident_medians(figures: &Idle) -> String {
+    let resident =
+        |f: fn(&Resident) -> f64| median(&figures.resident.iter().map(f).collect::<Vec<_>>());
+    format!(
+        "median {:.1} MiB: executable {:.1} · shared libraries {:.1} · anonymous (heap, stacks, buffers) {:.1}",
+        resident(Resident::total),
+        resident(|r| r.executable),
+        resident(|r| r.libraries),
+        resident(|r| r.anonymous)
+    )
 }
 
 fn print_idle(spells: &IdleSpells, starts: &[f64], settings: &Settings) {
@@ -1538,15 +1727,7 @@ fn print_idle(spells: &IdleSpells, starts: &[f64], settings: &Settings) {
             median(&figures.cpu_percent),
             list(&figures.cpu_percent, 2)
         );
-        let resident =
-            |f: fn(&Resident) -> f64| median(&figures.resident.iter().map(f).collect::<Vec<_>>());
-        println!(
-            "     RSS while idle          median {:.1} MiB: executable {:.1} · shared libraries {:.1} · anonymous (heap, stacks, buffers) {:.1}",
-            resident(Resident::total),
-            resident(|r| r.executable),
-            resident(|r| r.libraries),
-            resident(|r| r.anonymous)
-        );
+        println!("     RSS while idle          {}", resident_medians(figures));
     }
     println!();
 }
@@ -1556,12 +1737,15 @@ fn print_targets(
     latency: &Latency,
     spells: &IdleSpells,
     starts: &[f64],
+    runtimes: &Runtimes,
     settings: &Settings,
 ) {
     let IdleSpells { at_once, held } = spells;
     let (c, idle) = (settings.concurrency, settings.idle);
     let idle_rss = |f: &Idle| median(&f.resident.iter().map(Resident::total).collect::<Vec<_>>());
+    // MiB to MB: the target is in MB.
     let idle_mb = idle_rss(at_once).max(idle_rss(held)) * 1.048_576;
+    let multi_mb = idle_rss(&runtimes.idle_multi) * 1.048_576;
     let first_ms = median(&at_once.first_task_ms);
     let idle_polls = at_once.polls_per_s.iter().copied().fold(0.0, f64::max);
     let (tps_16, cpu_16) = (tasks_ratio(rounds), cpu_ratio(rounds));
@@ -1610,6 +1794,10 @@ fn print_targets(
     println!(
         "   idle RSS: {idle_mb:.1} MB (< 10 MB) {}",
         verdict(idle_mb < 10.0)
+    );
+    println!(
+        "   idle RSS on tokio's multi-threaded runtime (`#[tokio::main]`): {multi_mb:.1} MB (< 10 MB) {}",
+        verdict(multi_mb < 10.0)
     );
     println!(
         "   start to first GetTask: median {start_ms:.1} ms (< 20 ms) {}",

@@ -5,7 +5,7 @@
 use arbv_provider::prelude::*;
 use basic::Basic;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), arbv_provider::Error> {
     Basic.serve().await
 }
