@@ -1030,13 +1030,34 @@ enum Slot {
     Provider1,
 }
 
+/// Measures each of `slots` once, in an order rotated by `round` so that over the rounds noise
+/// from other work hits them alike; then hands each run out by its slot.
+async fn rotated<S: Copy + PartialEq, const N: usize>(
+    mut slots: [S; N],
+    round: usize,
+    mut measure: impl AsyncFnMut(S) -> Steady,
+) -> impl FnMut(S) -> Steady {
+    slots.rotate_left(round % N);
+    let mut runs = Vec::with_capacity(N);
+    for slot in slots {
+        runs.push((slot, measure(slot).await));
+    }
+    move |wanted| {
+        let at = runs
+            .iter()
+            .position(|(slot, _)| *slot == wanted)
+            .expect("each slot ran");
+        runs.swap_remove(at).1
+    }
+}
+
 /// The key figures, repeated and interleaved (each round in another order) so that noise from
 /// other work hits them alike.
 async fn measure_rounds(settings: &Settings) -> Vec<Round> {
     let (c, window) = (settings.concurrency, settings.window);
     let mut rounds = Vec::new();
     for round in 0..settings.repeat {
-        let mut slots = [
+        let slots = [
             Slot::Client,
             Slot::Provider,
             Slot::MetricsOff,
@@ -1044,10 +1065,7 @@ async fn measure_rounds(settings: &Settings) -> Vec<Round> {
             Slot::Client1,
             Slot::Provider1,
         ];
-        let count = slots.len();
-        slots.rotate_left(round % count);
-        let mut runs = Vec::new();
-        for slot in slots {
+        let mut take = rotated(slots, round, async |slot| {
             let (role, lanes, metrics) = match slot {
                 Slot::Client => (Role::Client, c, Metrics::Recorded),
                 Slot::Provider => (Role::Provider, c, Metrics::Recorded),
@@ -1056,16 +1074,9 @@ async fn measure_rounds(settings: &Settings) -> Vec<Round> {
                 Slot::Client1 => (Role::Client, 1, Metrics::Recorded),
                 Slot::Provider1 => (Role::Provider, 1, Metrics::Recorded),
             };
-            let run = measure_steady(role, Load::Echo, lanes, 1, metrics, window).await;
-            runs.push((slot, run));
-        }
-        let mut take = |wanted: Slot| {
-            let at = runs
-                .iter()
-                .position(|(slot, _)| *slot == wanted)
-                .expect("each slot ran");
-            runs.swap_remove(at).1
-        };
+            measure_steady(role, Load::Echo, lanes, 1, metrics, window).await
+        })
+        .await;
         let round = Round {
             client: take(Slot::Client),
             provider: take(Slot::Provider),
@@ -1572,26 +1583,16 @@ async fn measure_runtimes(settings: &Settings) -> Runtimes {
     let (c, window) = (settings.concurrency, settings.window);
     let mut rounds = Vec::new();
     for round in 0..settings.repeat {
-        let mut roles = [
+        let roles = [
             Role::Client,
             Role::Provider,
             Role::ClientMultiThread,
             Role::ProviderMultiThread,
         ];
-        let count = roles.len();
-        roles.rotate_left(round % count);
-        let mut runs = Vec::new();
-        for role in roles {
-            let run = measure_steady(role, Load::Echo, c, 1, Metrics::Recorded, window).await;
-            runs.push((role, run));
-        }
-        let mut take = |wanted: Role| {
-            let at = runs
-                .iter()
-                .position(|(role, _)| *role == wanted)
-                .expect("each role ran");
-            runs.swap_remove(at).1
-        };
+        let mut take = rotated(roles, round, async |role| {
+            measure_steady(role, Load::Echo, c, 1, Metrics::Recorded, window).await
+        })
+        .await;
         rounds.push(RuntimeRound {
             client: take(Role::Client),
             provider: take(Role::Provider),
