@@ -1119,16 +1119,29 @@ fn cpu_ratio(rounds: &[Round]) -> f64 {
     paired_ratio(rounds, |r| r.provider.cpu_us, |r| r.client.cpu_us).0
 }
 
+/// The head of a table of paired figures: the bare client's, the provider's, and their ratio.
+fn print_paired_header() {
+    println!(
+        "   {:<34} {:>12} {:>12} {:>18}",
+        "", "bare client", "provider", "provider ÷ client"
+    );
+}
+
+/// A row of [`print_paired_header`]'s table, with the ratio of each round.
+fn print_paired_row(label: &str, client: &str, provider: &str, ratio: f64, per_round: &[f64]) {
+    println!(
+        "   {label:<35}{client:>12} {provider:>12} {ratio:>18.2}   (per round: {})",
+        list(per_round, 2)
+    );
+}
+
 fn print_rounds(rounds: &[Round], settings: &Settings) {
     let c = settings.concurrency;
     println!();
     println!(
         "== no hand-back (the default): trivial hub, GetTask answers a canned echo task, SubmitTaskResult answers \"no task\": 2 RPCs per task"
     );
-    println!(
-        "   {:<34} {:>12} {:>12} {:>18}",
-        "", "bare client", "provider", "provider ÷ client"
-    );
+    print_paired_header();
     type Figure = fn(&Round) -> &Steady;
     let at: [(usize, Figure, Figure); 2] = [
         (c, |r| &r.client, |r| &r.provider),
@@ -1158,10 +1171,7 @@ fn print_rounds(rounds: &[Round], settings: &Settings) {
             ),
         ];
         for (label, client, provider, ratio, per_round) in figures {
-            println!(
-                "   {label:<35}{client:>12} {provider:>12} {ratio:>18.2}   (per round: {})",
-                list(&per_round, 2)
-            );
+            print_paired_row(&label, &client, &provider, ratio, &per_round);
         }
         println!(
             "                  hub CPU µs per task  {:>12.1} {:>12.1}",
@@ -1618,10 +1628,7 @@ fn print_runtimes(runtimes: &Runtimes, settings: &Settings) {
         settings.concurrency,
         rounds.len()
     );
-    println!(
-        "   {:<34} {:>12} {:>12} {:>18}",
-        "", "bare client", "provider", "provider ÷ client"
-    );
+    print_paired_header();
     type Figure = fn(&RuntimeRound) -> &Steady;
     type Measure = fn(&Steady) -> f64;
     let flavours: [(&str, Figure, Figure); 2] = [
@@ -1640,16 +1647,16 @@ fn print_runtimes(runtimes: &Runtimes, settings: &Settings) {
                 0 => thousands(value),
                 _ => format!("{value:.1}"),
             };
-            println!(
-                "   {:<14} {label:<20}{:>12} {:>12} {ratio:>18.2}   (per round: {})",
-                if i == 0 { name } else { "" },
-                shown(median_of(rounds, |r| figure(client(r)))),
-                shown(median_of(rounds, |r| figure(provider(r)))),
-                list(&per_round, 2)
+            print_paired_row(
+                &format!("{:<14} {label}", if i == 0 { name } else { "" }),
+                &shown(median_of(rounds, |r| figure(client(r)))),
+                &shown(median_of(rounds, |r| figure(provider(r)))),
+                ratio,
+                &per_round,
             );
         }
     }
-    let multi_over_current = |figure: fn(&Steady) -> f64| {
+    let multi_over_current = |figure: Measure| {
         (
             paired_ratio(rounds, |r| figure(&r.client_multi), |r| figure(&r.client)).0,
             paired_ratio(
@@ -1743,10 +1750,11 @@ fn print_targets(
 ) {
     let IdleSpells { at_once, held } = spells;
     let (c, idle) = (settings.concurrency, settings.idle);
-    let idle_rss = |f: &Idle| median(&f.resident.iter().map(Resident::total).collect::<Vec<_>>());
-    // MiB to MB: the target is in MB.
-    let idle_mb = idle_rss(at_once).max(idle_rss(held)) * 1.048_576;
-    let multi_mb = idle_rss(&runtimes.idle_multi) * 1.048_576;
+    // In MB, as the target: 1 MiB is 1.048576 MB.
+    let rss_mb =
+        |f: &Idle| median(&f.resident.iter().map(Resident::total).collect::<Vec<_>>()) * 1.048_576;
+    let multi_mb = rss_mb(&runtimes.idle_multi);
+    let idle_mb = rss_mb(at_once).max(rss_mb(held));
     let first_ms = median(&at_once.first_task_ms);
     let idle_polls = at_once.polls_per_s.iter().copied().fold(0.0, f64::max);
     let (tps_16, cpu_16) = (tasks_ratio(rounds), cpu_ratio(rounds));
