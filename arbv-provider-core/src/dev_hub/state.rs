@@ -1,6 +1,7 @@
 //! The dev hub's tasks: queues by provider, leases, results and their waiters.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 // tokio's clock, so tests can pause it and move leases on without sleeping.
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::metrics::{HubMetrics, Snapshot};
 use crate::secret::AuthToken;
@@ -93,21 +95,21 @@ struct Record {
 struct Queue {
     /// Ids in the order they are offered; an id whose task is no longer queued (answered by a
     /// late result) is skipped when reached.
-    ids: VecDeque<Arc<str>>,
+    ids: VecDeque<TaskId>,
     /// How many of `ids` are queued: the provider's queue depth.
     waiting: usize,
 }
 
 #[derive(Default)]
 struct Tasks {
-    records: HashMap<Arc<str>, Record>,
+    records: BTreeMap<TaskId, Record>,
     /// Ids in enqueue order; a map so forgetting a task does not shift the others.
-    order: BTreeMap<u64, Arc<str>>,
+    order: BTreeMap<u64, TaskId>,
     next_seq: u64,
     queues: HashMap<Arc<str>, Queue>,
-    leased: HashSet<Arc<str>>,
+    leased: BTreeSet<TaskId>,
     /// Answered tasks still kept, oldest answer first: the next to forget is at the front.
-    finished: VecDeque<Arc<str>>,
+    finished: VecDeque<TaskId>,
     /// No lease runs out before this instant, so taking a task skips the expiry scan until
     /// then (the scan is over every leased task).
     next_expiry: Option<Instant>,
@@ -137,6 +139,35 @@ impl Tasks {
         if let Some(queue) = self.queues.get_mut(provider) {
             queue.waiting -= 1;
         }
+    }
+}
+
+/// A task's id. The hub makes them (random UUIDs), so they are kept as 16 bytes, in B-trees:
+/// a hub that grows never rehashes or moves its tasks, which a hash map does all at once with
+/// the lock held (a stall of milliseconds at tens of thousands of tasks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TaskId(Uuid);
+
+impl TaskId {
+    fn random() -> Self {
+        // Random bytes from the thread's generator: `new_v4` asks the kernel for each id.
+        Self(uuid::Builder::from_random_bytes(rand::random()).into_uuid())
+    }
+
+    /// The id a caller sent, if it is in the one form this hub gives ids out in (hyphenated,
+    /// lower case): a provider must send an id back unchanged, and another form of the same
+    /// UUID is not the same id to a hub that compares strings.
+    fn parse(id: &str) -> Option<Self> {
+        if id.len() != 36 || id.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        Uuid::try_parse(id).ok().map(Self)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), f)
     }
 }
 
@@ -230,16 +261,14 @@ impl State {
         payload: Bytes,
         account: Bytes,
     ) -> String {
-        // Random bytes from the thread's generator: `new_v4` asks the kernel for each id.
-        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-        let id: Arc<str> = Arc::from(id.hyphenated().to_string());
+        let id = TaskId::random();
         let provider: Arc<str> = Arc::from(provider);
         {
             let mut tasks = self.lock();
             let seq = tasks.next_seq;
             tasks.next_seq += 1;
             tasks.records.insert(
-                id.clone(),
+                id,
                 Record {
                     seq,
                     provider: provider.clone(),
@@ -256,10 +285,10 @@ impl State {
                     done: None,
                 },
             );
-            tasks.order.insert(seq, id.clone());
+            tasks.order.insert(seq, id);
             tasks.queued += 1;
             let queue = tasks.queues.entry(provider.clone()).or_default();
-            queue.ids.push_back(id.clone());
+            queue.ids.push_back(id);
             queue.waiting += 1;
             self.metrics.enqueued.inc();
         }
@@ -298,7 +327,7 @@ impl State {
             record
                 .wait
                 .get_or_insert_with(|| now.duration_since(record.enqueued));
-            leased.insert(id.clone());
+            leased.insert(id);
             // Later leases run out later: an expiry already set stays the earliest.
             next_expiry.get_or_insert(now + self.lease);
             return Some(Delivery {
@@ -324,7 +353,7 @@ impl State {
                 continue;
             };
             if now.duration_since(at) >= lease {
-                expired.push(id.clone());
+                expired.push(*id);
             } else {
                 next = Some(next.map_or(at + lease, |n| n.min(at + lease)));
             }
@@ -353,7 +382,10 @@ impl State {
     ) -> Result<(), SubmitRefusal> {
         let waiters = {
             let mut tasks = self.lock();
-            let Some(record) = tasks.records.get_mut(id) else {
+            let Some(id) = TaskId::parse(id) else {
+                return Err(SubmitRefusal::UnknownTask);
+            };
+            let Some(record) = tasks.records.get_mut(&id) else {
                 return Err(SubmitRefusal::UnknownTask);
             };
             if &*record.provider != provider {
@@ -378,8 +410,8 @@ impl State {
             }
             self.metrics.results.inc();
             self.metrics.result_latency.observe(latency.as_secs_f64());
-            tasks.leased.remove(id);
-            tasks.finished.push_back(Arc::from(id));
+            tasks.leased.remove(&id);
+            tasks.finished.push_back(id);
             tasks.forget_beyond(self.keep, &self.metrics.forgotten);
             waiters
         };
@@ -391,7 +423,8 @@ impl State {
 
     /// The task's result, if it has one; `None` inside for a task not answered yet.
     fn result_of(&self, id: &str) -> Option<Option<Arc<String>>> {
-        self.lock().records.get(id).map(|r| r.result.clone())
+        let id = TaskId::parse(id)?;
+        self.lock().records.get(&id).map(|r| r.result.clone())
     }
 
     /// Waits up to `timeout` for the task's result. `None`: no such task.
@@ -401,8 +434,9 @@ impl State {
         timeout: Duration,
     ) -> Option<Option<Arc<String>>> {
         let notify = {
+            let id = TaskId::parse(id)?;
             let mut tasks = self.lock();
-            let record = tasks.records.get_mut(id)?;
+            let record = tasks.records.get_mut(&id)?;
             if let Some(result) = &record.result {
                 return Some(Some(result.clone()));
             }
@@ -425,8 +459,8 @@ impl State {
     }
 
     pub(crate) fn task(&self, id: &str) -> Option<TaskInfo> {
-        let tasks = self.lock();
-        tasks.records.get_key_value(id).map(|(id, r)| info(id, r))
+        let id = TaskId::parse(id)?;
+        self.lock().records.get(&id).map(|r| info(id, r))
     }
 
     pub(crate) fn tasks(&self) -> Vec<TaskInfo> {
@@ -434,7 +468,7 @@ impl State {
         tasks
             .order
             .values()
-            .filter_map(|id| tasks.records.get(id).map(|r| info(id, r)))
+            .filter_map(|&id| tasks.records.get(&id).map(|r| info(id, r)))
             .collect()
     }
 
@@ -474,9 +508,9 @@ fn count(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-fn info(id: &str, record: &Record) -> TaskInfo {
+fn info(id: TaskId, record: &Record) -> TaskInfo {
     TaskInfo {
-        id: id.to_owned(),
+        id: id.to_string(),
         provider: record.provider.to_string(),
         action: record.action.clone(),
         state: record.state,
@@ -715,6 +749,35 @@ mod tests {
             (depth("p"), depth("q"), depth("r")),
             ("1".into(), "0".into(), "0".into())
         );
+    }
+
+    #[test]
+    fn a_task_is_known_by_the_id_it_was_given_out_with_and_by_no_other_form() {
+        let state = state(Duration::from_secs(60));
+        let id = enqueue(&state, "p");
+        assert_eq!(state.take_next("p").unwrap().id, id);
+        let uuid = uuid::Uuid::try_parse(&id).unwrap();
+        for other in [
+            id.to_uppercase(),
+            uuid.simple().to_string(),
+            uuid.braced().to_string(),
+            uuid.urn().to_string(),
+            format!(" {id}"),
+            id[..35].to_owned(),
+            String::new(),
+            "not-an-id".to_owned(),
+        ] {
+            assert!(state.task(&other).is_none(), "{other:?}");
+            assert!(
+                matches!(
+                    state.complete(&other, "p", "{}".into()),
+                    Err(SubmitRefusal::UnknownTask)
+                ),
+                "{other:?}"
+            );
+        }
+        state.complete(&id, "p", "{}".into()).ok().unwrap();
+        assert_eq!(state.task(&id).unwrap().state, TaskState::Done);
     }
 
     #[test]
