@@ -10,7 +10,8 @@
 //!   off, on (the default) and served and scraped;
 //! - the same through the dev hub in its hand-back mode (one RPC per task under load);
 //! - p99 latency at half of peak throughput against a dev hub that does not hand work back,
-//!   split into each task's wait for a `GetTask` and its time out at the provider;
+//!   split into each task's wait for a `GetTask` and its time out at the provider, and what the
+//!   same hub and provider carry in a closed loop (the share of it the asked rate is);
 //! - the curve as concurrency grows; the cost as payloads grow (echo, a 10 KB order, 1 MB);
 //! - 1, 2 and 4 provider processes against one hub;
 //! - the provider and the bare client on tokio's multi-threaded runtime beside the
@@ -21,7 +22,9 @@
 //! user writes (one thread: `#[tokio::main(flavor = "current_thread")]`), configured from the
 //! environment and stopped with SIGTERM. The bare client is this executable started again with
 //! `ARBV_BENCH_ROLE=client`, on a current-thread runtime too. Each runs in its own process, so
-//! its CPU time and memory are its own; hubs run in this process.
+//! its CPU time and memory are its own; hubs run in this process, on tokio's multi-threaded
+//! runtime, except the latency runs' dev hub, which runs on a thread of its own (why: at
+//! `measure_latency_at_half`).
 //!
 //! The last line printed is `ratio <provider ÷ client tasks/s, no hand-back, concurrency 16>;
 //! cpu <provider ÷ client CPU per task>`.
@@ -547,9 +550,16 @@ fn rpcs(hub: &DevHub) -> u64 {
     stats.get_task_calls + stats.submit_calls
 }
 
-/// `n` echo tasks through the dev hub in its hand-back mode, fed in a closed loop.
-async fn measure_hand_back(role: Role, concurrency: usize, n: usize) -> Run {
-    let (hub, server) = start_hub(DEFAULT_HOLD, true).await;
+/// `n` echo tasks through a dev hub holding `GetTask` for `hold`, in its hand-back mode or not,
+/// fed in a closed loop: the most it and the worker carry.
+async fn measure_closed_loop(
+    role: Role,
+    hold: Duration,
+    hand_back: bool,
+    concurrency: usize,
+    n: usize,
+) -> Run {
+    let (hub, server) = start_hub(hold, hand_back).await;
     let worker = Worker::spawn(role, &server.url(), concurrency, &[]);
     let window = 2 * concurrency;
     drive(&hub, 1_000, window).await;
@@ -709,6 +719,9 @@ async fn measure_paced(
     };
     for id in &ids {
         hub.wait_done(id, Duration::from_secs(60)).await;
+        // The wait returns without yielding for a task already answered: a loop through
+        // thousands of those would hold the hub's runtime while the run's last tasks are out.
+        tokio::task::yield_now().await;
     }
     let elapsed = started.elapsed();
     let (worker1, hub1) = (worker.cpu(), own_cpu());
@@ -1249,7 +1262,7 @@ async fn measure_hand_back_rounds(settings: &Settings) -> HandBack {
         let mut roles = [Role::Client, Role::Provider];
         roles.rotate_left(round % 2);
         for role in roles {
-            let run = measure_hand_back(role, c, n).await;
+            let run = measure_closed_loop(role, DEFAULT_HOLD, true, c, n).await;
             if role.is_provider() {
                 figures.providers.push(run);
             } else {
@@ -1329,6 +1342,9 @@ const LATENCY_CASES: [(Duration, Arrivals); 4] = [
 struct Latency {
     asked: f64,
     runs: [Vec<Paced>; LATENCY_CASES.len()],
+    /// What the same dev hub (holding `GetTask`, then answering at once) and provider carry in a
+    /// closed loop, on the same runtime: the rate the asked one is a share of.
+    closed_loop: [Vec<f64>; 2],
 }
 
 impl Latency {
@@ -1356,16 +1372,44 @@ impl Latency {
     }
 }
 
+/// The latency runs. Their dev hub and feeder run on a runtime of one thread of their own (the
+/// spread feeder on a thread beside it): on two cores shared with the provider, a hub on
+/// tokio's multi-threaded runtime takes ~1.4 × the CPU per task, in wake-ups between its
+/// workers, and leaves the provider less of the machine than a hub elsewhere would. The
+/// throughput runs keep their hubs on the multi-threaded runtime, where one thread would limit
+/// the bare client before the provider.
 async fn measure_latency_at_half(settings: &Settings, half: f64) -> Latency {
+    let settings = *settings;
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(measure_paced_runs(settings, half))
+    })
+    .await
+    .expect("the latency runs do not panic")
+}
+
+async fn measure_paced_runs(settings: Settings, half: f64) -> Latency {
     let mut latency = Latency {
         asked: half,
         runs: Default::default(),
+        closed_loop: Default::default(),
     };
     let c = settings.concurrency;
     let run = Duration::from_secs(2);
     for _ in 0..settings.repeat {
         for (runs, &(hold, arrivals)) in latency.runs.iter_mut().zip(&LATENCY_CASES) {
             runs.push(measure_paced(c, hold, half, run, arrivals).await);
+        }
+        for (runs, hold) in latency
+            .closed_loop
+            .iter_mut()
+            .zip([DEFAULT_HOLD, Duration::ZERO])
+        {
+            let closed = measure_closed_loop(Role::Provider, hold, false, c, settings.n).await;
+            runs.push(closed.tasks_per_s);
         }
     }
     latency
@@ -1405,6 +1449,18 @@ fn print_latency(latency: &Latency, settings: &Settings) {
             median_of(paced, |p| p.rpcs_per_task)
         );
     }
+    let [holding, at_once] = &latency.closed_loop;
+    println!(
+        "   the same hub and provider in a closed loop ({} tasks kept in the hub, {} per run): holding {} tasks/s (runs: {}), answering at once {} (runs: {}); the rate asked is {:.0} % and {:.0} % of it",
+        2 * settings.concurrency,
+        settings.n,
+        thousands(median(holding)),
+        list(holding, 0),
+        thousands(median(at_once)),
+        list(at_once, 0),
+        100.0 * latency.asked / median(holding),
+        100.0 * latency.asked / median(at_once)
+    );
     println!();
 }
 
