@@ -541,9 +541,10 @@ async fn a_hub_that_hands_work_back_is_not_polled_beside_each_submit() {
     assert_eq!(stats.done, ids.len());
     assert_eq!(stats.duplicate_results, 0);
     // The first poll, the one beside the first submit (whose answer brought the first
-    // hand-back), then each task came in the answer to the last one's result; a few more once
-    // the queue ran dry.
-    assert!(polls <= 10, "{polls} polls for {} tasks", ids.len());
+    // hand-back), then each task came in the answer to the last one's result; more once the
+    // queue ran dry (the scout asks every 250 µs for 10 ms after work, ~40 polls at most),
+    // where polling beside each submit would make one a task.
+    assert!(polls <= 60, "{polls} polls for {} tasks", ids.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

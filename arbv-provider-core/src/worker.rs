@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::ExponentialBackoff;
@@ -33,13 +33,15 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 /// The longest pause between retries after the hub refused the token.
 const AUTH_RETRY_CAP: Duration = Duration::from_secs(30);
 
-/// How many "no task" answers after work are followed by [`QUICK_PAUSE`] before the pauses
-/// start to double: a few polls more each time work stops, for a short wait on the next burst.
-const QUICK_EMPTY_POLLS: u32 = 4;
-/// The pause after one of the first [`QUICK_EMPTY_POLLS`] "no task" answers: a fraction of the
-/// runtime timer's 1 ms grain, so it is kept by [`FineSleep`] (tokio's timer would end it 1–2 ms
-/// later). Long enough that a poll, which costs the provider and the hub ~40 µs of CPU each on
-/// a slow machine, stays a small share of the time it waits.
+/// How long after the hub last had work the scout's pauses stay at [`QUICK_PAUSE`]. Work stops
+/// for a few milliseconds often: between bursts, or while the hub, the network or the machine
+/// is held up, after which the tasks come all at once. A pause grown meanwhile would keep them
+/// waiting for about as long again. At most ~40 polls more each time work stops.
+const QUICK_WINDOW: Duration = Duration::from_millis(10);
+/// The pause within [`QUICK_WINDOW`]: a fraction of the runtime timer's 1 ms grain, so it is
+/// kept by [`FineSleep`] (tokio's timer would end it 1–2 ms later). Long enough that a poll,
+/// which costs the provider and the hub ~40 µs of CPU each on a slow machine, stays a small
+/// share of the time it waits.
 const QUICK_PAUSE: Duration = Duration::from_micros(250);
 
 /// Lane panics within [`LANE_PANIC_WINDOW`] after which the worker gives up: a bug that
@@ -572,18 +574,22 @@ impl Worker {
     }
 }
 
-/// The scout's pauses between polls of a hub that has no work. They grow with the "no task"
-/// answers the scout has had since a lane last found work, and start short again whichever
-/// lane found it: a lane that becomes the scout does not bring a long pause of its own.
+/// The scout's pauses between polls of a hub that has no work. They grow with the time since
+/// the first "no task" after a lane last found work, and start short again whichever lane found
+/// it: a lane that becomes the scout does not bring a long pause of its own.
 struct IdlePauses {
-    scout_empty_polls: AtomicU32,
+    /// When the quiet began, in nanoseconds after `epoch` (never 0); 0 while there is work.
+    quiet_since: AtomicU64,
+    /// tokio's clock, which tests can pause.
+    epoch: tokio::time::Instant,
     cap: Duration,
 }
 
 impl IdlePauses {
     fn new(cap: Duration) -> Self {
         Self {
-            scout_empty_polls: AtomicU32::new(0),
+            quiet_since: AtomicU64::new(0),
+            epoch: tokio::time::Instant::now(),
             cap,
         }
     }
@@ -591,31 +597,41 @@ impl IdlePauses {
     /// A lane found work.
     fn work_found(&self) {
         // Read first: a store on every task would bounce the line between cores.
-        if self.scout_empty_polls.load(Ordering::Relaxed) != 0 {
-            self.scout_empty_polls.store(0, Ordering::Relaxed);
+        if self.quiet_since.load(Ordering::Relaxed) != 0 {
+            self.quiet_since.store(0, Ordering::Relaxed);
         }
     }
 
     /// The scout's pause after the hub answered "no task" to a call that took `took`.
     fn no_work(&self, took: Duration) -> Duration {
-        let empty_polls = self.scout_empty_polls.fetch_add(1, Ordering::Relaxed) + 1;
-        idle_pause(empty_polls, took, self.cap)
+        let elapsed = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        let now = elapsed + 1;
+        let quiet =
+            match self
+                .quiet_since
+                .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => Duration::ZERO,
+                Err(since) => Duration::from_nanos(now.saturating_sub(since)),
+            };
+        idle_pause(quiet, took, self.cap)
     }
 }
 
-/// The scout's pause after its `empty_polls`-th "no task" since work was last found: none
-/// when the hub held the call open until it had nothing (it long-polls, so ask again at once);
-/// else [`QUICK_PAUSE`] for the first [`QUICK_EMPTY_POLLS`] answers (tasks come in bursts: the
-/// next is often a millisecond away), then doubling from there up to `cap`.
-fn idle_pause(empty_polls: u32, took: Duration, cap: Duration) -> Duration {
+/// The scout's pause after a "no task" that came `quiet` after the first one since work was
+/// last found: none when the hub held the call open until it had nothing (it long-polls, so
+/// ask again at once); else [`QUICK_PAUSE`] within [`QUICK_WINDOW`], then half the quiet so far,
+/// up to `cap`. Each poll then comes at most 1.5 × the quiet before it, so the tasks that end a
+/// quiet spell wait for at most a third of it, and an idle hub is asked ever more rarely, down
+/// to once a `cap`.
+fn idle_pause(quiet: Duration, took: Duration, cap: Duration) -> Duration {
     if took >= cap {
         return Duration::ZERO;
     }
-    if empty_polls <= QUICK_EMPTY_POLLS {
+    if quiet < QUICK_WINDOW {
         return QUICK_PAUSE;
     }
-    let doublings = (empty_polls - QUICK_EMPTY_POLLS).min(31);
-    QUICK_PAUSE.saturating_mul(1u32 << doublings).min(cap)
+    (quiet / 2).max(QUICK_PAUSE).min(cap)
 }
 
 /// The next pause of a backoff made at its first use: most tasks never need one.
@@ -715,29 +731,42 @@ mod tests {
     }
 
     #[test]
-    fn pauses_stay_short_right_after_work_then_double_up_to_the_cap() {
+    fn pauses_stay_short_for_a_while_after_work_then_grow_with_the_quiet_up_to_the_cap() {
         let cap = Duration::from_millis(50);
         let answered_at_once = Duration::from_micros(300);
-        let pauses: Vec<u64> = (1..=12)
-            .map(|empty_polls| idle_pause(empty_polls, answered_at_once, cap).as_micros() as u64)
+        let pauses: Vec<u64> = [0, 1, 5, 9, 10, 16, 40, 99, 100, 10_000]
+            .into_iter()
+            .map(|quiet_ms| {
+                let quiet = Duration::from_millis(quiet_ms);
+                idle_pause(quiet, answered_at_once, cap).as_micros() as u64
+            })
             .collect();
         let micros = [
-            250, 250, 250, 250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 50_000,
+            250, 250, 250, 250, 5_000, 8_000, 20_000, 49_500, 50_000, 50_000,
         ];
         assert_eq!(pauses, micros);
-        assert_eq!(idle_pause(u32::MAX, answered_at_once, cap), cap);
         // A hub that held the call until it had nothing is asked again at once.
-        assert_eq!(idle_pause(9, cap, cap), Duration::ZERO);
+        assert_eq!(idle_pause(Duration::from_secs(1), cap, cap), Duration::ZERO);
+        // The smallest cap allowed holds too.
+        let small_cap = crate::config::MIN_IDLE_POLL_CAP;
+        assert_eq!(
+            idle_pause(Duration::from_millis(30), answered_at_once, small_cap),
+            small_cap
+        );
     }
 
-    #[test]
-    fn the_scouts_pauses_start_short_again_when_any_lane_finds_work() {
+    #[tokio::test(start_paused = true)]
+    async fn the_scouts_pauses_start_short_again_when_any_lane_finds_work() {
         let idle = IdlePauses::new(Duration::from_millis(50));
         let answered_at_once = Duration::from_micros(300);
-        let long = (0..8).map(|_| idle.no_work(answered_at_once)).last();
-        assert_eq!(long, Some(Duration::from_millis(4)));
+        assert_eq!(idle.no_work(answered_at_once), QUICK_PAUSE);
+        tokio::time::advance(Duration::from_millis(8)).await;
+        assert_eq!(idle.no_work(answered_at_once), QUICK_PAUSE);
+        tokio::time::advance(Duration::from_millis(12)).await;
+        assert_eq!(idle.no_work(answered_at_once), Duration::from_millis(10));
         // Another lane found work (the scout itself found none): the next scout starts over.
         idle.work_found();
+        tokio::time::advance(Duration::from_millis(30)).await;
         assert_eq!(idle.no_work(answered_at_once), QUICK_PAUSE);
     }
 }
