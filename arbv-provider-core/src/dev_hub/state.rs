@@ -380,11 +380,11 @@ impl State {
         provider: &str,
         result: String,
     ) -> Result<(), SubmitRefusal> {
+        let Some(id) = TaskId::parse(id) else {
+            return Err(SubmitRefusal::UnknownTask);
+        };
         let waiters = {
             let mut tasks = self.lock();
-            let Some(id) = TaskId::parse(id) else {
-                return Err(SubmitRefusal::UnknownTask);
-            };
             let Some(record) = tasks.records.get_mut(&id) else {
                 return Err(SubmitRefusal::UnknownTask);
             };
