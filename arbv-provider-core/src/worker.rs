@@ -622,7 +622,7 @@ impl IdlePauses {
 /// last found: none when the hub held the call open until it had nothing (it long-polls, so
 /// ask again at once); else [`QUICK_PAUSE`] within [`QUICK_WINDOW`], then half the quiet so far,
 /// up to `cap`. Each poll then comes at most 1.5 × the quiet before it, so the tasks that end a
-/// quiet spell wait for at most a third of it, and an idle hub is asked ever more rarely, down
+/// lull wait at most half as long as the lull, and an idle hub is asked ever more rarely, down
 /// to once a `cap`.
 fn idle_pause(quiet: Duration, took: Duration, cap: Duration) -> Duration {
     if took >= cap {
