@@ -1,5 +1,6 @@
 //! The dev hub's own promises, spoken to by a raw gRPC client and its admin API: `GetTask` is
-//! held until work arrives, or answered empty when the hold runs out; a duplicate result is
+//! held until work arrives, or answered empty when the hold runs out; a task that arrives as a
+//! held caller goes away is offered again at once, not after its lease; a duplicate result is
 //! counted and ignored, the first one standing; `/stats` counts what happened, and `/metrics`
 //! says the same in the Prometheus text format.
 
@@ -65,6 +66,58 @@ async fn get_task_is_held_until_work_arrives() {
     );
     assert!(enqueued.elapsed() < Duration::from_secs(20));
     assert_eq!(hub.stats().get_task_calls, 1, "one call, held");
+    server.stop().await;
+}
+
+// The hub and this test share one thread, so the test decides what the hub sees first: the
+// held caller's connection is closed, then a task arrives and wakes the held call, all while
+// the hub cannot run. Without care, the woken call takes the task for a caller who is gone and
+// it stays leased until its lease (five minutes) runs out.
+#[tokio::test(flavor = "current_thread")]
+async fn a_task_that_wakes_a_call_whose_caller_has_gone_is_offered_again_at_once() {
+    let (hub, server) = start_hub(Duration::from_secs(60)).await;
+    let url = server.url();
+    let (go, gone) = tokio::sync::oneshot::channel::<()>();
+    // The caller runs on a thread of its own, so it can leave while the hub's thread is held.
+    let caller = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let mut client = HubClient::connect(url).await.unwrap();
+            tokio::select! {
+                answer = client.get_task(ask(TOKEN)) => panic!("answered while held: {answer:?}"),
+                _ = gone => {}
+            }
+        });
+    });
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            hub.stats().get_task_calls == 1
+        })
+        .await,
+        "the call reaches the hub and is held"
+    );
+    go.send(()).unwrap();
+    caller.join().unwrap();
+    // Long enough for the closed connection to reach the hub's socket.
+    std::thread::sleep(Duration::from_millis(100));
+    let id = hub.enqueue(PROVIDER, "echo", json!({"message": "hi"}), None);
+
+    let mut client = HubClient::connect(server.url()).await.unwrap();
+    let task = tokio::time::timeout(Duration::from_secs(20), client.get_task(ask(TOKEN)))
+        .await
+        .expect("the task is not left with the caller that went away")
+        .unwrap()
+        .into_inner();
+    assert_eq!(task.id, id);
+    let info = hub.task(&id).unwrap();
+    assert_eq!(info.state, TaskState::Leased);
+    assert_eq!(
+        info.deliveries, 1,
+        "the answer that never left is not counted"
+    );
     server.stop().await;
 }
 

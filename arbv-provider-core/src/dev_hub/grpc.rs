@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::RunningServer;
 use super::state::{Delivery, State, SubmitRefusal};
+use super::unsent::ReleaseUnsent;
 use crate::proto::hub_server::{Hub, HubServer};
 use crate::proto::{ProviderRequest, Task, TaskResult};
 use crate::wire::{ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag};
@@ -26,14 +27,14 @@ pub(super) fn spawn(state: Arc<State>, listener: TcpListener, mut server: Server
         .expect("a bound listener has an address");
     let stop = CancellationToken::new();
     let service = HubService {
-        state,
+        state: state.clone(),
         stop: stop.clone(),
     };
     // `Server::tcp_nodelay` does not reach sockets from our own listener: without it on the
     // accepted sockets, Nagle holds small answers back until the peer's delayed ACK (40 ms).
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let server = server
-        .add_service(HubServer::new(service))
+        .add_service(ReleaseUnsent::new(HubServer::new(service), state))
         .serve_with_incoming_shutdown(incoming, stop.clone().cancelled_owned());
     let task = tokio::spawn(async move {
         if let Err(e) = server.await {
@@ -44,13 +45,17 @@ pub(super) fn spawn(state: Arc<State>, listener: TcpListener, mut server: Server
     RunningServer { addr, stop, task }
 }
 
-fn to_task(delivery: Delivery) -> Task {
-    Task {
+/// The answer that gives a task out. It carries the task's lease to [`ReleaseUnsent`], which
+/// offers the task again if the answer never leaves.
+fn deliver(delivery: Delivery) -> Response<Task> {
+    let mut answer = Response::new(Task {
         id: delivery.id,
         action: delivery.action,
         payload: delivery.payload,
         account: delivery.account,
-    }
+    });
+    answer.extensions_mut().insert(delivery.lease);
+    answer
 }
 
 fn refused(provider: &str) -> Status {
@@ -67,7 +72,7 @@ impl Hub for HubService {
         }
         // Work waiting: no need for the wake-up machinery below.
         if let Some(delivery) = self.state.take_next(&request.provider) {
-            return Ok(Response::new(to_task(delivery)));
+            return Ok(deliver(delivery));
         }
         let deadline = tokio::time::Instant::now() + self.state.hold;
         let notify = self.state.notifier(&request.provider);
@@ -76,13 +81,18 @@ impl Hub for HubService {
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(delivery) = self.state.take_next(&request.provider) {
-                return Ok(Response::new(to_task(delivery)));
+                return Ok(deliver(delivery));
             }
             if tokio::time::Instant::now() >= deadline {
                 return Ok(Response::new(Task::default()));
             }
             tokio::select! {
-                () = notified => {}
+                () = notified => {
+                    // Let the runtime read the sockets before the task is taken: a caller
+                    // that went away while held is then known to hyper, which drops the
+                    // answer unsent, and `ReleaseUnsent` puts the task back in its queue.
+                    tokio::task::yield_now().await;
+                }
                 () = tokio::time::sleep_until(deadline) => {}
                 () = self.stop.cancelled() => return Err(Status::unavailable("the dev hub is stopping")),
             }
@@ -125,7 +135,7 @@ impl Hub for HubService {
         let Some(next) = self.state.take_next(&result.provider) else {
             return Ok(Response::new(Task::default()));
         };
-        let mut answer = Response::new(to_task(next));
+        let mut answer = deliver(next);
         raise_hand_back_flag(answer.metadata_mut(), HAND_BACK);
         Ok(answer)
     }

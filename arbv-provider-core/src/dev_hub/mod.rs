@@ -6,6 +6,7 @@ mod admin;
 mod grpc;
 mod metrics;
 mod state;
+mod unsent;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -133,6 +133,27 @@ impl Tasks {
         }
     }
 
+    /// Puts a leased task back first in its queue. `false` if it was not leased.
+    fn offer_again(&mut self, id: TaskId) -> bool {
+        let Some(record) = self.records.get_mut(&id) else {
+            self.leased.remove(&id);
+            return false;
+        };
+        if record.state != TaskState::Leased {
+            return false;
+        }
+        record.state = TaskState::Queued;
+        record.leased_at = None;
+        let provider = record.provider.clone();
+        self.leased.remove(&id);
+        self.leased_count -= 1;
+        self.queued += 1;
+        let queue = self.queues.entry(provider).or_default();
+        queue.ids.push_front(id);
+        queue.waiting += 1;
+        true
+    }
+
     /// Counts a task of `provider` leaving its queue (given out, or answered while queued).
     fn dequeued(&mut self, provider: &str) {
         self.queued -= 1;
@@ -177,6 +198,15 @@ pub(crate) struct Delivery {
     pub action: String,
     pub payload: Bytes,
     pub account: Bytes,
+    pub lease: Lease,
+}
+
+/// Which task was given out, and which of its deliveries it was: what [`State::release`]
+/// needs to take back a delivery that never reached its caller, and nothing later.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lease {
+    id: TaskId,
+    delivery: u32,
 }
 
 /// Why a result was not taken.
@@ -335,6 +365,10 @@ impl State {
                 action: record.action.clone(),
                 payload: record.payload.clone(),
                 account: record.account.clone(),
+                lease: Lease {
+                    id,
+                    delivery: record.deliveries,
+                },
             });
         }
         None
@@ -360,18 +394,31 @@ impl State {
         }
         tasks.next_expiry = next;
         for id in expired {
-            tasks.leased.remove(&id);
-            if let Some(record) = tasks.records.get_mut(&id) {
-                record.state = TaskState::Queued;
-                tasks.leased_count -= 1;
-                tasks.queued += 1;
-                record.leased_at = None;
-                let provider = record.provider.clone();
-                let queue = tasks.queues.entry(provider).or_default();
-                queue.ids.push_front(id);
-                queue.waiting += 1;
-            }
+            tasks.offer_again(id);
         }
+    }
+
+    /// Offers again at once, first in its queue, a task whose answer never left the hub
+    /// (its caller had gone): it need not wait out its lease. The delivery is not counted.
+    /// Nothing happens to a task that has moved on since: answered, or given out again.
+    pub(crate) fn release(&self, lease: Lease) {
+        let provider = {
+            let mut tasks = self.lock();
+            let Some(record) = tasks.records.get_mut(&lease.id) else {
+                return;
+            };
+            if record.state != TaskState::Leased || record.deliveries != lease.delivery {
+                return;
+            }
+            record.deliveries -= 1;
+            if record.deliveries == 0 {
+                record.wait = None;
+            }
+            let provider = record.provider.clone();
+            tasks.offer_again(lease.id);
+            provider
+        };
+        self.notifier(&provider).notify_one();
     }
 
     pub(crate) fn complete(
@@ -534,6 +581,41 @@ mod tests {
 
     fn enqueue(state: &State, provider: &str) -> String {
         state.enqueue(provider, "echo", Bytes::from_static(b"{}"), Bytes::new())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_released_delivery_is_offered_first_and_a_later_one_is_not_taken_back() {
+        let lease = Duration::from_millis(400);
+        let state = state(lease);
+        let a = enqueue(&state, "p");
+        let b = enqueue(&state, "p");
+        tokio::time::advance(Duration::from_millis(5)).await;
+        let first = state.take_next("p").unwrap();
+        assert_eq!(first.id, a);
+        state.release(first.lease);
+        let info = state.task(&a).unwrap();
+        assert_eq!((info.state, info.deliveries), (TaskState::Queued, 0));
+        assert_eq!(info.wait_s, None, "never given out: no wait yet");
+        assert_eq!(state.stats().queued, 2);
+        assert_eq!(state.stats().leased, 0);
+
+        let again = state.take_next("p").unwrap();
+        assert_eq!(again.id, a, "back first in its queue, before b");
+        tokio::time::advance(lease).await;
+        let after_expiry = state.take_next("p").unwrap();
+        assert_eq!(after_expiry.id, a, "its lease ran out: offered again");
+        state.release(again.lease);
+        assert_eq!(
+            state.task(&a).unwrap().deliveries,
+            2,
+            "an old delivery does not take back the one given out since"
+        );
+        assert_eq!(state.take_next("p").unwrap().id, b);
+        state.complete(&a, "p", "{}".into()).ok().unwrap();
+        state.release(after_expiry.lease);
+        assert_eq!(state.task(&a).unwrap().state, TaskState::Done);
+        assert!(state.take_next("p").is_none());
+        assert_eq!(state.stats().leased, 1, "b");
     }
 
     #[tokio::test(start_paused = true)]
