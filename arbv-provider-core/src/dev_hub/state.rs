@@ -133,14 +133,14 @@ impl Tasks {
         }
     }
 
-    /// Puts a leased task back first in its queue. `false` if it was not leased.
-    fn offer_again(&mut self, id: TaskId) -> bool {
+    /// Puts a leased task back first in its queue; a task not leased stays as it is.
+    fn offer_again(&mut self, id: TaskId) {
         let Some(record) = self.records.get_mut(&id) else {
             self.leased.remove(&id);
-            return false;
+            return;
         };
         if record.state != TaskState::Leased {
-            return false;
+            return;
         }
         record.state = TaskState::Queued;
         record.leased_at = None;
@@ -151,7 +151,6 @@ impl Tasks {
         let queue = self.queues.entry(provider).or_default();
         queue.ids.push_front(id);
         queue.waiting += 1;
-        true
     }
 
     /// Counts a task of `provider` leaving its queue (given out, or answered while queued).
