@@ -37,8 +37,8 @@
 //! profile, say) in place of `bench-provider`.
 //! For profiling: `ARBV_BENCH_ONLY=idle` runs only the start and idle measurements;
 //! `ARBV_BENCH_ONLY=latency` runs only the closed loops and the paced runs, at half their peak
-//! or at `ARBV_BENCH_RATE` tasks/s; `ARBV_BENCH_ONLY=hand-back` only the dev hub's hand-back rounds;
-//! `ARBV_BENCH_ONLY=runtime` only the rounds on both tokio runtimes;
+//! or at `ARBV_BENCH_RATE` tasks/s; `ARBV_BENCH_ONLY=hand-back` only the dev hub's hand-back
+//! rounds; `ARBV_BENCH_ONLY=runtime` only the rounds on both tokio runtimes;
 //! `ARBV_BENCH_ONLY=provider` (or `client`) runs only the no-hand-back run, `ARBV_BENCH_REPEAT`
 //! times, with `ARBV_BENCH_LOAD=echo|order|1mb` (default echo), and prints
 //! how many tasks the child answered in all; `ARBV_BENCH_WRAP="valgrind --tool=callgrind"`
@@ -943,7 +943,7 @@ async fn profile_only(which: &str, settings: &Settings) {
     }
     if which == "latency" {
         let load = match std::env::var("ARBV_BENCH_RATE") {
-            Ok(_) => LatencyLoad::Fixed(env_usize("ARBV_BENCH_RATE", 0) as f64),
+            Ok(_) => LatencyLoad::Fixed(env_usize("ARBV_BENCH_RATE", 10_000) as f64),
             Err(_) => LatencyLoad::HalfOfPeak { trivial_half: None },
         };
         let latency = measure_latency(settings, load).await;
@@ -1068,8 +1068,8 @@ enum Slot {
 /// hands each run out by its slot. Slots whose runs are divided by each other sit side by side
 /// in `slots`, so that each pair is measured seconds apart whatever the round: a shared
 /// machine's speed drifts over tens of seconds (seen: the bare client at 24 µs a task for a
-/// minute, then at 35), and a ratio taken across a drift measures the drift. Backwards every other round, each
-/// side of a pair runs first as often as second.
+/// minute, then at 35), and a ratio taken across a drift measures the drift. Backwards every
+/// other round, each side of a pair runs first as often as second.
 async fn counterbalanced<S: Copy + PartialEq, const N: usize>(
     mut slots: [S; N],
     round: usize,
