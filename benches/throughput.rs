@@ -818,6 +818,13 @@ struct Idle {
     resident: Vec<Resident>,
 }
 
+impl Idle {
+    /// The median over the samples of one part of the resident memory, in MiB.
+    fn resident_median(&self, part: fn(&Resident) -> f64) -> f64 {
+        median(&self.resident.iter().map(part).collect::<Vec<_>>())
+    }
+}
+
 async fn measure_idle(
     provider: Role,
     hold: Duration,
@@ -1452,14 +1459,19 @@ async fn measure_latency(settings: &Settings, load: LatencyLoad) -> Latency {
 /// same load.
 async fn measure_paced_runs(settings: Settings, load: LatencyLoad) -> Latency {
     let c = settings.concurrency;
+    // In `Latency::closed_loop`'s order.
+    let holds = [DEFAULT_HOLD, Duration::ZERO];
     let mut closed_loop: [Vec<f64>; 2] = Default::default();
     for _ in 0..settings.repeat {
-        for (runs, hold) in closed_loop.iter_mut().zip([DEFAULT_HOLD, Duration::ZERO]) {
+        for (runs, &hold) in closed_loop.iter_mut().zip(&holds) {
             let closed = measure_closed_loop(Role::Provider, hold, false, c, settings.n).await;
             runs.push(closed.tasks_per_s);
         }
     }
-    let peak_of = |hold: Duration| median(&closed_loop[usize::from(hold.is_zero())]);
+    let peak_of = |hold: Duration| {
+        let at = holds.iter().position(|&h| h == hold);
+        median(&closed_loop[at.expect("each case's hold has a closed loop")])
+    };
     let (at_half, trivial_half) = match load {
         LatencyLoad::HalfOfPeak { trivial_half } => (
             LATENCY_CASES.map(|(hold, _)| peak_of(hold) / 2.0),
@@ -1840,8 +1852,7 @@ fn print_runtimes(runtimes: &Runtimes, settings: &Settings) {
 
 /// The idle provider's resident memory, by kind: medians over its samples.
 fn resident_medians(figures: &Idle) -> String {
-    let resident =
-        |f: fn(&Resident) -> f64| median(&figures.resident.iter().map(f).collect::<Vec<_>>());
+    let resident = |part| figures.resident_median(part);
     format!(
         "median {:.1} MiB: executable {:.1} · shared libraries {:.1} (libm {:.1}) · anonymous (heap, stacks, buffers) {:.1}",
         resident(Resident::total),
@@ -1909,8 +1920,7 @@ fn print_targets(
     let IdleSpells { at_once, held } = spells;
     let (c, idle) = (settings.concurrency, settings.idle);
     // In MB, as the target: 1 MiB is 1.048576 MB.
-    let rss_mb =
-        |f: &Idle| median(&f.resident.iter().map(Resident::total).collect::<Vec<_>>()) * 1.048_576;
+    let rss_mb = |f: &Idle| f.resident_median(Resident::total) * 1.048_576;
     let multi_mb = rss_mb(&runtimes.idle_multi);
     let idle_mb = rss_mb(at_once).max(rss_mb(held));
     let first_ms = median(&at_once.first_task_ms);
@@ -1963,14 +1973,7 @@ fn print_targets(
     );
     // The target is for the runtime the README and the examples ask for; this one is shown
     // beside it, with the part only this runtime loads.
-    let multi_libm = median(
-        &runtimes
-            .idle_multi
-            .resident
-            .iter()
-            .map(|r| r.libm)
-            .collect::<Vec<_>>(),
-    );
+    let multi_libm = runtimes.idle_multi.resident_median(|r| r.libm);
     println!(
         "   idle RSS on tokio's multi-threaded runtime (`#[tokio::main]`), compared, not judged (the README asks for one thread): {multi_mb:.1} MB ({} 10 MB), of which libm, loaded for this runtime's scheduler only, {multi_libm:.1} MiB",
         if multi_mb < 10.0 { "under" } else { "over" }
