@@ -5,10 +5,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_file = format!("{proto_dir}/hub.proto");
     println!("cargo:rerun-if-changed={proto_file}");
     let descriptors = protox::compile([&proto_file], [proto_dir])?;
-    // A provider is a client: the server stubs are for the dev hub (and hubs written for tests).
-    let server = std::env::var_os("CARGO_FEATURE_DEV_HUB").is_some();
+    // A provider is a client over its own connection (`hub_connection`): the server stubs, and
+    // the generated client's `connect` over tonic's `Channel`, are for the dev hub and the
+    // tools and tests built with it.
+    let dev_hub = std::env::var_os("CARGO_FEATURE_DEV_HUB").is_some();
     tonic_prost_build::configure()
-        .build_server(server)
+        .build_server(dev_hub)
+        .build_transport(dev_hub)
         .bytes(".")
         .compile_fds(descriptors)?;
     Ok(())

@@ -445,6 +445,38 @@ async fn works_against_any_hub_that_implements_the_contract() {
     server.stop().await;
 }
 
+/// Eight lanes share one connection. When the hub restarts, the lanes whose calls fail meanwhile
+/// do not each make one: the first makes it, the others take it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lanes_share_one_connection_and_one_replaces_it_after_a_restart() {
+    let hub = ContractHub::builder(TOKEN).build();
+    let server = hub.serve().await;
+    let addr = server.addr();
+    let provider = RunningProvider::start(
+        HandWritten,
+        config(&format!("{addr}")).concurrency(8).build().unwrap(),
+    );
+    let first = sleeps(&hub, 16, 20);
+    assert!(hub.wait_results(first.len(), LIMIT).await);
+    assert_eq!(hub.connections(), 1, "eight lanes, one connection");
+
+    server.stop().await;
+    // Long enough for every lane to find the hub gone and back off at least once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let server = hub.serve_on(addr).await;
+    for i in 0..16 {
+        hub.push(&format!("after-{i}"), "echo", r#"{"message":"back"}"#, "");
+    }
+    assert!(hub.wait_results(first.len() + 16, LIMIT).await);
+    provider.stop().await.unwrap();
+    assert_eq!(
+        hub.connections(),
+        2,
+        "one new connection for the eight lanes after the restart"
+    );
+    server.stop().await;
+}
+
 fn sleeps(hub: &ContractHub, count: usize, ms: u64) -> Vec<String> {
     (0..count)
         .map(|i| {
@@ -582,6 +614,48 @@ async fn a_stop_is_not_held_by_the_connect_loop_or_a_held_poll() {
         signalled.elapsed()
     );
     server.stop().await;
+}
+
+/// A "hub" that takes the connection and never answers anything: not the HTTP/2 settings, not
+/// the `grpc-timeout` of `GetTask`. The provider's own deadline ends each poll, and it goes on
+/// polling.
+#[tokio::test]
+async fn a_poll_the_hub_never_answers_ends_at_the_poll_deadline() {
+    let captured = arbv_tests::logs::LogBuffer::default();
+    let _logs = captured.capture_thread(tracing::Level::DEBUG);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = Instant::now();
+    let provider = RunningProvider::start(
+        HandWritten,
+        config(&format!("http://{addr}"))
+            .concurrency(1)
+            .poll_deadline(Duration::from_millis(500))
+            .build()
+            .unwrap(),
+    );
+    let ended_at_deadline = || {
+        captured
+            .lines_with(&["GetTask did not answer within its deadline of 500ms"])
+            .len()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            ended_at_deadline() >= 2
+        })
+        .await,
+        "each poll ends at its deadline and the next one goes out:\n{}",
+        captured.text()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+    provider.stop().await.unwrap();
+    silent.abort();
 }
 
 /// A hub that hands out one task and then never answers `SubmitTaskResult`.

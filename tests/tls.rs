@@ -251,6 +251,55 @@ async fn a_hub_requiring_client_certificates_takes_only_a_provider_with_one() {
     server.stop().await;
 }
 
+/// A TLS server that does not offer HTTP/2 (no ALPN `h2`: a web server, say) is not taken for a
+/// hub: the provider says why and keeps retrying.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_without_http2_is_refused_as_no_grpc_server() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let pki = Pki::new();
+    let chain = CertificateDer::pem_slice_iter(pki.hub_cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(pki.hub_key_pem.as_bytes()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            if let Ok(tls) = acceptor.accept(tcp).await {
+                held.push(tls);
+            }
+        }
+    });
+    let running = RunningProvider::start(
+        HandWritten,
+        Config::builder()
+            .auth_token(TOKEN)
+            .hub_url(format!("https://{addr}"))
+            .tls_ca_file(pki.path("ca.pem"))
+            .tls_server_name(HUB_NAME)
+            .build()
+            .unwrap(),
+    );
+    assert!(
+        logged(&[&addr.to_string(), "did not agree on HTTP/2 (ALPN h2)"]).await,
+        "{}",
+        logs()
+    );
+    running.stop().await.unwrap();
+    server.abort();
+}
+
 #[tokio::test]
 async fn bad_tls_settings_are_start_up_errors_that_never_show_the_key() {
     let pki = Pki::new();

@@ -1,36 +1,32 @@
-//! How the provider reaches the hub: the gRPC endpoint, TLS for `https://` (system and webpki
-//! roots, a private CA, a client certificate for mTLS; the `tls` feature), and the warning when
-//! the token would travel in clear text.
+//! How the provider reaches the hub: its address, TLS for `https://` (system and webpki roots, a
+//! private CA, a client certificate for mTLS; the `tls` feature), and the warning when the token
+//! would travel in clear text.
 
 use std::net::IpAddr;
-use std::time::Duration;
-
-use tonic::transport::Endpoint;
 
 use crate::config::{Config, HubUrl};
 use crate::error::Error;
+use crate::hub_connection::HubTarget;
 
-/// The gRPC endpoint for the configured hub, with TLS for `https://`. Warns once when the token
-/// would cross the network unencrypted.
-pub(crate) fn endpoint(config: &Config) -> Result<Endpoint, Error> {
+/// The hub the configuration names, with TLS for `https://`. Warns once when the token would
+/// cross the network unencrypted.
+pub(crate) fn endpoint(config: &Config) -> Result<HubTarget, Error> {
     let url = config.hub_url();
-    let failed = |e: tonic::transport::Error| Error::Endpoint {
+    let failed = |reason: String| Error::Endpoint {
         url: url.to_string(),
-        reason: crate::error::error_chain(&e),
+        reason,
     };
-    let endpoint = Endpoint::from_shared(url.as_str().to_owned())
-        .map_err(failed)?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(true);
+    let uri = url
+        .as_str()
+        .parse::<tonic::codegen::http::Uri>()
+        .map_err(|e| failed(e.to_string()))?;
+    let target = HubTarget::plain(&uri).map_err(failed)?;
     // Without the `tls` feature there is no https:// address here: `Config` refuses one.
     #[cfg(feature = "tls")]
     if url.is_tls() {
-        return endpoint
-            .tls_config(config.hub_tls().client_config())
-            .map_err(failed);
+        let tls = config.hub_tls();
+        let client = tls.client_config().map_err(failed)?;
+        return target.with_tls(client, tls.server_name()).map_err(failed);
     }
     if sends_token_in_clear(url) {
         tracing::warn!(
@@ -39,7 +35,7 @@ pub(crate) fn endpoint(config: &Config) -> Result<Endpoint, Error> {
              travels in clear text; use an https:// address"
         );
     }
-    Ok(endpoint)
+    Ok(target)
 }
 
 /// True when a plain (not `https://`) hub address leaves this machine, so the token sent with
@@ -50,7 +46,7 @@ pub(crate) fn sends_token_in_clear(url: &HubUrl) -> bool {
     }
     let host = url
         .as_str()
-        .parse::<tonic::transport::Uri>()
+        .parse::<tonic::codegen::http::Uri>()
         .ok()
         .and_then(|uri| uri.host().map(str::to_owned));
     !host.is_some_and(|host| is_loopback_host(&host))

@@ -1,5 +1,5 @@
 //! The provider's side of the wire contract: `GetTask` and `SubmitTaskResult` over one HTTP/2
-//! connection, reconnected by tonic when the hub comes back.
+//! connection ([`HubConnection`]), made again when the hub comes back.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,10 +14,10 @@ use tonic::Code;
 use tonic::client::Grpc;
 use tonic::codec::{BufferSettings, Codec, EncodeBuf, Encoder};
 use tonic::metadata::AsciiMetadataValue;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::config::Config;
 use crate::error::error_chain;
+use crate::hub_connection::{HubConnection, HubTarget};
 use crate::proto::Task;
 use crate::secret::AuthToken;
 use crate::task::{CompletedTask, IncomingTask};
@@ -135,12 +135,11 @@ const SUBMIT_TASK_RESULT: &str = "/Hub/SubmitTaskResult";
 /// and the same bytes serve every retry. The generated client would copy each string into a
 /// new message per call, then encode it.
 ///
-/// Each lane works with a clone of its own: calls then take no clone of the channel (and of its
-/// buffer's semaphore state) each, and the clone's `SubmitTaskResult` timer is set again for
-/// each call rather than made anew.
+/// Each lane works with a clone of its own: calls then take no clone of the connection each,
+/// and the clone's timers are set again for each call rather than made anew.
 #[derive(Clone)]
 pub(crate) struct HubClient {
-    rpc: Grpc<Channel>,
+    rpc: Grpc<HubConnection>,
     provider: Arc<str>,
     token: AuthToken,
     /// The encoded `ProviderRequest`: the provider's name and token.
@@ -148,22 +147,23 @@ pub(crate) struct HubClient {
     /// The `grpc-timeout` header of `GetTask`, written once.
     poll_timeout: AsciiMetadataValue,
     poll_deadline: Duration,
-    submit_timer: SubmitTimer,
+    poll_timer: CallTimer,
+    submit_timer: CallTimer,
 }
 
-/// Bounds a `SubmitTaskResult`: made at the first call, moved for each next one (moving a
-/// registered timer later is a store, where a new one locks the timer wheel twice). A clone
-/// starts without one: a timer serves one lane.
+/// Bounds a call: made at the first call, moved for each next one (moving a registered timer
+/// later is a store, where a new one locks the timer wheel twice). A clone starts without one:
+/// a timer serves one lane.
 #[derive(Default)]
-struct SubmitTimer(Option<Pin<Box<Sleep>>>);
+struct CallTimer(Option<Pin<Box<Sleep>>>);
 
-impl Clone for SubmitTimer {
+impl Clone for CallTimer {
     fn clone(&self) -> Self {
         Self::default()
     }
 }
 
-impl SubmitTimer {
+impl CallTimer {
     /// The timer, set to fire at `deadline`.
     fn until(&mut self, deadline: tokio::time::Instant) -> Pin<&mut Sleep> {
         let timer = self
@@ -278,8 +278,8 @@ impl std::fmt::Debug for HubClient {
 }
 
 impl HubClient {
-    /// A client over `channel` for `provider`.
-    pub(crate) fn new(channel: Channel, provider: Arc<str>, config: &Config) -> Self {
+    /// A client over `connection` for `provider`.
+    pub(crate) fn new(connection: HubConnection, provider: Arc<str>, config: &Config) -> Self {
         let token = config.auth_token().clone();
         // `ProviderRequest`: provider = 1, auth_token = 2.
         let mut request = BytesMut::new();
@@ -293,42 +293,43 @@ impl HubClient {
             .cloned()
             .expect("set_timeout writes a grpc-timeout header");
         Self {
-            rpc: Grpc::new(channel)
+            rpc: Grpc::new(connection)
                 .max_decoding_message_size(config.max_task_bytes().saturating_add(DECODE_HEADROOM)),
             provider,
             token,
             get_task_request: request.freeze(),
             poll_timeout,
             poll_deadline: config.poll_deadline(),
-            submit_timer: SubmitTimer::default(),
+            poll_timer: CallTimer::default(),
+            submit_timer: CallTimer::default(),
         }
     }
 
     /// Connects to the hub, retrying with backoff and jitter and logging each attempt, until it
     /// answers or `stop` is cancelled (then `None`). `failed` hears each failed attempt.
     pub(crate) async fn connect(
-        endpoint: &Endpoint,
+        target: &HubTarget,
         stop: &CancellationToken,
         failed: impl Fn(&str),
-    ) -> Option<Channel> {
+    ) -> Option<HubConnection> {
         let mut delays = reconnect_backoff(Duration::from_secs(10));
         let mut attempt = 1u32;
         loop {
-            tracing::info!(hub = %endpoint.uri(), attempt, "connecting to the hub");
+            tracing::info!(hub = %target, attempt, "connecting to the hub");
             let result = tokio::select! {
-                result = endpoint.connect() => result,
+                result = HubConnection::open(target.clone()) => result,
                 () = stop.cancelled() => return None,
             };
             match result {
-                Ok(channel) => {
-                    tracing::info!(hub = %endpoint.uri(), attempt, "connected to the hub");
-                    return Some(channel);
+                Ok(connection) => {
+                    tracing::info!(hub = %target, attempt, "connected to the hub");
+                    return Some(connection);
                 }
                 Err(e) => {
                     failed(&error_chain(&e));
                     let delay = delays.next().unwrap_or(Duration::from_secs(10));
                     tracing::warn!(
-                        hub = %endpoint.uri(), attempt, retry_in_ms = delay.as_millis() as u64,
+                        hub = %target, attempt, retry_in_ms = delay.as_millis() as u64,
                         error = %error_chain(&e), "the hub is unreachable; retrying"
                     );
                     tokio::select! {
@@ -344,19 +345,25 @@ impl HubClient {
     /// Asks for a task. `Ok(None)`: the hub has no work (empty id, or `NOT_FOUND`).
     pub(crate) async fn get_task(&mut self) -> Result<Option<IncomingTask>, HubError> {
         let mut request = tonic::Request::new(self.get_task_request.clone());
-        // The `grpc-timeout` header tells a hub that holds the call how long it may; tonic's
-        // channel also ends the call there (as CANCELLED, "Timeout expired").
+        // The `grpc-timeout` header tells a hub that holds the call how long it may; the
+        // lane's own timer ends the call there if the hub does not.
         request
             .metadata_mut()
             .insert("grpc-timeout", self.poll_timeout.clone());
-        match call(&mut self.rpc, GET_TASK, request).await {
-            Err(status) if timed_out(&status) => Err(HubError::Unavailable(format!(
-                "GetTask did not answer within its deadline of {:?} ({})",
-                self.poll_deadline,
-                status.message()
-            ))),
-            answer => self.read_answer(answer),
-        }
+        let timer = self
+            .poll_timer
+            .until(tokio::time::Instant::now() + self.poll_deadline);
+        let answer = tokio::select! {
+            biased;
+            answer = call(&mut self.rpc, GET_TASK, request) => answer,
+            () = timer => {
+                return Err(HubError::Unavailable(format!(
+                    "GetTask did not answer within its deadline of {:?}",
+                    self.poll_deadline
+                )));
+            }
+        };
+        self.read_answer(answer)
     }
 
     /// `done` as the `TaskResult` that [`submit`](Self::submit) sends: encoded once, whatever
@@ -439,23 +446,15 @@ impl HubClient {
     }
 }
 
-/// Whether tonic ended the call at its `grpc-timeout` (a hub's own `CANCELLED` is not that).
-fn timed_out(status: &tonic::Status) -> bool {
-    status.code() == Code::Cancelled && status.message() == tonic::TimeoutExpired(()).to_string()
-}
-
 /// One unary call of `path` with a pre-encoded request.
 async fn call(
-    rpc: &mut Grpc<Channel>,
+    rpc: &mut Grpc<HubConnection>,
     path: &'static str,
     request: tonic::Request<Bytes>,
 ) -> Result<tonic::Response<Task>, tonic::Status> {
-    rpc.ready().await.map_err(|e| {
-        tonic::Status::unavailable(format!(
-            "the hub connection is not ready: {}",
-            error_chain(&e)
-        ))
-    })?;
+    // The connection's only failure to be ready: it broke and no new one could be made, an
+    // `UNAVAILABLE` status that says why.
+    rpc.ready().await.map_err(tonic::Status::from_error)?;
     let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
     let codec = PreEncoded::of(request.get_ref());
     rpc.unary(request, path, codec).await
@@ -481,23 +480,33 @@ mod tests {
     use crate::envelope::Status;
     use crate::proto::TaskResult;
 
-    /// A client for provider `provider` with token `a-token`, on a channel never connected.
-    fn client_of_provider() -> (HubClient, Config) {
+    /// A client for provider `provider` with token `a-token`, connected to a listener that
+    /// never answers.
+    async fn client_of_provider() -> (HubClient, Config) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            // Holds the socket open; the HTTP/2 handshake needs nothing back from the server.
+            std::future::pending::<()>().await;
+            drop(socket);
+        });
         let config = Config::builder()
             .auth_token("a-token")
-            .hub_url("127.0.0.1:1")
+            .hub_url(address.to_string())
             .build()
             .unwrap();
-        let channel = crate::endpoint::endpoint(&config).unwrap().connect_lazy();
+        let target = crate::endpoint::endpoint(&config).unwrap();
+        let connection = HubConnection::open(target).await.unwrap();
         (
-            HubClient::new(channel, Arc::from("provider"), &config),
+            HubClient::new(connection, Arc::from("provider"), &config),
             config,
         )
     }
 
     #[tokio::test]
     async fn a_result_is_encoded_as_the_task_result_message() {
-        let (client, _) = client_of_provider();
+        let (client, _) = client_of_provider().await;
         for (payload, result) in [
             (String::new(), String::new()),
             ("{}".to_owned(), "x".repeat(200)),
@@ -529,7 +538,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_get_task_request_is_the_provider_request_message() {
-        let (client, config) = client_of_provider();
+        let (client, config) = client_of_provider().await;
         let expected = crate::proto::ProviderRequest {
             provider: "provider".into(),
             auth_token: "a-token".into(),
@@ -544,16 +553,6 @@ mod tests {
             Some(&client.poll_timeout),
             with_timeout.metadata().get("grpc-timeout")
         );
-    }
-
-    #[test]
-    fn only_tonics_own_timeout_is_a_get_task_past_its_deadline() {
-        let tonic_timeout = tonic::Status::from_error(Box::new(tonic::TimeoutExpired(())));
-        assert!(timed_out(&tonic_timeout), "{tonic_timeout:?}");
-        assert!(!timed_out(&tonic::Status::cancelled("the hub went away")));
-        assert!(!timed_out(&tonic::Status::deadline_exceeded(
-            "Timeout expired"
-        )));
     }
 
     #[test]

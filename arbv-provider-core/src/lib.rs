@@ -23,6 +23,7 @@ pub mod envelope;
 mod error;
 mod fine_sleep;
 mod hub_client;
+mod hub_connection;
 pub mod metrics;
 mod provider;
 pub mod rate_limit;

@@ -170,11 +170,11 @@ impl Runtime {
             let unreachable = |error: &str| {
                 readiness.hub_failed(false, &error);
             };
-            let Some(channel) = HubClient::connect(&endpoint, &stop, unreachable).await else {
+            let Some(connection) = HubClient::connect(&endpoint, &stop, unreachable).await else {
                 return Ok(());
             };
             readiness.connected();
-            let hub = HubClient::new(channel, provider.clone(), &config);
+            let hub = HubClient::new(connection, provider.clone(), &config);
             Worker::new(
                 hub,
                 dispatcher,

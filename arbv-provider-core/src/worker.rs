@@ -362,9 +362,8 @@ impl Worker {
     /// submits stop asking for more.
     ///
     /// The task runs in its span; the submit runs outside it, and enters it only to log.
-    /// Inside it, every poll of the RPC would enter and leave the span, and tonic's buffer
-    /// would carry it to its worker task and enter it there too: ~2,000 instructions a task
-    /// for lines that are almost never written.
+    /// Inside it, every poll of the RPC would enter and leave the span: instructions spent on
+    /// every task for lines that are almost never written.
     async fn run_chain(&self, lane: &mut Lane, first: IncomingTask) -> Option<Polled> {
         let mut next = Some(first);
         let mut source = Source::Poll;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use arbv_provider_core::proto::hub_server::{Hub, HubServer};
 use arbv_provider_core::proto::{ProviderRequest, Task, TaskResult};
+use futures_util::StreamExt;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
@@ -73,6 +74,7 @@ impl ContractHubBuilder {
                 result_came: Notify::new(),
                 get_task_calls: AtomicU64::new(0),
                 submit_calls: AtomicU64::new(0),
+                connections: AtomicU64::new(0),
             }),
         }
     }
@@ -91,6 +93,7 @@ struct Shared {
     result_came: Notify,
     get_task_calls: AtomicU64,
     submit_calls: AtomicU64,
+    connections: AtomicU64,
 }
 
 /// The contract-only hub; clones share its queue and records.
@@ -159,6 +162,11 @@ impl ContractHub {
         self.shared.submit_calls.load(Ordering::Relaxed)
     }
 
+    /// Connections accepted, over every time it served.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+
     /// Waits up to `limit` until at least `count` results were taken.
     pub async fn wait_results(&self, count: usize, limit: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
@@ -192,7 +200,14 @@ impl ContractHub {
             .expect("a bound listener has an address");
         let (stop, stopped) = oneshot::channel::<()>();
         // Our own listener's sockets do not get the server's no-delay setting: set it here.
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let shared = self.shared.clone();
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .inspect(move |accepted| {
+                if accepted.is_ok() {
+                    shared.connections.fetch_add(1, Ordering::Relaxed);
+                }
+            });
         let server = tonic::transport::Server::builder()
             .add_service(HubServer::new(Service(self.shared.clone())))
             .serve_with_incoming_shutdown(incoming, async move {

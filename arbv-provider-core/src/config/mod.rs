@@ -150,7 +150,7 @@ impl HubUrl {
         } else {
             (format!("http://{value}"), false)
         };
-        let parsed: tonic::transport::Uri = uri
+        let parsed: tonic::codegen::http::Uri = uri
             .parse()
             .map_err(|e| format!("it is not a valid address ({e})"))?;
         if parsed.host().is_none_or(str::is_empty) {

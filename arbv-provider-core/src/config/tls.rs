@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 #[cfg(feature = "tls")]
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 #[cfg(feature = "tls")]
-use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+use std::sync::Arc;
 
 use super::{ConfigError, HubUrl, env};
 
@@ -68,30 +68,47 @@ impl HubTls {
         self.server_name.as_deref()
     }
 
-    /// The TLS client settings: webpki roots, the system's roots when it has any, the private CA,
-    /// the client certificate and the name to check.
-    pub(crate) fn client_config(&self) -> ClientTlsConfig {
-        let mut config = ClientTlsConfig::new().with_webpki_roots();
-        // tonic refuses to build a connector when native roots are asked for and the system has
-        // none (a slim container); webpki roots and a private CA still work there.
-        if rustls_native_certs::load_native_certs().certs.is_empty() {
+    /// The TLS client settings: webpki roots, the system's roots when it has any, the private
+    /// CA, the client certificate, and HTTP/2 asked for by ALPN (gRPC needs it). The files were
+    /// checked when they were read; an error here names no file's contents.
+    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, String> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let native = rustls_native_certs::load_native_certs().certs;
+        if native.is_empty() {
             tracing::debug!("the system has no root certificates; trusting webpki roots only");
-        } else {
-            config = config.with_native_roots();
         }
+        roots.add_parsable_certificates(native);
         if let Some(ca) = &self.ca {
-            config = config.ca_certificate(Certificate::from_pem(&ca.contents));
+            for cert in CertificateDer::pem_slice_iter(&ca.contents).flatten() {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("the private CA cannot be trusted: {e}"))?;
+            }
         }
-        if let Some(client) = &self.client {
-            config = config.identity(Identity::from_pem(
-                &client.cert.contents,
-                &client.key.contents,
-            ));
-        }
-        if let Some(name) = &self.server_name {
-            config = config.domain_name(name.clone());
-        }
-        config
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("no TLS version to offer: {e}"))?
+            .with_root_certificates(roots);
+        let mut config = match &self.client {
+            None => builder.with_no_client_auth(),
+            Some(client) => {
+                let chain = CertificateDer::pem_slice_iter(&client.cert.contents)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        "the client certificate is not a well-formed PEM file".to_owned()
+                    })?;
+                let key = PrivateKeyDer::from_pem_slice(&client.key.contents)
+                    .map_err(|_| "the client key holds no PEM private key".to_owned())?;
+                // rustls' message names the key's kind, never its bytes.
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| format!("the client certificate and key cannot be used: {e}"))?
+            }
+        };
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
     }
 }
 
