@@ -39,7 +39,8 @@
 //! `ARBV_BENCH_ONLY=latency` runs only the closed loops and the paced runs, at half their peak
 //! or at `ARBV_BENCH_RATE` tasks/s; `ARBV_BENCH_ONLY=hand-back` only the dev hub's hand-back
 //! rounds; `ARBV_BENCH_ONLY=runtime` only the rounds on both tokio runtimes;
-//! `ARBV_BENCH_ONLY=provider` (or `client`) runs only the no-hand-back run, `ARBV_BENCH_REPEAT`
+//! `ARBV_BENCH_ONLY=provider` (or `client`, or `client-hyper`: the bare client on hyper
+//! directly) runs only the no-hand-back run, `ARBV_BENCH_REPEAT`
 //! times, with `ARBV_BENCH_LOAD=echo|order|1mb` (default echo), and prints
 //! how many tasks the child answered in all; `ARBV_BENCH_WRAP="valgrind --tool=callgrind"`
 //! starts each child under that command.
@@ -51,8 +52,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arbv_benches::{
-    ECHO_PAYLOAD, HubCounters, TrivialHub, cpu_seconds, median, order_payload, quantile,
-    serve_trivial, status_mib, thread_cpu_seconds, trivial_client,
+    ClientTransport, ECHO_PAYLOAD, HubCounters, TrivialHub, cpu_seconds, median, order_payload,
+    quantile, serve_trivial, status_mib, thread_cpu_seconds, trivial_client,
 };
 use arbv_provider::config::DEFAULT_CONCURRENCY;
 use arbv_provider::dev_hub::{DEFAULT_HOLD, DevHub, RunningServer};
@@ -69,8 +70,11 @@ const PROCESSES: [usize; 3] = [1, 2, 4];
 
 fn main() {
     match std::env::var(ROLE).as_deref() {
-        Ok("client") => return run_client(Runtime::CurrentThread),
-        Ok("client-multi-thread") => return run_client(Runtime::MultiThread),
+        Ok("client") => return run_client(Runtime::CurrentThread, ClientTransport::Channel),
+        Ok("client-hyper") => return run_client(Runtime::CurrentThread, ClientTransport::Hyper),
+        Ok("client-multi-thread") => {
+            return run_client(Runtime::MultiThread, ClientTransport::Channel);
+        }
         _ => {}
     }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
@@ -82,7 +86,7 @@ fn main() {
 
 /// The bare client: the two RPCs and a canned result, until the parent closes our stdin. On the
 /// runtime the provider it is measured beside runs on.
-fn run_client(runtime: Runtime) {
+fn run_client(runtime: Runtime, transport: ClientTransport) {
     let runtime = match runtime {
         Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
         Runtime::MultiThread => tokio::runtime::Builder::new_multi_thread(),
@@ -99,7 +103,7 @@ fn run_client(runtime: Runtime) {
             let _ = tx.send(());
         });
         tokio::select! {
-            () = trivial_client(url, TOKEN.to_owned(), lanes) => {}
+            () = trivial_client(url, TOKEN.to_owned(), lanes, transport) => {}
             _ = gone => {}
         }
     });
@@ -122,6 +126,8 @@ enum Role {
     Provider,
     /// The bare client, on a current-thread runtime like the provider's.
     Client,
+    /// The bare client on hyper's HTTP/2 client directly, the provider's transport.
+    ClientHyper,
     /// `bench-provider-multi-thread`: the same provider on tokio's multi-threaded runtime.
     ProviderMultiThread,
     /// The bare client on tokio's multi-threaded runtime.
@@ -133,6 +139,7 @@ impl Role {
         match self {
             Role::Provider => "provider",
             Role::Client => "client",
+            Role::ClientHyper => "client-hyper",
             Role::ProviderMultiThread => "provider-multi-thread",
             Role::ClientMultiThread => "client-multi-thread",
         }
@@ -155,7 +162,7 @@ impl Worker {
             Role::Provider => std::env::var_os("ARBV_BENCH_PROVIDER")
                 .map_or_else(|| PROVIDER_EXE.into(), std::path::PathBuf::from),
             Role::ProviderMultiThread => PROVIDER_MULTI_THREAD_EXE.into(),
-            Role::Client | Role::ClientMultiThread => {
+            Role::Client | Role::ClientHyper | Role::ClientMultiThread => {
                 std::env::current_exe().expect("the benchmark knows its own path")
             }
         };
@@ -967,10 +974,10 @@ async fn profile_only(which: &str, settings: &Settings) {
         print_hand_back(&hand_back, settings);
         return;
     }
-    let role = if which == "client" {
-        Role::Client
-    } else {
-        Role::Provider
+    let role = match which {
+        "client" => Role::Client,
+        "client-hyper" => Role::ClientHyper,
+        _ => Role::Provider,
     };
     let load = Load::from_env();
     for _ in 0..settings.repeat {
@@ -1054,6 +1061,7 @@ fn print_header(settings: &Settings) {
 /// One round of the key figures against the trivial hub (no hand-back).
 struct Round {
     client: Steady,
+    client_hyper: Steady,
     provider: Steady,
     metrics_off: Steady,
     metrics_scraped: Steady,
@@ -1064,6 +1072,7 @@ struct Round {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Client,
+    ClientHyper,
     Provider,
     MetricsOff,
     MetricsScraped,
@@ -1105,8 +1114,9 @@ async fn measure_rounds(settings: &Settings) -> Vec<Round> {
     let mut rounds = Vec::new();
     for round in 0..settings.repeat {
         // Paired: client and provider; provider and metrics off; metrics off and scraped; the
-        // two at concurrency 1.
+        // two at concurrency 1. The client on hyper directly is set beside the other client.
         let slots = [
+            Slot::ClientHyper,
             Slot::Client,
             Slot::Provider,
             Slot::MetricsOff,
@@ -1117,6 +1127,7 @@ async fn measure_rounds(settings: &Settings) -> Vec<Round> {
         let mut take = counterbalanced(slots, round, async |slot| {
             let (role, lanes, metrics) = match slot {
                 Slot::Client => (Role::Client, c, Metrics::Recorded),
+                Slot::ClientHyper => (Role::ClientHyper, c, Metrics::Recorded),
                 Slot::Provider => (Role::Provider, c, Metrics::Recorded),
                 Slot::MetricsOff => (Role::Provider, c, Metrics::Off),
                 Slot::MetricsScraped => (Role::Provider, c, Metrics::Scraped),
@@ -1128,6 +1139,7 @@ async fn measure_rounds(settings: &Settings) -> Vec<Round> {
         .await;
         let round = Round {
             client: take(Slot::Client),
+            client_hyper: take(Slot::ClientHyper),
             provider: take(Slot::Provider),
             metrics_off: take(Slot::MetricsOff),
             metrics_scraped: take(Slot::MetricsScraped),
@@ -1135,9 +1147,10 @@ async fn measure_rounds(settings: &Settings) -> Vec<Round> {
             provider_1: take(Slot::Provider1),
         };
         println!(
-            "round {}: concurrency {c}: client {} · provider {} (metrics off {}, scraped {}) · concurrency 1: client {} · provider {}",
+            "round {}: concurrency {c}: client {} (on hyper {}) · provider {} (metrics off {}, scraped {}) · concurrency 1: client {} · provider {}",
             rounds.len() + 1,
             round.client.brief(),
+            round.client_hyper.brief(),
             round.provider.brief(),
             round.metrics_off.brief(),
             round.metrics_scraped.brief(),
@@ -1238,8 +1251,27 @@ fn print_rounds(rounds: &[Round], settings: &Settings) {
             list(&all_of(rounds, |r| provider(r).tasks_per_s), 0)
         );
     }
+    print_same_transport(rounds);
     println!();
     print_metrics_cost(rounds);
+}
+
+/// The provider beside a bare client on the provider's own transport (hyper's HTTP/2 client,
+/// no tonic `Channel`): what the provider's work costs apart from the transport it chose.
+fn print_same_transport(rounds: &[Round]) {
+    let (tps, tps_rounds) = paired_ratio(
+        rounds,
+        |r| r.provider.tasks_per_s,
+        |r| r.client_hyper.tasks_per_s,
+    );
+    let (cpu, cpu_rounds) = paired_ratio(rounds, |r| r.provider.cpu_us, |r| r.client_hyper.cpu_us);
+    println!(
+        "   the bare client on hyper directly (the provider's transport; no tonic Channel): {} tasks/s, {:.1} µs of CPU per task; provider ÷ it {tps:.2} × the tasks/s (per round: {}), {cpu:.2} × the CPU per task (per round: {})",
+        thousands(median_of(rounds, |r| r.client_hyper.tasks_per_s)),
+        median_of(rounds, |r| r.client_hyper.cpu_us),
+        list(&tps_rounds, 2),
+        list(&cpu_rounds, 2),
+    );
 }
 
 /// What recording and serving metrics cost, against the same provider with them off, measured

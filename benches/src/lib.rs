@@ -142,57 +142,156 @@ pub async fn serve_trivial(hub: TrivialHub, stop: CancellationToken) -> SocketAd
     addr
 }
 
+/// How a bare client reaches the hub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientTransport {
+    /// tonic's `Channel`, as a hand-written tonic client would: the baseline.
+    Channel,
+    /// hyper's HTTP/2 client used directly, as the provider does: the same transport as the
+    /// provider's, to show what the rest of the provider costs.
+    Hyper,
+}
+
 /// A client that does nothing but the two RPCs: `lanes` loops over one HTTP/2 connection, each
 /// taking a task and answering it with [`canned_result`], asking for and following tasks handed
 /// back with a result exactly as a provider does (only answers the hub marks as handed back).
 /// It runs until the process ends.
-pub async fn trivial_client(url: String, token: String, lanes: usize) {
-    let channel: Channel = Endpoint::from_shared(url)
-        .expect("a valid hub URL")
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .expect("the hub answers");
+pub async fn trivial_client(url: String, token: String, lanes: usize, transport: ClientTransport) {
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..lanes {
-        let mut rpc = HubClient::new(channel.clone()).max_decoding_message_size(usize::MAX);
-        let token = token.clone();
-        set.spawn(async move {
-            loop {
-                let asked = ProviderRequest {
-                    provider: "basic-provider".into(),
-                    auth_token: token.clone(),
-                };
-                let Ok(task) = rpc.get_task(asked).await else {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                };
-                let mut task = task.into_inner();
-                while !task.id.is_empty() {
-                    let payload = String::from_utf8_lossy(&task.payload).into_owned();
-                    let answer = TaskResult {
-                        result: canned_result(&task.action, &payload),
-                        id: task.id,
-                        provider: "basic-provider".into(),
-                        auth_token: token.clone(),
-                        status: "success".into(),
-                        action: task.action,
-                        payload,
-                        account: "{}".into(),
-                    };
-                    let mut request = Request::new(answer);
-                    raise_hand_back_flag(request.metadata_mut(), ACCEPT_HAND_BACK);
-                    task = match rpc.submit_task_result(request).await {
-                        Ok(next) if hand_back_flag_raised(next.metadata(), HAND_BACK) => {
-                            next.into_inner()
-                        }
-                        Ok(_) | Err(_) => Task::default(),
-                    };
-                }
+    match transport {
+        ClientTransport::Channel => {
+            let channel: Channel = Endpoint::from_shared(url)
+                .expect("a valid hub URL")
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .expect("the hub answers");
+            for _ in 0..lanes {
+                let rpc = HubClient::new(channel.clone()).max_decoding_message_size(usize::MAX);
+                set.spawn(client_lane(rpc, token.clone()));
             }
-        });
+        }
+        ClientTransport::Hyper => {
+            let connection = hyper_direct::Connection::open(&url).await;
+            for _ in 0..lanes {
+                let rpc = HubClient::new(connection.clone()).max_decoding_message_size(usize::MAX);
+                set.spawn(client_lane(rpc, token.clone()));
+            }
+        }
     }
     while set.join_next().await.is_some() {}
+}
+
+/// One lane of [`trivial_client`], over either transport.
+async fn client_lane<T>(mut rpc: HubClient<T>, token: String)
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    loop {
+        let asked = ProviderRequest {
+            provider: "basic-provider".into(),
+            auth_token: token.clone(),
+        };
+        let Ok(task) = rpc.get_task(asked).await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let mut task = task.into_inner();
+        while !task.id.is_empty() {
+            let payload = String::from_utf8_lossy(&task.payload).into_owned();
+            let answer = TaskResult {
+                result: canned_result(&task.action, &payload),
+                id: task.id,
+                provider: "basic-provider".into(),
+                auth_token: token.clone(),
+                status: "success".into(),
+                action: task.action,
+                payload,
+                account: "{}".into(),
+            };
+            let mut request = Request::new(answer);
+            raise_hand_back_flag(request.metadata_mut(), ACCEPT_HAND_BACK);
+            task = match rpc.submit_task_result(request).await {
+                Ok(next) if hand_back_flag_raised(next.metadata(), HAND_BACK) => next.into_inner(),
+                Ok(_) | Err(_) => Task::default(),
+            };
+        }
+    }
+}
+
+/// The bare client's transport without tonic's `Channel`: one hyper HTTP/2 connection, each
+/// call sent on it straight from its lane, what hyper spawns per call boxed (as tonic's own
+/// executor does). No reconnection: a benchmark's hub does not go away.
+mod hyper_direct {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use http::uri::{Authority, Scheme};
+    use hyper::client::conn::http2::SendRequest;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+
+    type BoxError = Box<dyn std::error::Error + Send + Sync>;
+    type Answer = http::Response<hyper::body::Incoming>;
+
+    #[derive(Clone)]
+    pub(super) struct Connection {
+        send: SendRequest<tonic::body::Body>,
+        authority: Authority,
+    }
+
+    #[derive(Clone, Copy)]
+    struct Boxed;
+
+    impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for Boxed {
+        fn execute(&self, future: F) {
+            let future: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(future);
+            tokio::spawn(future);
+        }
+    }
+
+    impl Connection {
+        pub(super) async fn open(url: &str) -> Self {
+            let uri: http::Uri = url.parse().expect("a valid hub URL");
+            let authority = uri.authority().expect("the URL names a host").clone();
+            let tcp = tokio::net::TcpStream::connect(authority.as_str())
+                .await
+                .expect("the hub answers");
+            tcp.set_nodelay(true).expect("TCP_NODELAY");
+            let (send, connection) = hyper::client::conn::http2::Builder::new(Boxed)
+                .timer(TokioTimer::new())
+                .handshake(TokioIo::new(tcp))
+                .await
+                .expect("an HTTP/2 connection");
+            tokio::spawn(connection);
+            Self { send, authority }
+        }
+    }
+
+    impl tower_service::Service<http::Request<tonic::body::Body>> for Connection {
+        type Response = Answer;
+        type Error = BoxError;
+        type Future = Pin<Box<dyn Future<Output = Result<Answer, BoxError>> + Send>>;
+
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            self.send.poll_ready(cx).map_err(BoxError::from)
+        }
+
+        fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+            let (mut parts, body) = request.into_parts();
+            let mut uri = std::mem::take(&mut parts.uri).into_parts();
+            uri.scheme = Some(Scheme::HTTP);
+            uri.authority = Some(self.authority.clone());
+            parts.uri = http::Uri::from_parts(uri).expect("a path and an origin make a URI");
+            let answer = self
+                .send
+                .send_request(http::Request::from_parts(parts, body));
+            Box::pin(async move { answer.await.map_err(BoxError::from) })
+        }
+    }
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
