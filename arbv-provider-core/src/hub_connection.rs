@@ -17,10 +17,12 @@ use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper::http::uri::{Authority, Scheme};
 use hyper::http::{HeaderValue, Request, Response, Uri, header};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
+use sync_wrapper::SyncWrapper;
 use tokio::sync::Mutex;
 use tonic::body::Body;
+use tower_service::Service as _;
 
 use crate::error::error_chain;
 
@@ -39,9 +41,12 @@ const USER_AGENT: &str = concat!("arbv-provider/", env!("CARGO_PKG_VERSION"));
 pub(crate) struct HubTarget {
     scheme: Scheme,
     authority: Authority,
-    /// The address to open a TCP connection to: `host:port`, the port filled in for
-    /// `https://` without one.
-    address: String,
+    /// The origin, for the TCP connector.
+    origin: Uri,
+    /// Resolves the host and opens the TCP connection: hyper-util's, which tries a host's
+    /// addresses in turn and, when it has both kinds, IPv6 and IPv4 side by side after 300 ms
+    /// ("happy eyeballs"), so one unreachable address does not hold the connection up.
+    tcp: HttpConnector,
     #[cfg(feature = "tls")]
     tls: Option<Tls>,
 }
@@ -70,8 +75,9 @@ impl std::fmt::Display for HubTarget {
 pub(crate) enum ConnectError {
     #[error("no connection within {0:?}")]
     TimedOut(Duration),
-    #[error("tcp connect error: {0}")]
-    Tcp(#[source] std::io::Error),
+    /// hyper-util's connector error, which says "tcp connect error" with the cause beneath.
+    #[error("{0}")]
+    Tcp(#[source] Box<dyn StdError + Send + Sync>),
     #[cfg(feature = "tls")]
     #[error("TLS handshake failed: {0}")]
     Tls(#[source] std::io::Error),
@@ -90,16 +96,21 @@ impl HubTarget {
             .authority()
             .cloned()
             .ok_or_else(|| "it names no host".to_owned())?;
-        let port = match (authority.port_u16(), scheme.as_str()) {
-            (Some(port), _) => port,
-            (None, "https") => 443,
-            (None, _) => 80,
-        };
-        let address = format!("{}:{port}", authority.host());
+        let origin = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut tcp = HttpConnector::new();
+        // The scheme is ours to act on (TLS below), not the connector's.
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
         Ok(Self {
             scheme,
             authority,
-            address,
+            origin,
+            tcp,
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -136,10 +147,15 @@ impl HubTarget {
     }
 
     async fn connect_now(&self) -> Result<SendRequest<Body>, ConnectError> {
-        let tcp = TcpStream::connect(self.address.as_str())
+        let mut connector = self.tcp.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
             .await
-            .map_err(ConnectError::Tcp)?;
-        tcp.set_nodelay(true).map_err(ConnectError::Tcp)?;
+            .map_err(|e| ConnectError::Tcp(e.into()))?;
+        let tcp = connector
+            .call(self.origin.clone())
+            .await
+            .map_err(|e| ConnectError::Tcp(e.into()))?
+            .into_inner();
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.tls {
             let stream = tls
@@ -204,8 +220,10 @@ struct Shared {
     current: Mutex<Current>,
 }
 
-/// The connection a lane waits for in place of a broken one (see [`Shared::replace`]).
-type Replacing = Pin<Box<dyn Future<Output = Result<Current, tonic::Status>> + Send + Sync>>;
+/// The connection a lane waits for in place of a broken one (see [`Shared::replace`]). Only
+/// polled through `&mut`, so it need not be `Sync` for the lane's handle to be (hyper-util's
+/// connector future is not).
+type Replacing = SyncWrapper<Pin<Box<dyn Future<Output = Result<Current, tonic::Status>> + Send>>>;
 
 /// A lane's handle on the hub connection: a `tower::Service` for tonic's `Grpc` client. When
 /// the connection breaks, the next call makes a new one (one lane makes it, the others wait for
@@ -298,7 +316,7 @@ impl tower_service::Service<Request<Body>> for HubConnection {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         loop {
             if let Some(replacing) = &mut self.replacing {
-                let replaced = ready!(replacing.as_mut().poll(cx));
+                let replaced = ready!(replacing.get_mut().as_mut().poll(cx));
                 self.replacing = None;
                 let Current { generation, send } = replaced.map_err(BoxError::from)?;
                 self.generation = generation;
@@ -308,7 +326,8 @@ impl tower_service::Service<Request<Body>> for HubConnection {
                 Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(_closed)) => {
-                    self.replacing = Some(Box::pin(self.shared.clone().replace(self.generation)));
+                    let replace = self.shared.clone().replace(self.generation);
+                    self.replacing = Some(SyncWrapper::new(Box::pin(replace)));
                 }
             }
         }
@@ -333,5 +352,50 @@ impl tower_service::Service<Request<Body>> for HubConnection {
         // keep-alive PING left unanswered), as it does behind its own channel.
         let answer = self.send.send_request(Request::from_parts(parts, body));
         Box::pin(async move { answer.await.map_err(BoxError::from) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener that takes connections and holds them: the HTTP/2 handshake needs nothing
+    /// back from the server.
+    async fn listener_on_ipv4_loopback() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_host_name_is_resolved_and_each_of_its_addresses_tried() {
+        // `localhost` may resolve to ::1 first, where nothing listens.
+        let port = listener_on_ipv4_loopback().await;
+        let uri: Uri = format!("http://localhost:{port}").parse().unwrap();
+        let target = HubTarget::plain(&uri).unwrap();
+        assert_eq!(target.to_string(), format!("http://localhost:{port}"));
+        assert!(HubConnection::open(target).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_says_so() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let uri: Uri = format!("http://127.0.0.1:{port}").parse().unwrap();
+        let error = HubConnection::open(HubTarget::plain(&uri).unwrap())
+            .await
+            .unwrap_err();
+        let text = error_chain(&error);
+        assert!(text.contains("tcp connect error"), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
     }
 }
