@@ -483,17 +483,10 @@ mod tests {
     /// A client for provider `provider` with token `a-token`, connected to a listener that
     /// never answers.
     async fn client_of_provider() -> (HubClient, Config) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (socket, _) = listener.accept().await.unwrap();
-            // Holds the socket open; the HTTP/2 handshake needs nothing back from the server.
-            std::future::pending::<()>().await;
-            drop(socket);
-        });
+        let port = crate::hub_connection::silent_listener().await;
         let config = Config::builder()
             .auth_token("a-token")
-            .hub_url(address.to_string())
+            .hub_url(format!("127.0.0.1:{port}"))
             .build()
             .unwrap();
         let target = crate::endpoint::endpoint(&config).unwrap();

@@ -210,6 +210,7 @@ where
 }
 
 /// The connection the lanes share, and which one it is: each one made gets the next number.
+#[derive(Clone)]
 struct Current {
     generation: u64,
     send: SendRequest<Body>,
@@ -230,9 +231,8 @@ type Replacing = SyncWrapper<Pin<Box<dyn Future<Output = Result<Current, tonic::
 /// it and take it), or fails as `UNAVAILABLE` if the hub cannot be reached.
 pub(crate) struct HubConnection {
     shared: Arc<Shared>,
-    generation: u64,
-    send: SendRequest<Body>,
-    user_agent: HeaderValue,
+    /// The connection this lane calls on, as it last took it.
+    current: Current,
     /// A new connection being made or taken, while `poll_ready` waits for it.
     replacing: Option<Replacing>,
 }
@@ -241,9 +241,7 @@ impl Clone for HubConnection {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
-            generation: self.generation,
-            send: self.send.clone(),
-            user_agent: self.user_agent.clone(),
+            current: self.current.clone(),
             replacing: None,
         }
     }
@@ -253,7 +251,7 @@ impl std::fmt::Debug for HubConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HubConnection")
             .field("hub", &self.shared.target)
-            .field("generation", &self.generation)
+            .field("generation", &self.current.generation)
             .finish_non_exhaustive()
     }
 }
@@ -261,18 +259,16 @@ impl std::fmt::Debug for HubConnection {
 impl HubConnection {
     /// The first connection to `target`.
     pub(crate) async fn open(target: HubTarget) -> Result<Self, ConnectError> {
-        let send = target.connect().await?;
+        let current = Current {
+            generation: 0,
+            send: target.connect().await?,
+        };
         Ok(Self {
             shared: Arc::new(Shared {
                 target,
-                current: Mutex::new(Current {
-                    generation: 0,
-                    send: send.clone(),
-                }),
+                current: Mutex::new(current.clone()),
             }),
-            generation: 0,
-            send,
-            user_agent: HeaderValue::from_static(USER_AGENT),
+            current,
             replacing: None,
         })
     }
@@ -298,10 +294,7 @@ impl Shared {
                 "reconnected to the hub"
             );
         }
-        Ok(Current {
-            generation: current.generation,
-            send: current.send.clone(),
-        })
+        Ok(current.clone())
     }
 }
 
@@ -318,15 +311,13 @@ impl tower_service::Service<Request<Body>> for HubConnection {
             if let Some(replacing) = &mut self.replacing {
                 let replaced = ready!(replacing.get_mut().as_mut().poll(cx));
                 self.replacing = None;
-                let Current { generation, send } = replaced.map_err(BoxError::from)?;
-                self.generation = generation;
-                self.send = send;
+                self.current = replaced.map_err(BoxError::from)?;
             }
-            match self.send.poll_ready(cx) {
+            match self.current.send.poll_ready(cx) {
                 Poll::Ready(Ok(())) => return Poll::Ready(Ok(())),
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Err(_closed)) => {
-                    let replace = self.shared.clone().replace(self.generation);
+                    let replace = self.shared.clone().replace(self.current.generation);
                     self.replacing = Some(SyncWrapper::new(Box::pin(replace)));
                 }
             }
@@ -345,38 +336,43 @@ impl tower_service::Service<Request<Body>> for HubConnection {
                 return Box::pin(std::future::ready(Err(status.into())));
             }
         }
-        parts
-            .headers
-            .insert(header::USER_AGENT, self.user_agent.clone());
+        parts.headers.insert(
+            header::USER_AGENT,
+            const { HeaderValue::from_static(USER_AGENT) },
+        );
         // The error as hyper gives it: tonic reads the status out of it (`UNAVAILABLE` for a
         // keep-alive PING left unanswered), as it does behind its own channel.
-        let answer = self.send.send_request(Request::from_parts(parts, body));
+        let answer = self
+            .current
+            .send
+            .send_request(Request::from_parts(parts, body));
         Box::pin(async move { answer.await.map_err(BoxError::from) })
     }
+}
+
+/// A listener on IPv4 loopback that takes connections and holds them, answering nothing: the
+/// HTTP/2 handshake needs nothing back from the server. Its port.
+#[cfg(test)]
+pub(crate) async fn silent_listener() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A listener that takes connections and holds them: the HTTP/2 handshake needs nothing
-    /// back from the server.
-    async fn listener_on_ipv4_loopback() -> u16 {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                held.push(socket);
-            }
-        });
-        port
-    }
-
     #[tokio::test]
     async fn a_host_name_is_resolved_and_each_of_its_addresses_tried() {
         // `localhost` may resolve to ::1 first, where nothing listens.
-        let port = listener_on_ipv4_loopback().await;
+        let port = silent_listener().await;
         let uri: Uri = format!("http://localhost:{port}").parse().unwrap();
         let target = HubTarget::plain(&uri).unwrap();
         assert_eq!(target.to_string(), format!("http://localhost:{port}"));
