@@ -11,8 +11,11 @@
 //! - the same through the dev hub in its hand-back mode (one RPC per task under load);
 //! - p99 latency at half of peak against a dev hub that does not hand work back: what that hub
 //!   and the provider carry in a closed loop, then tasks at half of it, each task's time split
-//!   into its wait for a `GetTask` and its time out at the provider; and, for comparison, at
-//!   half the provider's peak against the trivial hub;
+//!   into its wait for a `GetTask` and its time out at the provider, and beside each run what
+//!   else the machine did meanwhile (steal, other processes, interrupts, how long the provider
+//!   and the hub waited for a core, page faults read from disk), to tell a tail the machine
+//!   made from one the provider made; and, for comparison, at half the provider's peak against
+//!   the trivial hub;
 //! - the curve as concurrency grows; the cost as payloads grow (echo, a 10 KB order, 1 MB);
 //! - 1, 2 and 4 provider processes against one hub;
 //! - the provider and the bare client on tokio's multi-threaded runtime beside the
@@ -52,8 +55,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arbv_benches::{
-    ClientTransport, ECHO_PAYLOAD, HubCounters, TrivialHub, cpu_seconds, median, order_payload,
-    quantile, serve_trivial, status_mib, thread_cpu_seconds, trivial_client,
+    ClientTransport, ECHO_PAYLOAD, HubCounters, MachineCpu, TrivialHub, cpu_seconds, major_faults,
+    median, order_payload, own_thread_run_delay_seconds, peak_rss_mib, quantile, run_delay_seconds,
+    serve_trivial, thread_cpu_seconds, trivial_client,
 };
 use arbv_provider::config::DEFAULT_CONCURRENCY;
 use arbv_provider::dev_hub::{DEFAULT_HOLD, DevHub, RunningServer};
@@ -424,7 +428,7 @@ async fn measure_steady(
     }
     let peak_mib = workers
         .iter()
-        .map(|w| status_mib(w.pid(), "VmHWM"))
+        .map(|w| peak_rss_mib(w.pid()))
         .fold(f64::NAN, f64::max);
     for worker in workers {
         worker.stop().await;
@@ -639,6 +643,71 @@ struct Paced {
     cpu_us: f64,
     hub_cpu_us: f64,
     rpcs_per_task: f64,
+    /// What else had the cores meanwhile, and how long the two sides waited for one.
+    machine: MachineShare,
+}
+
+/// What the machine did during a run besides the provider and the benchmark's own process,
+/// and how long each side waited, runnable, for a core: what tells a tail made by the machine
+/// from one made by the provider.
+#[derive(Clone, Copy)]
+struct MachineShare {
+    /// Of all the cores' time, the share the hypervisor kept (steal), in %.
+    steal_pct: f64,
+    /// Of all the cores' time, the share other processes ran, in %.
+    others_pct: f64,
+    /// Of all the cores' time, the share spent in interrupts (the loopback network's among
+    /// them), in %.
+    interrupts_pct: f64,
+    /// The provider's threads runnable and waiting for a core, in ms per s of the run.
+    provider_waited: f64,
+    /// The hub's thread runnable and waiting for a core, in ms per s of the run.
+    hub_waited: f64,
+    /// Page faults the provider and this process (the hub's) waited for the disk for.
+    major_faults: f64,
+}
+
+/// The readings a [`MachineShare`] is the difference of.
+struct MachineReading {
+    at: Instant,
+    machine: MachineCpu,
+    /// CPU seconds of the provider and of this process.
+    provider_cpu: f64,
+    own_cpu: f64,
+    provider_delay: f64,
+    hub_delay: f64,
+    major_faults: f64,
+}
+
+impl MachineReading {
+    /// Now, for the provider `pid` and the hub running on this process's thread `hub_tid`.
+    fn take(pid: u32, hub_tid: i32) -> Self {
+        Self {
+            at: Instant::now(),
+            machine: MachineCpu::now(),
+            provider_cpu: cpu_seconds(pid),
+            own_cpu: own_cpu(),
+            provider_delay: run_delay_seconds(pid),
+            hub_delay: own_thread_run_delay_seconds(hub_tid),
+            major_faults: major_faults(pid) + major_faults(std::process::id()),
+        }
+    }
+
+    fn since(&self, start: &Self) -> MachineShare {
+        let total = self.machine.total - start.machine.total;
+        let ours = (self.provider_cpu - start.provider_cpu) + (self.own_cpu - start.own_cpu);
+        let busy = self.machine.busy - start.machine.busy;
+        let ms_per_s = 1e3 / self.at.duration_since(start.at).as_secs_f64();
+        MachineShare {
+            steal_pct: 100.0 * (self.machine.steal - start.machine.steal) / total,
+            // Clock ticks on both sides: a tick's rounding can make it a little negative.
+            others_pct: (100.0 * (busy - ours) / total).max(0.0),
+            interrupts_pct: 100.0 * (self.machine.interrupts - start.machine.interrupts) / total,
+            provider_waited: (self.provider_delay - start.provider_delay) * ms_per_s,
+            hub_waited: (self.hub_delay - start.hub_delay) * ms_per_s,
+            major_faults: self.major_faults - start.major_faults,
+        }
+    }
 }
 
 /// The middle and the tail of some durations, in ms.
@@ -715,6 +784,10 @@ async fn measure_paced(
     drive(&hub, 1_000, 2 * concurrency).await;
     let rpcs0 = rpcs(&hub);
     let (worker0, hub0) = (worker.cpu(), own_cpu());
+    // The hub runs on this thread: the latency runs' runtime has one.
+    // SAFETY: gettid(2) has no preconditions.
+    let hub_tid = unsafe { libc::gettid() };
+    let machine0 = MachineReading::take(worker.pid(), hub_tid);
     let started = Instant::now();
     let ids = match arrivals {
         Arrivals::Ticked => feed_ticked(&hub, rate, duration).await,
@@ -732,6 +805,7 @@ async fn measure_paced(
         tokio::task::yield_now().await;
     }
     let elapsed = started.elapsed();
+    let machine = MachineReading::take(worker.pid(), hub_tid).since(&machine0);
     let (worker1, hub1) = (worker.cpu(), own_cpu());
     let rpcs1 = rpcs(&hub);
     worker.stop().await;
@@ -753,6 +827,7 @@ async fn measure_paced(
         cpu_us: (worker1 - worker0) * 1e6 / tasks,
         hub_cpu_us: (hub1 - hub0) * 1e6 / tasks,
         rpcs_per_task: (rpcs1 - rpcs0) as f64 / tasks,
+        machine,
     }
 }
 
@@ -1574,6 +1649,7 @@ fn print_latency(latency: &Latency, settings: &Settings) {
             median_of(paced, |p| p.hub_cpu_us),
             median_of(paced, |p| p.rpcs_per_task)
         );
+        print_machine(paced);
     }
     if let Some(harder) = &latency.at_trivial_half {
         let asked = harder.asked[0];
@@ -1591,9 +1667,23 @@ fn print_latency(latency: &Latency, settings: &Settings) {
                 list(&all_of(paced, |p| p.p99_ms), 2)
             );
             print_split(paced);
+            print_machine(paced);
         }
     }
     println!();
+}
+
+/// What else had the cores during a case's runs, run by run, in the order their p99s are listed.
+fn print_machine(paced: &[Paced]) {
+    println!(
+        "     the machine meanwhile    steal {} %; other processes {} %; interrupts {} % of the cores; waiting, runnable, for a core: provider {} ms/s, hub {} ms/s; page faults read from disk {} (runs)",
+        list(&all_of(paced, |p| p.machine.steal_pct), 1),
+        list(&all_of(paced, |p| p.machine.others_pct), 1),
+        list(&all_of(paced, |p| p.machine.interrupts_pct), 1),
+        list(&all_of(paced, |p| p.machine.provider_waited), 1),
+        list(&all_of(paced, |p| p.machine.hub_waited), 1),
+        list(&all_of(paced, |p| p.machine.major_faults), 0)
+    );
 }
 
 /// A case's tasks split at their first delivery: the wait for a `GetTask`, and the time out at
@@ -1998,6 +2088,23 @@ fn print_targets(
         p99s[2],
         p99s[3],
         verdict(p99s.iter().all(|&p99| p99 < 3.0))
+    );
+    let most = |figure: fn(&MachineShare) -> f64| {
+        latency
+            .at_half
+            .runs
+            .iter()
+            .flatten()
+            .map(|p| figure(&p.machine))
+            .fold(0.0, f64::max)
+    };
+    println!(
+        "     the machine during those runs, at most: steal {:.1} %, other processes {:.1} % of the cores; the provider waiting, runnable, for a core {:.1} ms/s, the hub {:.1} ms/s; page faults read from disk {:.0} in a run",
+        most(|m| m.steal_pct),
+        most(|m| m.others_pct),
+        most(|m| m.provider_waited),
+        most(|m| m.hub_waited),
+        most(|m| m.major_faults)
     );
     println!(
         "   idle RSS: {idle_mb:.1} MB (< 10 MB) {}",

@@ -13,6 +13,8 @@ use arbv_provider_core::wire::{
     ACCEPT_HAND_BACK, HAND_BACK, hand_back_flag_raised, raise_hand_back_flag,
 };
 use bytes::Bytes;
+use procfs::process::{Process, Schedstat};
+use procfs::{CurrentSI, KernelStats};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
@@ -294,57 +296,104 @@ mod hyper_direct {
     }
 }
 
-/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`.
+/// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`; NaN once it
+/// is gone.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(stat) = Process::new(pid as i32).and_then(|p| p.stat()) else {
         return f64::NAN;
     };
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: u64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
-    ticks as f64 / clock_ticks_per_second()
+    (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64
 }
 
 /// CPU time the live threads of a process have used, from `/proc/<pid>/task/*/schedstat`: in
 /// nanoseconds, so fine enough for an idle process (the clock ticks of `cpu_seconds` are 10 ms).
 /// Threads that have ended are not counted.
 pub fn thread_cpu_seconds(pid: u32) -> f64 {
-    let Ok(threads) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+    sum_over_threads(pid, |s| s.sum_exec_runtime)
+}
+
+/// Time the live threads of a process have spent runnable but waiting for a core, from
+/// `/proc/<pid>/task/*/schedstat`: what the scheduler made them wait, where a latency tail that
+/// is not the process's own work comes from. Threads that have ended are not counted.
+pub fn run_delay_seconds(pid: u32) -> f64 {
+    sum_over_threads(pid, |s| s.run_delay)
+}
+
+/// Page faults a process has waited for the disk for so far (major faults: code or data the
+/// kernel had dropped from memory, read back); NaN once it is gone.
+pub fn major_faults(pid: u32) -> f64 {
+    Process::new(pid as i32)
+        .and_then(|p| p.stat())
+        .map_or(f64::NAN, |stat| stat.majflt as f64)
+}
+
+/// [`run_delay_seconds`] of one thread of this process.
+pub fn own_thread_run_delay_seconds(tid: i32) -> f64 {
+    Process::myself()
+        .and_then(|p| p.task_from_tid(tid))
+        .and_then(|t| t.schedstat())
+        .map_or(f64::NAN, |s| s.run_delay as f64 / 1e9)
+}
+
+fn sum_over_threads(pid: u32, nanos: impl Fn(&Schedstat) -> u64) -> f64 {
+    let Ok(threads) = Process::new(pid as i32).and_then(|p| p.tasks()) else {
         return f64::NAN;
     };
-    let nanos: u64 = threads
+    let total: u64 = threads
         .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .filter_map(|t| t.schedstat().ok())
+        .map(|s| nanos(&s))
         .sum();
-    nanos as f64 / 1e9
+    total as f64 / 1e9
 }
 
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf only reads a system constant.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks as f64 } else { 100.0 }
+/// The machine's CPU time so far, summed over its cores, from `/proc/stat`: over a run, how
+/// much went to processes outside the benchmark, and how much the hypervisor kept.
+#[derive(Clone, Copy, Debug)]
+pub struct MachineCpu {
+    /// Running processes: user, nice and system, in seconds.
+    pub busy: f64,
+    /// Serving interrupts, the loopback network's softirqs among them, in seconds: the kernel
+    /// counts them apart from the processes they serve.
+    pub interrupts: f64,
+    /// Stolen: the hypervisor ran something else while this machine had work, in seconds.
+    pub steal: f64,
+    /// All the time there was, idle included, in seconds.
+    pub total: f64,
 }
 
-/// A `kB` field of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in MiB.
-pub fn status_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| {
-            let rest = line.strip_prefix(field)?.strip_prefix(':')?;
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+impl MachineCpu {
+    pub fn now() -> Self {
+        let Ok(stats) = KernelStats::current() else {
+            return Self {
+                busy: f64::NAN,
+                interrupts: f64::NAN,
+                steal: f64::NAN,
+                total: f64::NAN,
+            };
+        };
+        let t = stats.total;
+        let busy = t.user + t.nice + t.system;
+        let interrupts = t.irq.unwrap_or(0) + t.softirq.unwrap_or(0);
+        let steal = t.steal.unwrap_or(0);
+        let total = busy + interrupts + steal + t.idle + t.iowait.unwrap_or(0);
+        let seconds = |ticks: u64| ticks as f64 / procfs::ticks_per_second() as f64;
+        Self {
+            busy: seconds(busy),
+            interrupts: seconds(interrupts),
+            steal: seconds(steal),
+            total: seconds(total),
+        }
+    }
+}
+
+/// The most resident memory a process has had (`VmHWM` of `/proc/<pid>/status`), in MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    Process::new(pid as i32)
+        .and_then(|p| p.status())
+        .ok()
+        .and_then(|status| status.vmhwm)
+        .map_or(f64::NAN, |kb| kb as f64 / 1024.0)
 }
 
 /// The `q` quantile (0..=1) of `values`, which it sorts; NaN when empty.
