@@ -55,7 +55,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arbv_benches::{
-    ClientTransport, ECHO_PAYLOAD, HubCounters, MachineCpu, TrivialHub, cpu_seconds, major_faults,
+    ClientTransport, ECHO_PAYLOAD, HubCounters, MachineCpu, ProcessUse, TrivialHub, cpu_seconds,
     median, order_payload, own_thread_run_delay_seconds, peak_rss_mib, quantile, run_delay_seconds,
     serve_trivial, thread_cpu_seconds, trivial_client,
 };
@@ -667,16 +667,15 @@ struct MachineShare {
     major_faults: f64,
 }
 
-/// The readings a [`MachineShare`] is the difference of.
+/// The readings a paced run's costs and its [`MachineShare`] are the differences of.
 struct MachineReading {
     at: Instant,
     machine: MachineCpu,
-    /// CPU seconds of the provider and of this process.
-    provider_cpu: f64,
-    own_cpu: f64,
+    /// The provider's use, and this process's (the hub's).
+    provider: ProcessUse,
+    own: ProcessUse,
     provider_delay: f64,
     hub_delay: f64,
-    major_faults: f64,
 }
 
 impl MachineReading {
@@ -685,17 +684,25 @@ impl MachineReading {
         Self {
             at: Instant::now(),
             machine: MachineCpu::now(),
-            provider_cpu: cpu_seconds(pid),
-            own_cpu: own_cpu(),
+            provider: ProcessUse::of(pid),
+            own: ProcessUse::of(std::process::id()),
             provider_delay: run_delay_seconds(pid),
             hub_delay: own_thread_run_delay_seconds(hub_tid),
-            major_faults: major_faults(pid) + major_faults(std::process::id()),
         }
+    }
+
+    /// CPU seconds the provider, then this process, used since `start`.
+    fn cpu_since(&self, start: &Self) -> (f64, f64) {
+        (
+            self.provider.cpu_seconds - start.provider.cpu_seconds,
+            self.own.cpu_seconds - start.own.cpu_seconds,
+        )
     }
 
     fn since(&self, start: &Self) -> MachineShare {
         let total = self.machine.total - start.machine.total;
-        let ours = (self.provider_cpu - start.provider_cpu) + (self.own_cpu - start.own_cpu);
+        let (provider_cpu, own_cpu) = self.cpu_since(start);
+        let ours = provider_cpu + own_cpu;
         let busy = self.machine.busy - start.machine.busy;
         let ms_per_s = 1e3 / self.at.duration_since(start.at).as_secs_f64();
         MachineShare {
@@ -705,7 +712,8 @@ impl MachineReading {
             interrupts_pct: 100.0 * (self.machine.interrupts - start.machine.interrupts) / total,
             provider_waited: (self.provider_delay - start.provider_delay) * ms_per_s,
             hub_waited: (self.hub_delay - start.hub_delay) * ms_per_s,
-            major_faults: self.major_faults - start.major_faults,
+            major_faults: (self.provider.major_faults - start.provider.major_faults)
+                + (self.own.major_faults - start.own.major_faults),
         }
     }
 }
@@ -783,11 +791,10 @@ async fn measure_paced(
     let worker = Worker::spawn(Role::Provider, &server.url(), concurrency, &[]);
     drive(&hub, 1_000, 2 * concurrency).await;
     let rpcs0 = rpcs(&hub);
-    let (worker0, hub0) = (worker.cpu(), own_cpu());
     // The hub runs on this thread: the latency runs' runtime has one.
     // SAFETY: gettid(2) has no preconditions.
     let hub_tid = unsafe { libc::gettid() };
-    let machine0 = MachineReading::take(worker.pid(), hub_tid);
+    let start = MachineReading::take(worker.pid(), hub_tid);
     let started = Instant::now();
     let ids = match arrivals {
         Arrivals::Ticked => feed_ticked(&hub, rate, duration).await,
@@ -805,8 +812,7 @@ async fn measure_paced(
         tokio::task::yield_now().await;
     }
     let elapsed = started.elapsed();
-    let machine = MachineReading::take(worker.pid(), hub_tid).since(&machine0);
-    let (worker1, hub1) = (worker.cpu(), own_cpu());
+    let end = MachineReading::take(worker.pid(), hub_tid);
     let rpcs1 = rpcs(&hub);
     worker.stop().await;
     server.stop().await;
@@ -816,6 +822,7 @@ async fn measure_paced(
         outs,
     } = task_times_ms(&hub, &ids);
     let tasks = ids.len() as f64;
+    let (provider_cpu, hub_cpu) = end.cpu_since(&start);
     Paced {
         achieved: tasks / elapsed.as_secs_f64(),
         sent: ids.len(),
@@ -824,10 +831,10 @@ async fn measure_paced(
         max_ms: quantile(&mut latencies, 1.0),
         wait: Spread::of(waits),
         out: Spread::of(outs),
-        cpu_us: (worker1 - worker0) * 1e6 / tasks,
-        hub_cpu_us: (hub1 - hub0) * 1e6 / tasks,
+        cpu_us: provider_cpu * 1e6 / tasks,
+        hub_cpu_us: hub_cpu * 1e6 / tasks,
         rpcs_per_task: (rpcs1 - rpcs0) as f64 / tasks,
-        machine,
+        machine: end.since(&start),
     }
 }
 

@@ -296,13 +296,35 @@ mod hyper_direct {
     }
 }
 
+/// What a process has used so far, from one read of `/proc/<pid>/stat`; NaN once it is gone.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcessUse {
+    /// CPU time, user + system, in seconds.
+    pub cpu_seconds: f64,
+    /// Page faults it waited for the disk for (major faults: code or data the kernel had
+    /// dropped from memory, read back).
+    pub major_faults: f64,
+}
+
+impl ProcessUse {
+    pub fn of(pid: u32) -> Self {
+        match Process::new(pid as i32).and_then(|p| p.stat()) {
+            Ok(stat) => Self {
+                cpu_seconds: (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64,
+                major_faults: stat.majflt as f64,
+            },
+            Err(_) => Self {
+                cpu_seconds: f64::NAN,
+                major_faults: f64::NAN,
+            },
+        }
+    }
+}
+
 /// CPU time (user + system) a process has used so far, from `/proc/<pid>/stat`; NaN once it
 /// is gone.
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = Process::new(pid as i32).and_then(|p| p.stat()) else {
-        return f64::NAN;
-    };
-    (stat.utime + stat.stime) as f64 / procfs::ticks_per_second() as f64
+    ProcessUse::of(pid).cpu_seconds
 }
 
 /// CPU time the live threads of a process have used, from `/proc/<pid>/task/*/schedstat`: in
@@ -317,14 +339,6 @@ pub fn thread_cpu_seconds(pid: u32) -> f64 {
 /// is not the process's own work comes from. Threads that have ended are not counted.
 pub fn run_delay_seconds(pid: u32) -> f64 {
     sum_over_threads(pid, |s| s.run_delay)
-}
-
-/// Page faults a process has waited for the disk for so far (major faults: code or data the
-/// kernel had dropped from memory, read back); NaN once it is gone.
-pub fn major_faults(pid: u32) -> f64 {
-    Process::new(pid as i32)
-        .and_then(|p| p.stat())
-        .map_or(f64::NAN, |stat| stat.majflt as f64)
 }
 
 /// [`run_delay_seconds`] of one thread of this process.
